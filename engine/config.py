@@ -1,0 +1,355 @@
+"""Configuration: loaded once from YAML into frozen dataclasses and validated.
+
+Owns the schema of config.yaml. An unknown key, a wrong type or a bad value is
+a ConfigError naming the key path, the value and what was expected. Secrets
+are never stored here: the config names the environment variable holding them
+(``*_env`` keys) and ``Secret`` reads it without ever printing it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config problem a user can fix; the message names path, value, expectation."""
+
+
+class Secret:
+    """A value read from the environment; never shown in repr, logs or /status."""
+
+    __slots__ = ("env_name", "_value")
+
+    def __init__(self, env_name: str) -> None:
+        self.env_name = env_name
+        self._value = os.environ.get(env_name, "") if env_name else ""
+
+    def get(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        state = "set" if self._value else "unset"
+        return f"Secret(env={self.env_name!r}, {state})"
+
+    __str__ = __repr__
+
+
+# --------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    id: str = ""  # empty: hostname-pid, unique per daemon sharing a task DB
+    data_dir: str = "data"  # SQLite task DB, chdb files, captures, spill
+    log_level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = False  # JSON lines instead of human-readable records
+    shutdown_timeout_s: float = 10.0  # graceful stop budget before forcing
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8080  # 0 picks a free port (tests)
+    # Key for mutating endpoints (halt, cancel-all) comes from this env var.
+    admin_key_env: str = "ENGINE_ADMIN_KEY"
+
+
+@dataclass(frozen=True)
+class BooksConfig:
+    # Shared-memory segment name; empty derives one from daemon id.
+    segment_name: str = ""
+    capacity: int = 1024  # books; memory = capacity * (64 + 32 * depth) bytes
+    depth: int = 50  # levels per side mirrored to shared memory
+    lock_stripes: int = 64  # more stripes, fewer writer collisions; 1 lock each
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    rest: str = ""  # empty: the venue driver's documented default
+    ws: str = ""
+
+
+@dataclass(frozen=True)
+class ExchangeConfig:
+    enabled: bool = True
+    spot: EndpointConfig = EndpointConfig()
+    futures: EndpointConfig = EndpointConfig()
+    api_key_env: str = ""
+    api_secret_env: str = ""
+    passphrase_env: str = ""
+    paper: bool = True  # live orders need paper: false set explicitly
+    max_pairs_per_connection: int = 0  # 0: the driver's default limit
+
+
+@dataclass(frozen=True)
+class SubscriptionConfig:
+    exchange: str
+    pair: str  # BASE/QUOTE
+    market: Literal["spot", "futures"] = "spot"
+    depth: int = 20
+    trades: bool = True
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    max_connections: int = 20  # per daemon, across venues
+    stall_timeout_s: float = 30.0  # no data for this long: reconnect
+    reconnect_min_s: float = 0.5  # backoff floor; full jitter up to the cap
+    reconnect_max_s: float = 30.0
+    record_dir: str = ""  # raw capture files here when set
+    record_rotate_mb: int = 256
+    record_rotate_s: int = 3600
+    subscriptions: tuple[SubscriptionConfig, ...] = ()
+
+
+@dataclass(frozen=True)
+class TaskDbConfig:
+    backend: Literal["sqlite", "mysql"] = "sqlite"
+    path: str = "tasks.sqlite"  # relative to data_dir
+    host: str = "127.0.0.1"
+    port: int = 3306
+    user: str = "engine"
+    database: str = "engine"
+    password_env: str = "ENGINE_MYSQL_PASSWORD"
+    poll_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class HistoryConfig:
+    backend: Literal["chdb", "clickhouse", "none"] = "chdb"
+    path: str = "history.chdb"  # chdb directory, relative to data_dir
+    host: str = "127.0.0.1"
+    port: int = 9000
+    user: str = "default"
+    database: str = "engine"
+    password_env: str = "ENGINE_CLICKHOUSE_PASSWORD"
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    tasks: TaskDbConfig = TaskDbConfig()
+    history: HistoryConfig = HistoryConfig()
+
+
+@dataclass(frozen=True)
+class VenueSymbolConfig:
+    symbol: str  # BTCUSDT
+    base: str
+    quote: str
+    tick_size: str = "0.01"  # decimal strings: money is never a float
+    step_size: str = "0.00001"
+    min_notional: str = "5"
+    maker_fee: str = "0.001"
+    taker_fee: str = "0.001"
+
+
+@dataclass(frozen=True)
+class VenueAccountConfig:
+    name: str
+    api_key: str  # local test credentials only; never a real venue's key
+    api_secret: str
+    balances: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SyntheticMarketConfig:
+    start_prices: dict[str, str] = field(default_factory=dict)  # symbol -> price
+    volatility_bps: float = 5.0  # random-walk step per tick, basis points
+    tick_ms: int = 200  # how often the bots act; faster = busier tape
+    levels: int = 20  # maker levels per side
+    seed: int = 1
+
+
+@dataclass(frozen=True)
+class LocalVenueConfig:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    state_path: str = "venue.sqlite"  # relative to data_dir
+    market: Literal["none", "synthetic", "replay"] = "synthetic"
+    replay_file: str = ""
+    synthetic: SyntheticMarketConfig = SyntheticMarketConfig()
+    symbols: tuple[VenueSymbolConfig, ...] = ()
+    accounts: tuple[VenueAccountConfig, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    daemon: DaemonConfig = DaemonConfig()
+    http: HttpConfig = HttpConfig()
+    books: BooksConfig = BooksConfig()
+    exchanges: dict[str, ExchangeConfig] = field(default_factory=dict)
+    feed: FeedConfig = FeedConfig()
+    storage: StorageConfig = StorageConfig()
+    venue: LocalVenueConfig = LocalVenueConfig()
+    source: str = ""  # path the config came from (not a YAML key)
+
+    def secret(self, env_name: str) -> Secret:
+        return Secret(env_name)
+
+
+_CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
+    ("HttpConfig", "port"): (lambda v: 0 <= v <= 65535, "a port 0..65535"),
+    ("LocalVenueConfig", "port"): (lambda v: 0 <= v <= 65535, "a port 0..65535"),
+    ("TaskDbConfig", "port"): (lambda v: 0 < v <= 65535, "a port 1..65535"),
+    ("HistoryConfig", "port"): (lambda v: 0 < v <= 65535, "a port 1..65535"),
+    ("BooksConfig", "capacity"): (lambda v: 1 <= v <= 1_000_000, "1..1000000 books"),
+    ("BooksConfig", "depth"): (lambda v: 1 <= v <= 5000, "1..5000 levels"),
+    ("BooksConfig", "lock_stripes"): (lambda v: 1 <= v <= 4096, "1..4096 locks"),
+    ("FeedConfig", "max_connections"): (lambda v: v >= 1, "at least 1"),
+    ("FeedConfig", "stall_timeout_s"): (lambda v: v > 0, "a positive number"),
+    ("SubscriptionConfig", "pair"): (lambda v: v.count("/") == 1 and "" not in v.split("/"),
+                                     "BASE/QUOTE, e.g. BTC/USDT"),
+    ("SubscriptionConfig", "depth"): (lambda v: v >= 1, "at least 1"),
+    ("DaemonConfig", "shutdown_timeout_s"): (lambda v: v > 0, "a positive number"),
+}
+
+
+# ------------------------------------------------------------------- validation
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    if origin in (tuple, list):
+        return "a list"
+    if origin is dict:
+        return "a mapping"
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
+        tp, getattr(tp, "__name__", str(tp)))
+
+
+def _convert(value: Any, tp: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise ConfigError(f"{path}: {value!r} is not {_type_name(tp)}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _convert(value, args[0], path)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+        return _build(tp, value, path)
+    if origin is tuple or origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        item_tp = typing.get_args(tp)[0]
+        return tuple(_convert(v, item_tp, f"{path}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+        key_tp, val_tp = typing.get_args(tp)
+        return {str(k): _convert(v, val_tp, f"{path}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: {value!r} is not true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: {value!r} is not an integer")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+            raise ConfigError(f"{path}: {value!r} is not a number")
+        return float(value)
+    if tp is str:
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise ConfigError(f"{path}: {value!r} is not a string")
+        return str(value)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        try:
+            return tp(value)
+        except ValueError:
+            raise ConfigError(f"{path}: {value!r} is not one of {[m.value for m in tp]}") from None
+    raise ConfigError(f"{path}: unsupported type {tp}")  # a bug in this module
+
+
+def _build(cls: Any, data: dict, path: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        where = f"{path}." if path else ""
+        raise ConfigError(
+            f"{where}{unknown[0]}: unknown key (expected one of: {', '.join(sorted(fields))})")
+    kwargs = {}
+    for name, f in fields.items():
+        key_path = f"{path}.{name}" if path else name
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{key_path}: missing (expected {_type_name(hints[name])})")
+            continue
+        value = _convert(data[name], hints[name], key_path)
+        check = _CHECKS.get((cls.__name__, name))
+        if check is not None and value is not None and not check[0](value):
+            raise ConfigError(f"{key_path}: {value!r} is not {check[1]}")
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def parse(data: Any, source: str = "") -> Config:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"top level: expected a mapping, got {type(data).__name__}")
+    config = _build(Config, data, "")
+    for i, sub in enumerate(config.feed.subscriptions):
+        if sub.exchange not in config.exchanges:
+            raise ConfigError(
+                f"feed.subscriptions[{i}].exchange: {sub.exchange!r} is not configured under "
+                f"exchanges (have: {', '.join(sorted(config.exchanges)) or 'none'})")
+    symbols = {s.symbol for s in config.venue.symbols}
+    if len(symbols) != len(config.venue.symbols):
+        raise ConfigError("venue.symbols: a symbol is listed twice")
+    return dataclasses.replace(config, source=source)
+
+
+def load(path: str | os.PathLike) -> Config:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {str(p)!r}: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML: {e}") from None
+    return parse(data, source=str(p))
+
+
+def to_public_dict(obj: Any) -> Any:
+    """The config as plain data for /status. Holds env var *names*, never values;
+    local venue account secrets are masked."""
+    if dataclasses.is_dataclass(obj):
+        out = {}
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if f.name in ("api_secret", "api_key") and isinstance(value, str):
+                out[f.name] = "***" if value else ""
+            else:
+                out[f.name] = to_public_dict(value)
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [to_public_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_public_dict(v) for k, v in obj.items()}
+    return obj

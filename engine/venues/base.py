@@ -1,0 +1,138 @@
+"""The driver interface every venue module implements (Sans-I/O).
+
+A driver builds the frames and requests a connection sends, parses what comes
+back into normalized events (engine.model), and states the venue's book-sync
+rule and limits. It never opens a socket, reads a clock or sleeps: the feed
+(engine.feed) does all I/O and passes ``recv_ns`` in.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+from engine.model import BookDelta, BookSnapshot, Event, Market
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the venue allows; the pool and limiter enforce these."""
+
+    max_streams_per_connection: int = 50  # pairs (book + trades) per socket
+    max_connects_per_window: int = 300  # new connections per window per IP
+    connect_window_s: float = 300.0
+    max_client_msgs_per_s: float = 5.0  # frames we may send per connection
+    rest_weight_per_minute: int = 6000  # shared by every REST call of the venue
+    snapshot_weight: int = 50  # weight of one REST book snapshot
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Keep-alive rule. Server WS-level pings are answered by the socket layer;
+    application pings from the server are answered via ``Parsed.replies``."""
+
+    client_ping_interval_s: float | None = None  # send ``client_ping`` this often
+    client_ping: str | None = None  # text frame, e.g. '{"op":"ping"}' or 'ping'
+    ws_ping_interval_s: float | None = None  # send WS ping frames this often
+
+
+@dataclass(frozen=True)
+class RestRequest:
+    url: str
+    params: dict = field(default_factory=dict)
+    method: str = "GET"
+    weight: int = 1
+
+
+@dataclass(frozen=True)
+class Subscription:
+    pair: str  # BASE/QUOTE
+    depth: int = 20
+    trades: bool = True
+
+
+@dataclass(slots=True)
+class Parsed:
+    """Result of one frame: events for the books/recorder, replies to send."""
+
+    events: list[Event]
+    replies: list[str] = field(default_factory=list)
+
+
+class Verdict(enum.Enum):
+    APPLY = "apply"  # in sequence: apply to the book
+    DROP = "drop"  # older than the book state: ignore (not an error)
+    GAP = "gap"  # continuity broken: resync this book
+
+
+class SyncRule(ABC):
+    """A venue's continuity rule for one book; holds that book's last id."""
+
+    @abstractmethod
+    def on_snapshot(self, snapshot: BookSnapshot) -> None:
+        """The book was (re)seeded from ``snapshot``."""
+
+    @abstractmethod
+    def check(self, delta: BookDelta) -> Verdict:
+        """Whether ``delta`` follows the book's state; advances on APPLY."""
+
+
+class ResyncMethod(enum.Enum):
+    REST = "rest"  # buffer deltas, fetch a REST snapshot, replay the buffer
+    RESUBSCRIBE = "resubscribe"  # unsubscribe + subscribe: the venue sends a snapshot
+
+
+class Driver(ABC):
+    """One venue and market. Stateless apart from configuration, so one
+    instance serves every connection of that market."""
+
+    venue: str = ""
+    market: Market = Market.SPOT
+    limits: Limits = Limits()
+    heartbeat: Heartbeat = Heartbeat()
+    resync: ResyncMethod = ResyncMethod.REST
+
+    def __init__(self, market: Market, rest_url: str = "", ws_url: str = "") -> None:
+        self.market = market
+        self.rest_base = rest_url or self.default_rest_url(market)
+        self.ws_base = ws_url or self.default_ws_url(market)
+
+    @classmethod
+    @abstractmethod
+    def default_rest_url(cls, market: Market) -> str: ...
+
+    @classmethod
+    @abstractmethod
+    def default_ws_url(cls, market: Market) -> str: ...
+
+    def connect_url(self, subscriptions: list[Subscription]) -> str:
+        """URL to open for a connection that will carry ``subscriptions``."""
+        return self.ws_base
+
+    @abstractmethod
+    def symbol(self, pair: str) -> str:
+        """Venue symbol for BASE/QUOTE."""
+
+    @abstractmethod
+    def subscribe(self, subscriptions: list[Subscription]) -> list[str]:
+        """Frames to send to start these subscriptions."""
+
+    @abstractmethod
+    def unsubscribe(self, subscriptions: list[Subscription]) -> list[str]:
+        ...
+
+    @abstractmethod
+    def parse(self, frame: str | bytes, recv_ns: int) -> Parsed:
+        """Decode one frame. Never raises: bad input yields a FeedError event."""
+
+    def snapshot_request(self, pair: str, depth: int) -> RestRequest | None:
+        """REST snapshot for a resync, or None where snapshots come over WS."""
+        return None
+
+    def parse_snapshot(self, pair: str, body: str | bytes, recv_ns: int) -> BookSnapshot:
+        raise NotImplementedError(f"{self.venue} takes snapshots over WebSocket")
+
+    @abstractmethod
+    def sync_rule(self) -> SyncRule:
+        """A fresh continuity rule for one book."""

@@ -1,0 +1,3 @@
+"""Test-session wiring: private servers and helpers live in tests/support."""
+
+pytest_plugins = ["tests.support.fixtures"]
