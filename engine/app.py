@@ -196,9 +196,9 @@ class Daemon:
         for c in self.components:
             if isinstance(c, _VenueComponent):
                 lines.append(f"  venue:    REST {c.venue.rest_url}  WebSocket {c.venue.ws_url}")
-        lines.append(f"  http:     {self.http.url if self.http else 'disabled'}")
         if self.missing:
             lines.append(f"  NOT BUILT YET (this role runs without them): {', '.join(self.missing)}")
+        lines.append(f"  http:     {self.http.url if self.http else 'disabled'}")
         return "\n".join(lines)
 
 

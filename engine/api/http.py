@@ -5,9 +5,9 @@ module knows no component."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -34,11 +34,11 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def json(cls, data, status: int = 200) -> "Response":
+    def json(cls, data, status: int = 200) -> Response:
         return cls(status, orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY))
 
     @classmethod
-    def error(cls, status: int, message: str) -> "Response":
+    def error(cls, status: int, message: str) -> Response:
         return cls.json({"error": message}, status)
 
 
@@ -82,7 +82,8 @@ class HttpServer:
         self.router = router
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
-        self.host, self.port = self._server.server_address[:2]
+        self.host: str = str(self._server.server_address[0])
+        self.port: int = int(self._server.server_address[1])
         self._thread: threading.Thread | None = None
 
     @property

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 MAX_BOOK_DEPTH = 5000
 
 
-def install(router: Router, daemon: "Daemon") -> None:
+def install(router: Router, daemon: Daemon) -> None:
     def health(_: Request) -> Response:
         checks = daemon.health()
         bad = [h for h in checks if not h.ok]

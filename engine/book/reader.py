@@ -92,7 +92,7 @@ class BookReader:
         self.retries = 0  # reads that had to copy again: contention gauge
 
     @classmethod
-    def attach(cls, name: str) -> "BookReader":
+    def attach(cls, name: str) -> BookReader:
         return cls(BookStore.attach(name))
 
     def close(self) -> None:
@@ -139,11 +139,15 @@ class BookReader:
         """Consistent copy of the top ``depth`` levels (default: all mirrored)."""
         index = book if isinstance(book, int) else self.index(book)
         raw = self.read_raw(index)
-        version, seq, exch_ns, recv_ns, state, nb, na, updates = L.BOOK_HEADER.unpack_from(raw)
+        version, seq, exch_ns, recv_ns, state, nb, na, updates = _HEADER_UNPACK(raw)
         d = self.layout.depth
-        levels = np.frombuffer(raw, dtype=np.float64, offset=L.BOOK_HEADER_SIZE).reshape(4, d)
+        levels = np.frombuffer(raw, dtype=np.float64, count=4 * d, offset=L.BOOK_HEADER_SIZE)
         if depth is not None:
             nb, na = min(nb, depth), min(na, depth)
-        key = self.store.key_of(index)
-        return BookView(key, index, version, seq, exch_ns, recv_ns, SyncState(state), updates,
-                        levels[0, :nb], levels[1, :nb], levels[2, :na], levels[3, :na])
+        return BookView(self.store.key_of(index), index, version, seq, exch_ns, recv_ns,
+                        _STATES[state], updates, levels[:nb], levels[d:d + nb],
+                        levels[2 * d:2 * d + na], levels[3 * d:3 * d + na])
+
+
+_HEADER_UNPACK = L.BOOK_HEADER.unpack_from
+_STATES = tuple(SyncState(v) for v in range(len(SyncState)))

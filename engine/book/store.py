@@ -5,6 +5,7 @@ segment's lifecycle; it never interprets levels (writer.py and reader.py do).
 
 from __future__ import annotations
 
+import _posixshmem  # type: ignore[import-not-found]
 import os
 import threading
 from multiprocessing import resource_tracker, shared_memory
@@ -44,13 +45,21 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _untrack(shm: shared_memory.SharedMemory) -> None:
-    """Python < 3.13 registers attached segments with the resource tracker,
-    which would unlink the owner's segment when a reader exits."""
-    try:
-        resource_tracker.unregister(shm._name, "shared_memory")  # type: ignore[attr-defined]
-    except Exception:  # noqa: BLE001 - tracker absent or already unregistered
-        pass
+_TRACKER_PATCH = threading.Lock()
+
+
+def _attach_untracked(name: str) -> shared_memory.SharedMemory:
+    """Attach without registering with the resource tracker. Python < 3.13
+    registers attached segments too, so a reader's exit would unlink the
+    owner's segment; unregistering afterwards is no better, because spawned
+    children share the owner's tracker and would drop its registration."""
+    with _TRACKER_PATCH:
+        register = resource_tracker.register
+        resource_tracker.register = lambda *args, **kwargs: None  # type: ignore[assignment]
+        try:
+            return shared_memory.SharedMemory(name=name)
+        finally:
+            resource_tracker.register = register  # type: ignore[assignment]
 
 
 class BookStore:
@@ -66,7 +75,8 @@ class BookStore:
         self.layout = layout
         self.owner = owner
         self.name = shm.name
-        self.buf = shm.buf
+        assert shm.buf is not None
+        self.buf: memoryview = shm.buf
         self._keys: dict[str, int] = {}
         self._names: list[str] = []  # index -> key
         self._register_lock = threading.Lock()
@@ -76,7 +86,7 @@ class BookStore:
     # ---------------------------------------------------------- construction
 
     @classmethod
-    def create(cls, name: str, capacity: int, depth: int, lock_stripes: int = 64) -> "BookStore":
+    def create(cls, name: str, capacity: int, depth: int, lock_stripes: int = 64) -> BookStore:
         """Create the segment; recover a stale one left by a dead owner."""
         lay = L.Layout(capacity, depth)
         try:
@@ -84,8 +94,10 @@ class BookStore:
         except FileExistsError:
             cls._recover_stale(name)
             shm = shared_memory.SharedMemory(name=name, create=True, size=lay.total_size)
-        shm.buf[: lay.books_offset] = bytes(lay.books_offset)
-        L.SEGMENT_HEADER.pack_into(shm.buf, 0, L.MAGIC, L.LAYOUT_VERSION, capacity, depth,
+        buf = shm.buf
+        assert buf is not None
+        buf[: lay.books_offset] = bytes(lay.books_offset)
+        L.SEGMENT_HEADER.pack_into(buf, 0, L.MAGIC, L.LAYOUT_VERSION, capacity, depth,
                                    os.getpid(), 0, lay.record_size, 0)
         log.info("book store created name={} capacity={} depth={} bytes={}",
                  name, capacity, depth, lay.total_size)
@@ -93,9 +105,9 @@ class BookStore:
 
     @staticmethod
     def _recover_stale(name: str) -> None:
-        old = shared_memory.SharedMemory(name=name)
-        _untrack(old)
+        old = _attach_untracked(name)
         try:
+            assert old.buf is not None
             fields = L.SEGMENT_HEADER.unpack_from(old.buf, 0) if old.size >= 64 else (0,) * 8
             magic, pid = fields[0], fields[4]
             if magic == L.MAGIC and pid != os.getpid() and _pid_alive(pid):
@@ -106,18 +118,22 @@ class BookStore:
         finally:
             old.close()
         try:
-            shared_memory.SharedMemory(name=name).unlink()
+            stale = _attach_untracked(name)
+            stale.close()
+            # Not stale.unlink(): it would unregister a name this process's
+            # tracker never registered.
+            _posixshmem.shm_unlink(stale._name)  # type: ignore[attr-defined]
         except FileNotFoundError:
             pass
 
     @classmethod
-    def attach(cls, name: str) -> "BookStore":
+    def attach(cls, name: str) -> BookStore:
         """Attach read-only use from another process by segment name."""
         try:
-            shm = shared_memory.SharedMemory(name=name)
+            shm = _attach_untracked(name)
         except FileNotFoundError:
             raise BookStoreError(f"no book store segment named {name!r}") from None
-        _untrack(shm)
+        assert shm.buf is not None
         magic, ver, cap, depth, _pid, _n, rec, _ = L.SEGMENT_HEADER.unpack_from(shm.buf, 0)
         if magic != L.MAGIC or ver != L.LAYOUT_VERSION:
             shm.close()

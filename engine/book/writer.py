@@ -6,8 +6,7 @@ memory. Applies snapshots and deltas only; venue sync rules live in feed/.
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import Iterable
-
+from collections.abc import Iterable
 
 from engine.book import layout as L
 from engine.book.store import BookStore
@@ -152,7 +151,7 @@ class BookWriter:
             b.bids.clear()
             b.asks.clear()
             self._states[index] = state
-            self._publish(index, b, 0, 0, 0)
+            self._publish(index, b, 0, 0, 0, True, True)
 
     # ----------------------------------------------------------------- reads
 

@@ -4,7 +4,6 @@ see two write numbers in one copy (a torn book)."""
 
 import multiprocessing as mp
 import threading
-import time
 import uuid
 
 from engine.book.reader import BookReader

@@ -140,3 +140,13 @@ def test_writer_deep_book_mirrors_only_top_levels(store):
     assert view.bids.tolist() == [[1000.5, 3.0], [999.0, 2.0], [998.0, 3.0]]
     full_bids, _ = w.levels(i)
     assert len(full_bids) == 999 and (500.0, 501.0) not in full_bids
+
+
+def test_writer_clear_empties_book_and_marks_state(store):
+    w, r = BookWriter(store), BookReader(store)
+    i = store.register("x:spot:A/B")
+    w.apply_snapshot(i, [(10.0, 1.0)], [(11.0, 2.0)], seq=4)
+    w.clear(i)
+    view = r.read(i)
+    assert view.state == SyncState.RESYNCING and len(view.bids) == 0 and len(view.asks) == 0
+    assert w.levels(i) == ([], [])

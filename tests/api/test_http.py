@@ -1,0 +1,115 @@
+"""The daemon's HTTP face over a real socket: /health, /status, /metrics and
+book views, with the Daemon started in-process on a free port."""
+
+import dataclasses
+import uuid
+
+import pytest
+import requests
+
+from engine import config as cfg
+from engine.app import Daemon
+from engine.lifecycle import Health
+
+
+def make_config(tmp_path, **daemon):
+    c = cfg.parse({"daemon": {"data_dir": str(tmp_path), "id": f"t-{uuid.uuid4().hex[:8]}", **daemon},
+                   "http": {"port": 0}, "books": {"capacity": 8, "depth": 5},
+                   "exchanges": {"binance": {"api_secret_env": "T_BINANCE_SECRET"}}})
+    return c
+
+
+@pytest.fixture
+def daemon(tmp_path, monkeypatch):
+    monkeypatch.setenv("T_BINANCE_SECRET", "very-secret-value")
+    d = Daemon(make_config(tmp_path), "monitor")
+    d.start()
+    yield d
+    d.stop()
+
+
+def test_http_health_ok_when_components_healthy(daemon):
+    r = requests.get(daemon.http.url + "/health", timeout=5)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["ok"] is True and body["components"]["books"]["ok"] is True
+
+
+def test_http_health_503_names_unhealthy_component(daemon):
+    class Broken:
+        name = "broken"
+
+        def health(self):
+            return [Health("broken", False, "database unreachable")]
+
+        def stop(self, timeout_s):
+            pass
+
+        def status(self):
+            return {}
+
+    daemon.components.append(Broken())
+    r = requests.get(daemon.http.url + "/health", timeout=5)
+    assert r.status_code == 503
+    assert "broken: database unreachable" in r.json()["reasons"]
+
+
+def test_http_status_reports_role_components_and_redacts(daemon):
+    r = requests.get(daemon.http.url + "/status", timeout=5)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["role"] == "monitor" and body["components"]["books"]["capacity"] == 8
+    assert "feed" in body["not_built_yet"]
+    assert "very-secret-value" not in r.text
+    assert body["config"]["exchanges"]["binance"]["api_secret_env"] == "T_BINANCE_SECRET"
+
+
+def test_http_metrics_prometheus_text_with_process_figures(daemon):
+    r = requests.get(daemon.http.url + "/metrics", timeout=5)
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/plain")
+    rss = [line for line in r.text.splitlines() if line.startswith("engine_process_resident_memory_bytes ")]
+    assert rss and float(rss[0].split()[1]) > 10e6
+    assert "engine_uptime_seconds" in r.text and "engine_process_cpu_seconds_total" in r.text
+
+
+def test_http_books_lists_and_reads_book(daemon):
+    store, writer = daemon.books.store, daemon.books.writer
+    i = store.register("binance:spot:BTC/USDT")
+    writer.apply_snapshot(i, [(100.0, 1.0), (99.0, 2.0)], [(101.0, 3.0)], seq=77)
+    r = requests.get(daemon.http.url + "/books", timeout=5)
+    assert r.json()["books"][0]["book"] == "binance:spot:BTC/USDT"
+    r = requests.get(daemon.http.url + "/books/binance:spot:BTC/USDT?depth=1", timeout=5)
+    body = r.json()
+    assert body["seq"] == 77 and body["bids"] == [[100.0, 1.0]] and body["asks"] == [[101.0, 3.0]]
+    assert body["synced"] is True
+
+
+@pytest.mark.parametrize("path, status", [("/books/nope:spot:A/B", 404), ("/books/x?depth=zz", 400),
+                                          ("/nope", 404)])
+def test_http_bad_requests_get_clear_errors(daemon, path, status):
+    r = requests.get(daemon.http.url + path, timeout=5)
+    assert r.status_code == status and r.json()["error"]
+
+
+def test_http_wrong_method_is_405(daemon):
+    r = requests.post(daemon.http.url + "/health", timeout=5)
+    assert r.status_code == 405
+
+
+def test_daemon_stop_unlinks_book_segment(tmp_path):
+    import os
+
+    d = Daemon(make_config(tmp_path), "both")
+    d.start()
+    seg = d.books.store.name
+    assert os.path.exists(f"/dev/shm/{seg}")
+    assert d.stop() is True
+    assert not os.path.exists(f"/dev/shm/{seg}")
+
+
+def test_daemon_summary_says_what_is_missing(tmp_path):
+    d = Daemon(make_config(tmp_path), "trader")
+    text = d.summary()
+    assert "NOT BUILT YET" in text and "executor" in text
+    c = dataclasses.replace(make_config(tmp_path))
+    assert Daemon(c, "both").missing  # never pretends the trader exists

@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""Benchmarks: python tools/bench.py book|feed|match|store|trader [options].
+
+Prints one JSON object per line: {"bench", "metric", "value", "unit"}.
+Figures, not tests: compare ratios within one run on a noisy machine."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import orjson
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+# bench name -> modules under tools/ whose run(args) yields metric dicts.
+BENCHES = {
+    "book": ["bench_book"],
+    "feed": ["bench_feed", "bench_feed_socket"],
+    "match": ["bench_match"],
+    "store": ["bench_store"],
+    "trader": ["bench_trader"],
+}
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in BENCHES:
+        print(f"usage: bench.py {{{'|'.join(BENCHES)}}} [options]", file=sys.stderr)
+        return 2
+    name, rest = argv[0], argv[1:]
+    missing = []
+    for module_name in BENCHES[name]:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if e.name != module_name:
+                raise
+            missing.append(module_name)
+            continue
+        for row in module.run(rest):
+            sys.stdout.write(orjson.dumps(row).decode() + "\n")
+            sys.stdout.flush()
+    if missing:
+        print(f"not built yet: {', '.join(missing)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

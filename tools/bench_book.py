@@ -1,0 +1,183 @@
+"""Book benchmark: apply rate of the BookStore writer, consistent-read rate
+from another process, and write-to-visible latency across processes.
+Run: python tools/bench.py book [--seconds S]"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import random
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+from engine.book.reader import BookReader
+from engine.book.store import BookStore
+from engine.book.writer import BookWriter
+
+LEVELS = 1000  # per side
+DEPTH = 20  # mirrored
+CHANGES = 10  # level changes per message
+TICK = 0.01
+
+
+def row(metric: str, value: float, unit: str) -> dict:
+    return {"bench": "book", "metric": metric, "value": round(value, 3), "unit": unit}
+
+
+def make_messages(n: int, top_heavy: bool, seed: int = 7) -> list[tuple[list, list]]:
+    """Messages of CHANGES level changes around a 1,000-level book. Level
+    positions follow an exponential decay from the top (mean 30 levels), as
+    real diff streams do; ``top_heavy`` puts every change in the top 20."""
+    rng = random.Random(seed)
+    mid = 10_000.0
+    msgs = []
+    for _ in range(n):
+        bids, asks = [], []
+        for c in range(CHANGES):
+            pos = rng.randrange(DEPTH) if top_heavy else min(int(rng.expovariate(1 / 30)), LEVELS - 1)
+            r = rng.random()
+            size = 0.0 if r < 0.15 else round(rng.uniform(0.1, 5.0), 3)
+            # Inserts between existing ticks keep the book near 1,000 levels.
+            offset = 0.5 if r > 0.85 else 0.0
+            if c % 2:
+                bids.append((round(mid - (pos + offset) * TICK, 4), size))
+            else:
+                asks.append((round(mid + TICK + (pos + offset) * TICK, 4), size))
+        msgs.append((bids, asks))
+    return msgs
+
+
+def seeded_book(writer: BookWriter, index: int) -> None:
+    mid = 10_000.0
+    writer.apply_snapshot(index, [(round(mid - k * TICK, 4), 1.0) for k in range(LEVELS)],
+                          [(round(mid + TICK + k * TICK, 4), 1.0) for k in range(LEVELS)], seq=1)
+
+
+def bench_apply(top_heavy: bool, n: int = 100_000) -> float:
+    store = BookStore.create(f"bench_{uuid.uuid4().hex[:10]}", capacity=4, depth=DEPTH)
+    try:
+        writer = BookWriter(store)
+        i = store.register("bench:spot:BTC/USDT")
+        seeded_book(writer, i)
+        msgs = make_messages(n, top_heavy)
+        apply = writer.apply_delta
+        t0 = time.perf_counter()
+        for seq, (bids, asks) in enumerate(msgs, 2):
+            if not apply(i, bids, asks, seq, seq, seq):
+                seeded_book(writer, i)  # a crossed random delta: reseed, as a resync would
+        return n / (time.perf_counter() - t0)
+    finally:
+        store.close()
+
+
+def _reader_rate(name: str, seconds: float, out) -> None:
+    r = BookReader.attach(name)
+    i = r.index("bench:spot:BTC/USDT")
+    n = 0
+    end = time.perf_counter() + seconds
+    while True:
+        for _ in range(1000):
+            r.read(i, DEPTH)
+        n += 1000
+        if time.perf_counter() > end:
+            break
+    out.put((n / seconds, r.retries))
+    r.close()
+
+
+def _reader_latency(name: str, writes: int, out) -> None:
+    r = BookReader.attach(name)
+    i = r.index("bench:spot:BTC/USDT")
+    seen: list[tuple[int, int]] = []
+    last = r.version(i)
+    out.put("ready")
+    deadline = time.monotonic() + 60
+    while len(seen) < writes and time.monotonic() < deadline:
+        v = r.version(i)
+        if v != last and not v & 1:
+            t = time.monotonic_ns()
+            view = r.read(i, 1)
+            seen.append((view.seq, t))
+            last = view.version
+    out.put(seen)
+    r.close()
+
+
+def bench_reads(seconds: float) -> tuple[float, int]:
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    store = BookStore.create(name, capacity=4, depth=DEPTH)
+    writer = BookWriter(store)
+    i = store.register("bench:spot:BTC/USDT")
+    seeded_book(writer, i)
+    msgs = make_messages(20_000, top_heavy=False)
+    stop = threading.Event()
+
+    def write() -> None:  # keep the writer busy, paced so both get a core
+        seq = 2
+        while not stop.is_set():
+            for bids, asks in msgs[:200]:
+                if not writer.apply_delta(i, bids, asks, seq):
+                    seeded_book(writer, i)
+                seq += 1
+            time.sleep(0.001)
+
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    t = threading.Thread(target=write)
+    t.start()
+    p = ctx.Process(target=_reader_rate, args=(name, seconds, out))
+    p.start()
+    rate, retries = out.get(timeout=seconds + 60)
+    stop.set()
+    t.join()
+    p.join()
+    store.close()
+    return rate, retries
+
+
+def bench_visible(writes: int = 5000) -> float:
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    store = BookStore.create(name, capacity=4, depth=DEPTH)
+    writer = BookWriter(store)
+    i = store.register("bench:spot:BTC/USDT")
+    seeded_book(writer, i)
+    msgs = make_messages(writes, top_heavy=False, seed=3)
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    p = ctx.Process(target=_reader_latency, args=(name, writes, out))
+    p.start()
+    assert out.get(timeout=60) == "ready"
+    ends: dict[int, int] = {}
+    for seq, (bids, asks) in enumerate(msgs, 2):
+        if not writer.apply_delta(i, bids, asks, seq):
+            seeded_book(writer, i)
+        ends[seq] = time.monotonic_ns()
+        time.sleep(0.0002)  # a write every ~0.3 ms, so each is seen on its own
+    seen = out.get(timeout=60)
+    p.join()
+    store.close()
+    lat = sorted((t - ends[s]) / 1000 for s, t in seen if s in ends)
+    return lat[int(len(lat) * 0.99) - 1] if lat else float("nan")
+
+
+def run(args: list[str]) -> Iterator[dict]:
+    p = argparse.ArgumentParser(prog="bench.py book")
+    p.add_argument("--seconds", type=float, default=3.0, help="duration of the read test")
+    opts = p.parse_args(args)
+    yield row("apply_msgs_per_s", bench_apply(top_heavy=False), "msg/s")
+    yield row("apply_msgs_per_s_top_heavy", bench_apply(top_heavy=True), "msg/s")
+    rate, retries = bench_reads(opts.seconds)
+    yield row("reads_per_s", rate, "reads/s")
+    yield row("read_retries", retries, "count")
+    yield row("visible_p99_us", bench_visible(), "us")
+
+
+if __name__ == "__main__":
+    import sys
+
+    import orjson
+
+    for r in run(sys.argv[1:]):
+        print(orjson.dumps(r).decode())
