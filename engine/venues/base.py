@@ -12,7 +12,7 @@ import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
-from engine.model import BookDelta, BookSnapshot, Event, Market
+from engine.model import BookDelta, BookSnapshot, Event, FeedError, Market
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,8 @@ class Limits:
     max_client_msgs_per_s: float = 5.0  # frames we may send per connection
     rest_weight_per_minute: int = 6000  # shared by every REST call of the venue
     snapshot_weight: int = 50  # weight of one REST book snapshot
+    max_args_per_subscribe: int = 0  # topics in one subscribe frame; 0 = no venue limit
+    max_connection_lifetime_s: float = 0.0  # venue closes sockets older than this; 0 = none
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,10 @@ class Heartbeat:
     client_ping_interval_s: float | None = None  # send ``client_ping`` this often
     client_ping: str | None = None  # text frame, e.g. '{"op":"ping"}' or 'ping'
     ws_ping_interval_s: float | None = None  # send WS ping frames this often
+    client_pong: str | None = None  # what the venue answers to ``client_ping`` (doc shape)
+    server_ping_interval_s: float | None = None  # venue sends WS ping frames this often
+    # No frame (data, pong or ping) for this long: the socket is dead, reconnect.
+    timeout_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ class Subscription:
     pair: str  # BASE/QUOTE
     depth: int = 20
     trades: bool = True
+    book: bool = True  # False: trades only (e.g. Binance USD-M trade socket)
 
 
 @dataclass(slots=True)
@@ -58,6 +65,9 @@ class Parsed:
 
     events: list[Event]
     replies: list[str] = field(default_factory=list)
+    # The venue announced it will close this socket (Binance serverShutdown,
+    # OKX notice 64008): reconnect now, before the books go stale.
+    reconnect: bool = False
 
 
 class Verdict(enum.Enum):
@@ -77,6 +87,10 @@ class SyncRule(ABC):
     def check(self, delta: BookDelta) -> Verdict:
         """Whether ``delta`` follows the book's state; advances on APPLY."""
 
+    def verify_snapshot(self, snapshot: BookSnapshot) -> bool:
+        """A venue check on the snapshot itself (OKX checksum); True if none."""
+        return True
+
 
 class ResyncMethod(enum.Enum):
     REST = "rest"  # buffer deltas, fetch a REST snapshot, replay the buffer
@@ -93,10 +107,14 @@ class Driver(ABC):
     heartbeat: Heartbeat = Heartbeat()
     resync: ResyncMethod = ResyncMethod.REST
 
-    def __init__(self, market: Market, rest_url: str = "", ws_url: str = "") -> None:
+    def __init__(self, market: Market, rest_url: str = "", ws_url: str = "",
+                 symbols: dict[str, str] | None = None) -> None:
+        """``symbols``: explicit BASE/QUOTE -> venue symbol entries for symbols
+        the venue's naming rule cannot split (e.g. {"BTC/USD": "BTCUSD_PERP"})."""
         self.market = market
-        self.rest_base = rest_url or self.default_rest_url(market)
+        self.rest_base = (rest_url or self.default_rest_url(market)).rstrip("/")
         self.ws_base = ws_url or self.default_ws_url(market)
+        self.explicit_symbols = dict(symbols or {})
 
     @classmethod
     @abstractmethod
@@ -109,6 +127,24 @@ class Driver(ABC):
     def connect_url(self, subscriptions: list[Subscription]) -> str:
         """URL to open for a connection that will carry ``subscriptions``."""
         return self.ws_base
+
+    def endpoints(self, subscriptions: list[Subscription]) -> dict[str, list[Subscription]]:
+        """Sockets these subscriptions need: URL -> what to ``subscribe`` on it.
+        One socket for most venues; Binance USD-M serves depth on ``/public``
+        and trades on ``/market`` since 2026-04-23, so it returns two."""
+        return {self.connect_url(subscriptions): list(subscriptions)}
+
+    def resubscribe(self, subscriptions: list[Subscription]) -> list[str]:
+        """Frames that make the venue send a fresh book snapshot (WS-snapshot venues)."""
+        return self.unsubscribe(subscriptions) + self.subscribe(subscriptions)
+
+    def pair(self, symbol: str) -> str:
+        """BASE/QUOTE for a venue symbol (inverse of ``symbol``)."""
+        raise NotImplementedError
+
+    def snapshot_pair(self, url: str) -> str | None:
+        """The pair a REST snapshot URL asks for (replay of recorded snapshots)."""
+        return None
 
     @abstractmethod
     def symbol(self, pair: str) -> str:
@@ -136,3 +172,17 @@ class Driver(ABC):
     @abstractmethod
     def sync_rule(self) -> SyncRule:
         """A fresh continuity rule for one book."""
+
+
+# A FeedError keeps this much of the offending frame: enough to recognise it
+# in a log, small enough that a flood of garbage does not balloon memory.
+ERROR_SAMPLE_CHARS = 200
+
+
+def error_parsed(venue: str, reason: str, frame: str | bytes = "") -> Parsed:
+    """The Parsed a driver returns for a frame it cannot use (it never raises)."""
+    if isinstance(frame, (bytes, bytearray, memoryview)):
+        sample = bytes(frame[:ERROR_SAMPLE_CHARS]).decode("utf-8", "replace")
+    else:
+        sample = str(frame)[:ERROR_SAMPLE_CHARS]
+    return Parsed([FeedError(venue, reason, sample)])

@@ -1,0 +1,2 @@
+"""The market-data feed: connection threads, the pool, book sync and resync,
+capture recording. All I/O for market data lives here."""

@@ -1,0 +1,27 @@
+"""Venue drivers, one Sans-I/O module per exchange (see base.py). They build
+frames and parse replies; they never open sockets. Adding a venue = one module
+plus one line in DRIVERS."""
+
+from __future__ import annotations
+
+from engine.model import Market
+from engine.venues.base import Driver
+from engine.venues.binance import BinanceDriver
+from engine.venues.bybit import BybitDriver
+from engine.venues.okx import OkxDriver
+
+DRIVERS: dict[str, type[Driver]] = {
+    "binance": BinanceDriver,
+    "bybit": BybitDriver,
+    "okx": OkxDriver,
+}
+
+
+def make_driver(exchange: str, market: Market | str, rest_url: str = "", ws_url: str = "",
+                symbols: dict[str, str] | None = None) -> Driver:
+    """The driver for ``exchange`` and ``market``; endpoints empty = the venue default."""
+    try:
+        cls = DRIVERS[exchange]
+    except KeyError:
+        raise ValueError(f"unknown exchange {exchange!r}; known: {', '.join(sorted(DRIVERS))}") from None
+    return cls(Market(market), rest_url, ws_url, symbols)

@@ -1,0 +1,269 @@
+"""Binance spot and USD-M futures market data (diff depth + REST snapshot, trades).
+Sans-I/O: builds URLs, frames and REST requests, parses frames and snapshots,
+states the book-sync rule; never opens a socket. Facts and sources: docs/venues/binance.md.
+
+API docs: https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams
+(spot "How to manage a local order book correctly") and
+https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams
+(USD-M; depth moved to ``/public``, trades to ``/market`` on 2026-04-23).
+COIN-M (dstream/dapi) frames parse the same way with a futures driver whose
+endpoints are overridden in config.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+
+from engine.model import BookDelta, BookSnapshot, Market, Side, Trade
+from engine.venues.base import (
+    Driver,
+    Heartbeat,
+    Limits,
+    Parsed,
+    RestRequest,
+    ResyncMethod,
+    Subscription,
+    SyncRule,
+    Verdict,
+    error_parsed,
+)
+from engine.venues.symbols import SymbolMap, split_concatenated, split_pair
+
+VENUE = "binance"
+MS = 1_000_000  # ns per ms
+
+# REST snapshot depth. Deeper costs weight (spot 50 at <=1000, 250 at 5000;
+# USD-M 20 at 1000) but shallower risks a hole: a level below the snapshot that
+# never changes is never sent by the diff stream, so it is missing when the
+# levels above it are consumed. 1000 keeps any top-50 mirror safe in practice.
+SNAPSHOT_LIMIT = 1000
+
+# Pairs per socket. The venue allows 1024 streams (512 pairs with trades), but a
+# reconnect resyncs every pair with one REST snapshot each: 50 x weight 50 =
+# 2500 of the 6000/min spot budget, so two sockets can drop at once and recover.
+PAIRS_PER_CONNECTION = 50
+
+SPOT_LIMITS = Limits(
+    max_streams_per_connection=PAIRS_PER_CONNECTION, max_connects_per_window=300,
+    connect_window_s=300.0, max_client_msgs_per_s=5.0, rest_weight_per_minute=6000,
+    snapshot_weight=50, max_args_per_subscribe=200, max_connection_lifetime_s=86400.0)
+FUTURES_LIMITS = Limits(
+    max_streams_per_connection=PAIRS_PER_CONNECTION, max_connects_per_window=300,
+    connect_window_s=300.0, max_client_msgs_per_s=10.0, rest_weight_per_minute=2400,
+    snapshot_weight=20, max_args_per_subscribe=200, max_connection_lifetime_s=86400.0)
+# Server pings (WS ping frames): spot every 20 s, pong within 60 s; USD-M every
+# 3 min, pong within 10 min. The socket layer answers them; no JSON ping exists.
+SPOT_HEARTBEAT = Heartbeat(server_ping_interval_s=20.0, timeout_s=60.0)
+FUTURES_HEARTBEAT = Heartbeat(server_ping_interval_s=180.0, timeout_s=200.0)
+
+
+class BinanceSpotRule(SyncRule):
+    """Spot: drop ``u <= L``; apply when ``U <= last+1 <= u`` (the first event
+    after a snapshot brackets L+1, then each follows the previous u); a later
+    ``U`` is a gap."""
+
+    __slots__ = ("last",)
+
+    def __init__(self) -> None:
+        self.last = 0
+
+    def on_snapshot(self, snapshot: BookSnapshot) -> None:
+        self.last = snapshot.seq
+
+    def check(self, delta: BookDelta) -> Verdict:
+        if delta.last_seq <= self.last:
+            return Verdict.DROP
+        if delta.first_seq > self.last + 1:
+            return Verdict.GAP
+        self.last = delta.last_seq
+        return Verdict.APPLY
+
+
+class BinanceFuturesRule(SyncRule):
+    """USD-M / COIN-M: drop ``u < L``; the first event has ``U <= L <= u``;
+    after it every event's ``pu`` equals the previous event's ``u``."""
+
+    __slots__ = ("last", "fresh")
+
+    def __init__(self) -> None:
+        self.last = 0
+        self.fresh = True
+
+    def on_snapshot(self, snapshot: BookSnapshot) -> None:
+        self.last = snapshot.seq
+        self.fresh = True
+
+    def check(self, delta: BookDelta) -> Verdict:
+        if self.fresh:
+            if delta.last_seq < self.last:
+                return Verdict.DROP
+            if delta.first_seq > self.last:
+                return Verdict.GAP
+            self.fresh = False
+        elif delta.prev_seq != self.last:
+            return Verdict.DROP if delta.last_seq <= self.last else Verdict.GAP
+        self.last = delta.last_seq
+        return Verdict.APPLY
+
+
+def _to_pair(symbol: str) -> str:
+    """BTCUSDT -> BTC/USDT; COIN-M BTCUSD_PERP -> BTC/USD, BTCUSD_211231 -> BTC/USD-211231."""
+    head, _, contract = symbol.upper().partition("_")
+    base, quote = split_concatenated(head)
+    return f"{base}/{quote}-{contract}" if contract and contract != "PERP" else f"{base}/{quote}"
+
+
+def _to_symbol(pair: str) -> str:
+    base, quote, expiry = split_pair(pair)
+    return f"{base}{quote}_{expiry}" if expiry else f"{base}{quote}"
+
+
+class BinanceDriver(Driver):
+    venue = VENUE
+    resync = ResyncMethod.REST
+
+    def __init__(self, market: Market, rest_url: str = "", ws_url: str = "",
+                 symbols: dict[str, str] | None = None) -> None:
+        super().__init__(market, rest_url, ws_url, symbols)
+        self.futures = market == Market.FUTURES
+        self.limits = FUTURES_LIMITS if self.futures else SPOT_LIMITS
+        self.heartbeat = FUTURES_HEARTBEAT if self.futures else SPOT_HEARTBEAT
+        self.names = SymbolMap(_to_pair, _to_symbol, self.explicit_symbols)
+        self._pair_of: dict[str, str] = {}  # hot-path cache: wire symbol -> pair
+        depth_path = "/dapi/v1/depth" if "dapi" in self.rest_base else (
+            "/fapi/v1/depth" if self.futures else "/api/v3/depth")
+        self._depth_url = self.rest_base + depth_path
+
+    @classmethod
+    def default_rest_url(cls, market: Market) -> str:
+        return "https://fapi.binance.com" if market == Market.FUTURES else "https://api.binance.com"
+
+    @classmethod
+    def default_ws_url(cls, market: Market) -> str:
+        return ("wss://fstream.binance.com" if market == Market.FUTURES
+                else "wss://stream.binance.com:9443")
+
+    # ------------------------------------------------------------ connecting
+
+    def _url(self, section: str) -> str:
+        base = self.ws_base.rstrip("/")
+        if base.endswith(("/stream", "/ws")):  # an explicit endpoint (local venue, COIN-M)
+            return base
+        return f"{base}/{section}/stream" if section else f"{base}/stream"
+
+    def connect_url(self, subscriptions: list[Subscription]) -> str:
+        return self._url("public" if self.futures else "")
+
+    def endpoints(self, subscriptions: list[Subscription]) -> dict[str, list[Subscription]]:
+        if not self.futures or self._url("public") == self._url("market"):
+            return {self.connect_url(subscriptions): list(subscriptions)}
+        books = [Subscription(s.pair, s.depth, trades=False) for s in subscriptions if s.book]
+        trades = [Subscription(s.pair, s.depth, trades=True, book=False)
+                  for s in subscriptions if s.trades]
+        plan = {}
+        if books:
+            plan[self._url("public")] = books
+        if trades:
+            plan[self._url("market")] = trades
+        return plan
+
+    def symbol(self, pair: str) -> str:
+        return self.names.symbol(pair)
+
+    def pair(self, symbol: str) -> str:
+        return self.names.pair(symbol)
+
+    def _streams(self, subscriptions: list[Subscription]) -> list[str]:
+        streams = []
+        for sub in subscriptions:
+            name = self.symbol(sub.pair).lower()
+            if sub.book:
+                streams.append(f"{name}@depth@100ms")
+            if sub.trades:
+                streams.append(f"{name}@aggTrade")
+        return streams
+
+    def _frames(self, method: str, subscriptions: list[Subscription]) -> list[str]:
+        streams = self._streams(subscriptions)
+        step = self.limits.max_args_per_subscribe
+        return [orjson.dumps({"method": method, "params": streams[i:i + step], "id": i + 1}).decode()
+                for i in range(0, len(streams), step)]
+
+    def subscribe(self, subscriptions: list[Subscription]) -> list[str]:
+        """``{"method":"SUBSCRIBE","params":["btcusdt@depth@100ms","btcusdt@aggTrade"],"id":1}``"""
+        return self._frames("SUBSCRIBE", subscriptions)
+
+    def unsubscribe(self, subscriptions: list[Subscription]) -> list[str]:
+        return self._frames("UNSUBSCRIBE", subscriptions)
+
+    # --------------------------------------------------------------- parsing
+
+    def parse(self, frame: str | bytes, recv_ns: int) -> Parsed:
+        """Combined-stream wrapper or a raw event; depth diff sample (spot; USD-M adds ``pu``, ``T``)::
+
+            {"stream":"nknusdt@depth@100ms","data":{"e":"depthUpdate","E":1633998512568,
+             "s":"NKNUSDT","U":499869753,"u":499869754,"b":[["0.35170000","4265.00000000"]],
+             "a":[["0.35290000","10968.00000000"]]}}
+        """
+        try:
+            msg = orjson.loads(frame)
+            data = msg.get("data")
+            if data is None:
+                data = msg
+            kind = data.get("e")
+            if kind == "depthUpdate":
+                symbol = data["s"]
+                pair = self._pair_of.get(symbol) or self._pair_of.setdefault(symbol, self.pair(symbol))
+                return Parsed([BookDelta(
+                    VENUE, self.market, pair,
+                    [(float(p), float(q)) for p, q in data["b"]],
+                    [(float(p), float(q)) for p, q in data["a"]],
+                    int(data["U"]), int(data["u"]), int(data.get("pu", -1)),
+                    int(data["E"]) * MS, recv_ns)])
+            if kind == "aggTrade" or kind == "trade":
+                return Parsed([self._trade(data, kind, recv_ns)])
+            if kind == "serverShutdown":
+                return Parsed([], reconnect=True)
+            if "code" in data and "msg" in data:
+                return error_parsed(VENUE, f"venue error {data['code']}: {data['msg']}", frame)
+            return Parsed([])  # acks {"result":null,"id":1}, bookTicker, kline: not ours
+        except Exception as exc:  # noqa: BLE001 - a frame must never kill the connection
+            return error_parsed(VENUE, f"{type(exc).__name__}: {exc}", frame)
+
+    def _trade(self, data: dict, kind: str, recv_ns: int) -> Trade:
+        """``{"e":"aggTrade","E":1633998523963,"s":"NKNUSDT","a":15683430,"p":"0.35280000",
+        "q":"58.00000000","f":19862790,"l":19862790,"T":1633998523963,"m":false}``;
+        ``m`` = buyer is maker, so the taker sold."""
+        symbol = data["s"]
+        trade_id = data["a"] if kind == "aggTrade" else data["t"]
+        return Trade(VENUE, self.market, self.pair(symbol), float(data["p"]), float(data["q"]),
+                     Side.SELL if data["m"] else Side.BUY, str(trade_id),
+                     int(data["T"]) * MS, recv_ns)
+
+    # ------------------------------------------------------------------ REST
+
+    def snapshot_request(self, pair: str, depth: int) -> RestRequest:
+        return RestRequest(self._depth_url, {"symbol": self.symbol(pair), "limit": SNAPSHOT_LIMIT},
+                           weight=self.limits.snapshot_weight)
+
+    def snapshot_pair(self, url: str) -> str | None:
+        symbols = parse_qs(urlsplit(url).query).get("symbol")
+        return self.pair(symbols[0]) if symbols else None
+
+    def parse_snapshot(self, pair: str, body: str | bytes, recv_ns: int) -> BookSnapshot:
+        """``{"lastUpdateId":499869752,"bids":[["0.35210000","672.00000000"]],
+        "asks":[["0.35260000","3199.00000000"]]}`` (USD-M adds ``E``, ``T``).
+        Raises ValueError on an error body such as ``{"code":-1121,"msg":"Invalid symbol."}``."""
+        data = orjson.loads(body)
+        if not isinstance(data, dict) or "lastUpdateId" not in data:
+            raise ValueError(f"not a depth snapshot: {str(body)[:200]}")
+        return BookSnapshot(
+            VENUE, self.market, pair,
+            [(float(p), float(q)) for p, q in data["bids"]],
+            [(float(p), float(q)) for p, q in data["asks"]],
+            int(data["lastUpdateId"]), int(data.get("E", 0)) * MS, recv_ns)
+
+    def sync_rule(self) -> SyncRule:
+        return BinanceFuturesRule() if self.futures else BinanceSpotRule()

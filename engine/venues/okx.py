@@ -1,0 +1,315 @@
+"""OKX v5 spot and swap/futures market data (``books`` channel, trades).
+Sans-I/O: builds URLs and frames, parses frames and REST books, states the
+book-sync rule (seqId/prevSeqId; CRC32 checksum only where the venue still sends
+a non-zero one); never opens a socket. Facts and sources: docs/venues/okx.md.
+
+API docs: https://www.okx.com/docs-v5/en/#order-book-trading-market-data-ws-order-book-channel,
+https://www.okx.com/docs-v5/en/#order-book-trading-market-data-ws-trades-channel,
+https://www.okx.com/docs-v5/log_en (checksum fixed at 0 from 2026-06-23; REST-seeded sync).
+"""
+
+from __future__ import annotations
+
+import zlib
+from itertools import islice
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+from sortedcontainers import SortedDict
+
+from engine.model import BookDelta, BookSnapshot, Market, Side, Trade
+from engine.venues.base import (
+    Driver,
+    Heartbeat,
+    Limits,
+    Parsed,
+    RestRequest,
+    ResyncMethod,
+    Subscription,
+    SyncRule,
+    Verdict,
+    error_parsed,
+)
+from engine.venues.symbols import SymbolMap, UnknownSymbol, split_pair
+
+VENUE = "okx"
+MS = 1_000_000
+CHECKSUM_LEVELS = 25  # the venue's recipe: top 25 bids and asks, interleaved
+REST_BOOK_DEPTH = 400  # GET /api/v5/market/books maximum; equals the ``books`` channel depth
+
+LIMITS = Limits(
+    # 480 subscribe/unsubscribe ops per connection per hour bound how often books
+    # on one socket can be resubscribed; 100 pairs leaves room for resyncs.
+    max_streams_per_connection=100, max_connects_per_window=3, connect_window_s=1.0,
+    max_client_msgs_per_s=3.0, rest_weight_per_minute=1200, snapshot_weight=1)
+# Client sends text "ping" when nothing arrived for < 30 s; the reply is text "pong";
+# the server closes a socket after 30 s without data or subscription.
+HEARTBEAT = Heartbeat(client_ping_interval_s=20.0, client_ping="ping", client_pong="pong",
+                      timeout_s=30.0)
+
+
+def checksum(bids: list, asks: list) -> int:
+    """Signed CRC32 of ``bid1px:bid1sz:ask1px:ask1sz:...`` over the top 25 levels,
+    using the price/size strings as the venue sent them."""
+    parts = []
+    for i in range(CHECKSUM_LEVELS):
+        if i < len(bids):
+            parts.append(f"{bids[i][0]}:{bids[i][1]}")
+        if i < len(asks):
+            parts.append(f"{asks[i][0]}:{asks[i][1]}")
+    crc = zlib.crc32(":".join(parts).encode())
+    return crc - (1 << 32) if crc >= 1 << 31 else crc
+
+
+class _Shadow:
+    """The top of the book as wire strings, kept only while checksums are non-zero."""
+
+    __slots__ = ("bids", "asks")
+
+    def __init__(self, bids: list, asks: list) -> None:
+        self.bids: SortedDict = SortedDict()
+        self.asks: SortedDict = SortedDict()
+        self.apply(bids, asks)
+
+    def apply(self, bids: list, asks: list) -> None:
+        for side, levels, sign in ((self.bids, bids, -1.0), (self.asks, asks, 1.0)):
+            for level in levels:
+                key = sign * float(level[0])
+                if float(level[1]) == 0.0:
+                    side.pop(key, None)
+                else:
+                    side[key] = (level[0], level[1])
+
+    def checksum(self) -> int:
+        return checksum(list(islice(self.bids.values(), CHECKSUM_LEVELS)),
+                        list(islice(self.asks.values(), CHECKSUM_LEVELS)))
+
+
+class OkxRule(SyncRule):
+    """After a snapshot with seqId L (WS snapshot, or REST): drop updates with
+    ``seqId <= L``; the first applied has ``prevSeqId <= L < seqId``; then every
+    update's ``prevSeqId`` equals the previous ``seqId`` (an empty keepalive has
+    seqId == prevSeqId; a maintenance reset may lower seqId, still chained by
+    prevSeqId). Messages without seqId (before 2022-H2) are unsequenced: only
+    their checksum can be checked. A non-zero checksum is verified; 0 is ignored."""
+
+    __slots__ = ("last", "fresh", "shadow")
+
+    def __init__(self) -> None:
+        self.last = 0
+        self.fresh = True
+        self.shadow: _Shadow | None = None
+
+    def on_snapshot(self, snapshot: BookSnapshot) -> None:
+        self.last = snapshot.seq
+        self.fresh = True
+        raw = snapshot.extra.get("raw")
+        self.shadow = _Shadow(*raw) if raw is not None else None
+
+    def verify_snapshot(self, snapshot: BookSnapshot) -> bool:
+        raw = snapshot.extra.get("raw")
+        if raw is None:
+            return True
+        return _Shadow(*raw).checksum() == snapshot.extra["checksum"]
+
+    def check(self, delta: BookDelta) -> Verdict:
+        seq, prev = delta.last_seq, delta.prev_seq
+        if seq >= 0:  # sequenced (seqId present)
+            if self.fresh:
+                if prev <= self.last < seq:
+                    self.fresh = False
+                elif seq <= self.last:
+                    return Verdict.DROP
+                else:
+                    return Verdict.GAP
+            elif prev != self.last:
+                return Verdict.GAP
+            self.last = seq
+        raw = delta.extra.get("raw") if delta.extra else None
+        if self.shadow is not None:
+            if raw is None:  # the venue stopped sending checksums: stop checking
+                self.shadow = None
+            else:
+                self.shadow.apply(*raw)
+                if self.shadow.checksum() != delta.extra["checksum"]:
+                    return Verdict.GAP
+        return Verdict.APPLY
+
+
+def _market_of(inst_id: str) -> Market | None:
+    parts = inst_id.split("-")
+    if len(parts) == 2:
+        return Market.SPOT
+    if len(parts) == 3:
+        return Market.FUTURES  # BTC-USDT-SWAP or dated BTC-USD-220527
+    return None  # options and spreads are not ours
+
+
+def _to_pair(inst_id: str) -> str:
+    parts = inst_id.upper().split("-")
+    if len(parts) == 2:
+        return f"{parts[0]}/{parts[1]}"
+    if len(parts) == 3:
+        return f"{parts[0]}/{parts[1]}" if parts[2] == "SWAP" else f"{parts[0]}/{parts[1]}-{parts[2]}"
+    raise UnknownSymbol(f"not a spot, swap or futures instId: {inst_id!r}")
+
+
+class OkxDriver(Driver):
+    venue = VENUE
+    limits = LIMITS
+    heartbeat = HEARTBEAT
+    # The WS ``books`` snapshot seeds and reseeds books; if none comes (OKX
+    # announced delisting it), the router falls back to snapshot_request().
+    resync = ResyncMethod.RESUBSCRIBE
+
+    def __init__(self, market: Market, rest_url: str = "", ws_url: str = "",
+                 symbols: dict[str, str] | None = None) -> None:
+        super().__init__(market, rest_url, ws_url, symbols)
+        self.names = SymbolMap(_to_pair, self._to_symbol, self.explicit_symbols)
+        self._pair_of: dict[str, str | None] = {}  # instId -> pair, None if another market
+
+    def _to_symbol(self, pair: str) -> str:
+        base, quote, expiry = split_pair(pair)
+        if self.market == Market.SPOT:
+            return f"{base}-{quote}"
+        return f"{base}-{quote}-{expiry or 'SWAP'}"
+
+    @classmethod
+    def default_rest_url(cls, market: Market) -> str:
+        return "https://www.okx.com"
+
+    @classmethod
+    def default_ws_url(cls, market: Market) -> str:
+        return "wss://ws.okx.com:8443/ws/v5/public"
+
+    def symbol(self, pair: str) -> str:
+        return self.names.symbol(pair)
+
+    def pair(self, symbol: str) -> str:
+        return self.names.pair(symbol)
+
+    def _own_pair(self, inst_id: str) -> str | None:
+        """Pair for an instId of this driver's market, None for other markets."""
+        if inst_id in self._pair_of:
+            return self._pair_of[inst_id]
+        pair = self.pair(inst_id) if _market_of(inst_id) == self.market else None
+        self._pair_of[inst_id] = pair
+        return pair
+
+    def _frames(self, op: str, subscriptions: list[Subscription]) -> list[str]:
+        args = []
+        for sub in subscriptions:
+            inst_id = self.symbol(sub.pair)
+            if sub.book:
+                args.append({"channel": "books", "instId": inst_id})
+            if sub.trades:
+                args.append({"channel": "trades", "instId": inst_id})
+        return [orjson.dumps({"op": op, "args": args}).decode()] if args else []
+
+    def subscribe(self, subscriptions: list[Subscription]) -> list[str]:
+        """``{"op":"subscribe","args":[{"channel":"books","instId":"BTC-USDT"},
+        {"channel":"trades","instId":"BTC-USDT"}]}``"""
+        return self._frames("subscribe", subscriptions)
+
+    def unsubscribe(self, subscriptions: list[Subscription]) -> list[str]:
+        return self._frames("unsubscribe", subscriptions)
+
+    def parse(self, frame: str | bytes, recv_ns: int) -> Parsed:
+        """Book update (2022 capture, trimmed); frames since 2022-H2 add ``seqId`` and
+        ``prevSeqId``, and since 2026-06-23 carry ``"checksum":0``::
+
+            {"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update",
+             "data":[{"asks":[["30243.5","1.2112","0","4"]],"bids":[["30237.2","0","0","0"]],
+             "ts":"1652459225453","checksum":-652563973}]}
+        """
+        try:
+            if frame == "pong" or frame == b"pong":
+                return Parsed([])
+            msg = orjson.loads(frame)
+            arg = msg.get("arg")
+            if "event" in msg:
+                return self._event(msg, frame)
+            channel = arg["channel"]
+            pair = self._own_pair(arg["instId"])
+            if pair is None:
+                return Parsed([])
+            if channel == "books":
+                return Parsed([self._book(item, pair, recv_ns) for item in self._books(msg)])
+            if channel == "trades":
+                return Parsed([self._trade(t, pair, recv_ns) for t in msg["data"]])
+            return Parsed([])
+        except Exception as exc:  # noqa: BLE001 - a frame must never kill the connection
+            return error_parsed(VENUE, f"{type(exc).__name__}: {exc}", frame)
+
+    @staticmethod
+    def _books(msg: dict) -> list[tuple[str, dict]]:
+        action = msg["action"]
+        if action not in ("snapshot", "update"):
+            raise ValueError(f"unknown books action {action!r}")
+        return [(action, data) for data in msg["data"]]
+
+    def _event(self, msg: dict, frame: str | bytes) -> Parsed:
+        """``{"event":"subscribe","arg":{"channel":"books","instId":"BTC-USDT"},"connId":"a4d3ae55"}``;
+        errors ``{"event":"error","code":"60012","msg":"Invalid request"}``; maintenance
+        ``{"event":"notice","code":"64008",...}`` about 60 s before the socket closes."""
+        event = msg["event"]
+        if event == "error":
+            return error_parsed(VENUE, f"venue error {msg.get('code')}: {msg.get('msg')}", frame)
+        if event == "notice":
+            return Parsed([], reconnect=True)
+        return Parsed([])
+
+    def _book(self, item: tuple[str, dict], pair: str, recv_ns: int) -> BookSnapshot | BookDelta:
+        action, data = item
+        raw_bids, raw_asks = data["bids"], data["asks"]
+        bids = [(float(lv[0]), float(lv[1])) for lv in raw_bids]
+        asks = [(float(lv[0]), float(lv[1])) for lv in raw_asks]
+        seq = int(data["seqId"]) if "seqId" in data else -1
+        prev = int(data["prevSeqId"]) if "prevSeqId" in data else -1
+        crc = int(data.get("checksum") or 0)
+        extra = {"checksum": crc, "raw": (raw_bids, raw_asks)} if crc else {}
+        exch_ns = int(data["ts"]) * MS
+        if action == "snapshot":
+            return BookSnapshot(VENUE, self.market, pair, bids, asks, max(seq, 0), exch_ns, recv_ns, extra)
+        return BookDelta(VENUE, self.market, pair, bids, asks, seq, seq, prev, exch_ns, recv_ns, extra)
+
+    def _trade(self, t: dict, pair: str, recv_ns: int) -> Trade:
+        """``{"instId":"BTC-USDT","tradeId":"338476307","px":"30236","sz":"0.0002",
+        "side":"buy","ts":"1652459224818"}``; ``side`` is the taker's."""
+        side = t["side"]
+        if side not in ("buy", "sell"):
+            raise ValueError(f"unknown taker side {side!r}")
+        return Trade(VENUE, self.market, pair, float(t["px"]), float(t["sz"]),
+                     Side.BUY if side == "buy" else Side.SELL, str(t["tradeId"]),
+                     int(t["ts"]) * MS, recv_ns)
+
+    # ------------------------------------------------------------------ REST
+
+    def snapshot_request(self, pair: str, depth: int) -> RestRequest:
+        return RestRequest(f"{self.rest_base}/api/v5/market/books",
+                           {"instId": self.symbol(pair), "sz": REST_BOOK_DEPTH},
+                           weight=self.limits.snapshot_weight)
+
+    def snapshot_pair(self, url: str) -> str | None:
+        inst = parse_qs(urlsplit(url).query).get("instId")
+        return self._own_pair(inst[0]) if inst else None
+
+    def parse_snapshot(self, pair: str, body: str | bytes, recv_ns: int) -> BookSnapshot:
+        """``{"code":"0","msg":"","data":[{"asks":[["41006.8","0.6","0","1"]],
+        "bids":[["41006.3","0.3","0","2"]],"ts":"1629966436396","seqId":3082930112}]}``.
+        The endpoint reference lists no ``seqId``; the 2026 sync guide relies on it.
+        Without it the snapshot cannot be bridged to the stream: ValueError."""
+        msg = orjson.loads(body)
+        if msg.get("code") != "0":
+            raise ValueError(f"venue error {msg.get('code')}: {msg.get('msg')}")
+        data = msg["data"][0]
+        if "seqId" not in data:
+            raise ValueError("REST book has no seqId; cannot bridge it to the stream")
+        return BookSnapshot(
+            VENUE, self.market, pair,
+            [(float(lv[0]), float(lv[1])) for lv in data["bids"]],
+            [(float(lv[0]), float(lv[1])) for lv in data["asks"]],
+            int(data["seqId"]), int(data["ts"]) * MS, recv_ns)
+
+    def sync_rule(self) -> SyncRule:
+        return OkxRule()

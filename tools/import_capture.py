@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""Convert other recorders' market-data files into our capture format
+(ARCHITECTURE.md) so tools/replay.py and the tests can replay them.
+
+  python tools/import_capture.py --input FILE --output OUT.jsonl[.gz|.zst]
+        [--format auto|timeline|book_seq|bybit_history|hftbacktest|capture]
+        [--exchange binance|bybit|okx] [--market spot|futures]
+        [--symbol SYMBOL] [--url WS_URL]
+
+Formats (``auto`` sniffs the first line):
+  timeline       cryptofeed sample-data timelines ``{"t": epoch s, "dir": open|out|in|rest,
+                 "url", "raw"}``: ``in`` -> ws (url = the last ``open``), ``rest`` -> rest,
+                 ``open``/``out`` dropped (we record what we receive).
+  book_seq       ``{"t": epoch s, "src": ws|rest, "raw"[, "url"]}`` per line.
+  bybit_history  Bybit's public history dumps (``*_ob500.data``, also inside the .zip):
+                 one raw V5 WS message per line, no receive time; ``t`` = ``cts`` or ``ts``.
+  hftbacktest    ``<timestamp> <json>`` lines (hftbacktest / collect-binancefutures); the unit
+                 (s, ms, us or ns) is inferred from the magnitude. A Binance REST depth
+                 snapshot line (``lastUpdateId``, no ``e``) becomes a rest record whose URL is
+                 built from --exchange/--market and --symbol (default: file name up to ``_``).
+  capture        already ours: validated and recompressed.
+A missing ws URL is --url, else the venue's default for --exchange/--market.
+Lines that cannot be converted are counted on stderr and skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+import re
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+from urllib.parse import urlencode
+
+import orjson
+import zstandard
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine.feed.capture import CaptureReader, encode_record, open_capture  # noqa: E402
+from engine.venues import DRIVERS, make_driver  # noqa: E402
+
+FORMATS = ("timeline", "book_seq", "bybit_history", "hftbacktest", "capture")
+HFT_LINE = re.compile(rb"^(\d{9,20})\s+(.*)$", re.S)
+Record = tuple[int, str, str, str, str]  # t ns, src, conn, url, data
+
+
+def seconds_to_ns(t: float) -> int:
+    return int(round(t * 1e9))
+
+
+def scale_to_ns(stamp: int) -> int:
+    """An integer timestamp in s, ms, us or ns (by magnitude, for dates 2001..2286) as ns."""
+    for limit, factor in ((10**11, 10**9), (10**14, 10**6), (10**17, 10**3)):
+        if stamp < limit:
+            return stamp * factor
+    return stamp
+
+
+def open_lines(path: Path) -> IO[bytes]:
+    """Plain, .gz, .zst, or the first member of a .zip (Bybit ships zips)."""
+    if zipfile.is_zipfile(path):
+        archive = zipfile.ZipFile(path)
+        return io.BufferedReader(archive.open(archive.namelist()[0]))  # type: ignore[arg-type]
+    return open_capture(path)
+
+
+def sniff(path: Path) -> str:
+    with open_lines(path) as stream:
+        for line in stream:
+            line = line.strip()
+            if not line:
+                continue
+            if HFT_LINE.match(line):
+                return "hftbacktest"
+            obj = orjson.loads(line)
+            if "dir" in obj:
+                return "timeline"
+            if "src" in obj and "raw" in obj:
+                return "book_seq"
+            if "src" in obj and "data" in obj:
+                return "capture"
+            if "topic" in obj:
+                return "bybit_history"
+            break
+    raise ValueError(f"{path}: cannot tell the format from its first line; pass --format")
+
+
+class Importer:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.skipped = 0
+        self.driver = make_driver(args.exchange, args.market) if args.exchange else None
+
+    def default_ws_url(self) -> str:
+        if self.args.url:
+            return self.args.url
+        return self.driver.connect_url([]) if self.driver is not None else ""
+
+    def rest_url_for(self, symbol: str) -> str:
+        if self.driver is None:
+            raise ValueError("a REST snapshot without URL needs --exchange and --market")
+        request = self.driver.snapshot_request(self.driver.pair(symbol), 1000)
+        assert request is not None, "venue takes snapshots over WebSocket"
+        return f"{request.url}?{urlencode(request.params)}"
+
+    def records(self, fmt: str, path: Path) -> Iterator[Record]:
+        if fmt == "capture":
+            reader = CaptureReader(path)
+            for rec in reader:
+                yield rec.t, rec.src, rec.conn, rec.url, rec.data  # type: ignore[misc]
+            self.skipped += reader.bad_lines
+            return
+        with open_lines(path) as stream:
+            convert = getattr(self, f"_{fmt}")
+            state: dict = {}
+            for line in stream:
+                if not line.strip():
+                    continue
+                try:
+                    record = convert(line, state)
+                except Exception:  # noqa: BLE001 - count and skip what we cannot read
+                    self.skipped += 1
+                    continue
+                if record is not None:
+                    yield record
+
+    def _timeline(self, line: bytes, state: dict) -> Record | None:
+        obj = orjson.loads(line)
+        direction = obj["dir"]
+        if direction == "open":
+            state["url"] = obj["url"]
+            state["conn"] = f"cf-{state.get('opens', 0)}"
+            state["opens"] = state.get("opens", 0) + 1
+            return None
+        if direction == "in":
+            return (seconds_to_ns(obj["t"]), "ws", state.get("conn", "cf-0"),
+                    state.get("url") or self.default_ws_url(), obj["raw"])
+        if direction == "rest":
+            return seconds_to_ns(obj["t"]), "rest", "cf-rest", obj["url"], obj["raw"]
+        return None  # "out": what the client sent
+
+    def _book_seq(self, line: bytes, state: dict) -> Record:
+        obj = orjson.loads(line)
+        src = obj["src"]
+        if src == "rest":
+            return seconds_to_ns(obj["t"]), "rest", "import-rest", obj["url"], obj["raw"]
+        if src != "ws":
+            raise ValueError(f"unknown src {src!r}")
+        return seconds_to_ns(obj["t"]), "ws", "import", obj.get("url") or self.default_ws_url(), obj["raw"]
+
+    def _bybit_history(self, line: bytes, state: dict) -> Record:
+        text = line.decode().strip()
+        obj = orjson.loads(text)
+        stamp = int(obj.get("cts") or obj["ts"])
+        return scale_to_ns(stamp), "ws", "bybit-history", self.default_ws_url(), text
+
+    def _hftbacktest(self, line: bytes, state: dict) -> Record:
+        match = HFT_LINE.match(line.strip())
+        if match is None:
+            raise ValueError("not a '<timestamp> <json>' line")
+        t = scale_to_ns(int(match.group(1)))
+        text = match.group(2).decode()
+        obj = orjson.loads(text)
+        if isinstance(obj, dict) and "lastUpdateId" in obj and "e" not in obj:
+            symbol = self.args.symbol or Path(self.args.input).name.split("_")[0]
+            return t, "rest", "import-rest", self.rest_url_for(symbol.upper()), text
+        return t, "ws", "import", self.default_ws_url(), text
+
+
+def open_output(path: Path) -> IO[bytes]:
+    if path.name.endswith(".gz"):
+        return gzip.open(path, "wb")  # type: ignore[return-value]
+    if path.name.endswith(".zst"):
+        return zstandard.ZstdCompressor(level=3).stream_writer(open(path, "wb"))  # type: ignore[return-value]
+    return open(path, "wb")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="import_capture.py", description=__doc__.split("\n")[0])
+    p.add_argument("--input", required=True)
+    p.add_argument("--output", required=True, help=".jsonl, .jsonl.gz or .jsonl.zst")
+    p.add_argument("--format", default="auto", choices=("auto",) + FORMATS)
+    p.add_argument("--exchange", choices=sorted(DRIVERS))
+    p.add_argument("--market", default="spot", choices=["spot", "futures"])
+    p.add_argument("--symbol", help="venue symbol of a single-symbol file (hftbacktest snapshots)")
+    p.add_argument("--url", default="", help="WebSocket URL for records that carry none")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    source = Path(args.input)
+    if not source.is_file():
+        print(f"import_capture.py: no such file {source}", file=sys.stderr)
+        return 2
+    try:
+        fmt = sniff(source) if args.format == "auto" else args.format
+    except ValueError as exc:
+        print(f"import_capture.py: {exc}", file=sys.stderr)
+        return 2
+    importer = Importer(args)
+    written = 0
+    with open_output(Path(args.output)) as out:
+        for t, src, conn, url, data in importer.records(fmt, source):
+            out.write(encode_record(t, src, conn, url, data))
+            written += 1
+    print(f"import_capture.py: format={fmt} records={written} skipped={importer.skipped} "
+          f"output={args.output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
