@@ -1,0 +1,2 @@
+"""Persistence: the task database (SQLite | MySQL) and the history store
+(chdb | ClickHouse). No market-data logic."""

@@ -1,0 +1,1 @@
+"""Trading strategies, one pure module each: books in, actions out."""

@@ -1,0 +1,1 @@
+"""The trader: strategy worker pool, executor, rate limits, positions, risk."""
