@@ -109,11 +109,14 @@ class Daemon:
             self.components.append(self.books)
             built.add("books")
         if self.role == "venue":
-            from engine.sim.server import LocalVenue  # noqa: PLC0415 - venue role only
+            from engine.sim.ratelimit import Limits  # noqa: PLC0415 - venue role only
+            from engine.sim.server import LocalVenue  # noqa: PLC0415
 
-            data_dir = Path(self.config.daemon.data_dir)
-            self.components.append(_VenueComponent(LocalVenue(self.config.venue, data_dir,
-                                                              fresh=self.fresh)))
+            v = self.config.venue
+            limits = Limits(weight_per_minute=v.weight_per_minute, orders_per_10s=v.orders_per_10s,
+                            orders_per_day=v.orders_per_day)
+            venue = LocalVenue(v, Path(self.config.daemon.data_dir), fresh=self.fresh, limits=limits)
+            self.components.append(_VenueComponent(venue))
             built.add("venue")
         self.missing = [p for p in ROLE_PARTS[self.role] if p not in built]
 

@@ -162,6 +162,9 @@ class VenueAccountConfig:
     api_key: str  # local test credentials only; never a real venue's key
     api_secret: str
     balances: dict[str, str] = field(default_factory=dict)
+    # Per-account fees override the symbol's (give both or neither).
+    maker_fee: str = ""
+    taker_fee: str = ""
 
 
 @dataclass(frozen=True)
@@ -183,6 +186,10 @@ class LocalVenueConfig:
     synthetic: SyntheticMarketConfig = SyntheticMarketConfig()
     symbols: tuple[VenueSymbolConfig, ...] = ()
     accounts: tuple[VenueAccountConfig, ...] = ()
+    # Binance's published limits; the venue answers 429, then 418, past them.
+    weight_per_minute: int = 6000
+    orders_per_10s: int = 100
+    orders_per_day: int = 200_000
 
 
 @dataclass(frozen=True)

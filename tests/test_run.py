@@ -97,3 +97,42 @@ def test_run_help_explains_roles():
                          text=True, timeout=30).stdout
     for role in ("monitor", "trader", "both", "venue"):
         assert re.search(rf"^\s+{role}\s+\S", out, re.M), role
+
+
+def test_run_venue_role_serves_binance_api_and_stops(tmp_path):
+    extra = {"venue": {"port": 0, "market": "synthetic",
+                       "synthetic": {"start_prices": {"BTCUSDT": "60000"}, "tick_ms": 50},
+                       "symbols": [{"symbol": "BTCUSDT", "base": "BTC", "quote": "USDT"}],
+                       "accounts": [{"name": "demo", "api_key": "k", "api_secret": "s",
+                                     "balances": {"USDT": "1000"}}]}}
+    seg = f"t_run_{uuid.uuid4().hex[:8]}"
+    conf = {"daemon": {"data_dir": str(tmp_path / "data"), "id": seg}, "http": {"port": 0}, **extra}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(conf))
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--role", "venue", "--config", str(path),
+                             "--fresh"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        venue_url = http_url = None
+        for _ in range(200):
+            line = proc.stdout.readline()
+            if not line:
+                break
+            m = re.search(r"venue:\s+REST (http://127\.0\.0\.1:\d+)\s+WebSocket (ws://\S+)", line)
+            if m:
+                venue_url = m.group(1)
+            m = re.search(r"http:\s+(http://127\.0\.0\.1:\d+)", line)
+            if m:
+                http_url = m.group(1)
+                break
+        assert venue_url and http_url
+        assert requests.get(venue_url + "/api/v3/ping", timeout=5).json() == {}
+        info = requests.get(venue_url + "/api/v3/exchangeInfo", timeout=5).json()
+        assert [s["symbol"] for s in info["symbols"]] == ["BTCUSDT"]
+        assert requests.get(http_url + "/health", timeout=5).status_code == 200
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=20)
+        assert proc.returncode == 0, out
+        assert (tmp_path / "data" / "venue.sqlite").exists()  # state kept for the next start
+    finally:
+        if proc.poll() is None:
+            proc.kill()
