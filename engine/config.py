@@ -125,6 +125,12 @@ class TaskDbConfig:
     database: str = "engine"
     password_env: str = "ENGINE_MYSQL_PASSWORD"
     poll_s: float = 5.0
+    # Renewed every min(poll_s, lease_s/3): shorter = faster takeover of a dead
+    # daemon's tasks, but more renew writes and leases lost over short DB hiccups.
+    lease_s: float = 30.0
+    capacity: int = 0  # most MONITORING tasks this daemon claims; 0 = books.capacity
+    retry_max_s: float = 30.0  # backoff cap while the DB is down
+    timeout_s: float = 10.0  # MySQL connect/read/write timeout, SQLite busy wait
 
 
 @dataclass(frozen=True)
@@ -221,6 +227,11 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
                                      "BASE/QUOTE, e.g. BTC/USDT"),
     ("SubscriptionConfig", "depth"): (lambda v: v >= 1, "at least 1"),
     ("DaemonConfig", "shutdown_timeout_s"): (lambda v: v > 0, "a positive number"),
+    ("TaskDbConfig", "poll_s"): (lambda v: v > 0, "a positive number"),
+    ("TaskDbConfig", "lease_s"): (lambda v: v >= 1, "at least 1 second"),
+    ("TaskDbConfig", "capacity"): (lambda v: v >= 0, "0 or more"),
+    ("TaskDbConfig", "retry_max_s"): (lambda v: v > 0, "a positive number"),
+    ("TaskDbConfig", "timeout_s"): (lambda v: v > 0, "a positive number"),
 }
 
 
