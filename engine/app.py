@@ -22,7 +22,10 @@ from engine.book.reader import BookReader
 from engine.book.store import BookStore
 from engine.book.writer import BookWriter
 from engine.config import Config, to_public_dict
+from engine.feed.service import FeedService
 from engine.lifecycle import Component, Health
+from engine.store.tasks import TaskFetcher
+from engine.venues import DRIVERS
 
 log = logger.bind(component="app")
 
@@ -64,6 +67,10 @@ class BooksComponent:
         self.writer = BookWriter(self.store)
         self.reader = BookReader(self.store)
 
+    def started_writer(self) -> BookWriter:
+        assert self.writer is not None, "books component not started"
+        return self.writer
+
     def stop(self, timeout_s: float) -> None:
         if self.store is not None:
             self.store.close()
@@ -98,6 +105,8 @@ class Daemon:
         self.registry = new_registry(self.started_monotonic)
         self.http: HttpServer | None = None
         self.books: BooksComponent | None = None
+        self.feed: FeedService | None = None
+        self.tasks: TaskFetcher | None = None
         self._build()
 
     # ---------------------------------------------------------------- build
@@ -108,6 +117,14 @@ class Daemon:
             self.books = BooksComponent(self.config)
             self.components.append(self.books)
             built.add("books")
+            self.feed = FeedService(self.config, self.books.started_writer, self.registry)
+            self.components.append(self.feed)
+            built.add("feed")
+            # After the feed: starts after it, stops before it.
+            exchanges = {n for n, ex in self.config.exchanges.items() if ex.enabled and n in DRIVERS}
+            self.tasks = TaskFetcher(self.config, self.id, self.feed, exchanges=exchanges)
+            self.components.append(self.tasks)
+            built.add("task-db")
         if self.role == "venue":
             from engine.sim.ratelimit import Limits  # noqa: PLC0415 - venue role only
             from engine.sim.server import LocalVenue  # noqa: PLC0415

@@ -288,6 +288,31 @@ def test_router_nan_level_counted_and_resyncs(store):
     assert (stats["state"], stats["errors"], stats["resyncs"]) == ("resyncing", 1, 1)
 
 
+@pytest.mark.parametrize("price,size", [("nan", "1"), ("inf", "1"), ("-1", "1"), ("0", "1"),
+                                        ("1", "-1"), ("1", "nan"), ("1e400", "1"), ("-0", "1")])
+def test_router_bad_level_in_combined_frame_refused_and_resyncs(store, price, size):
+    """The typed path (combined frames) reads these as float() does; the book refuses them."""
+    router = FeedRouter(make_driver("binance", "spot"), BookWriter(store))
+    router.on_snapshot_response("A/USDT", '{"lastUpdateId":5,"bids":[["1","1"]],"asks":[["2","1"]]}', 0)
+    frame = json.dumps({"stream": "ausdt@depth@100ms", "data": {
+        "e": "depthUpdate", "E": 1, "s": "AUSDT", "U": 6, "u": 6, "b": [[price, size]], "a": []}})
+    router.on_frame("c", frame, 0)
+    stats = router.stats("A/USDT")
+    assert (stats["state"], stats["errors"], stats["resyncs"], stats["deltas_applied"]) == ("resyncing", 1, 1, 0)
+
+
+@pytest.mark.parametrize("price", ["abc", "", "0x10", None, [1]])
+def test_router_garbage_level_is_feed_error_book_untouched(store, price):
+    router = FeedRouter(make_driver("binance", "spot"), BookWriter(store))
+    router.on_snapshot_response("A/USDT", '{"lastUpdateId":5,"bids":[["1","1"]],"asks":[["2","1"]]}', 0)
+    frame = json.dumps({"stream": "ausdt@depth@100ms", "data": {
+        "e": "depthUpdate", "E": 1, "s": "AUSDT", "U": 6, "u": 6, "b": [[price, "1"]], "a": []}})
+    router.on_frame("c", frame, 0)
+    stats = router.stats("A/USDT")
+    assert router.errors == 1
+    assert (stats["state"], stats["seq"], stats["messages"], stats["errors"]) == ("synced", 5, 1, 0)
+
+
 def test_router_two_threads_two_books_both_correct(store):
     records = read_records(DATA / "binance" / "spot_2021-10-12.capture.jsonl")
     router = FeedRouter(make_driver("binance", "spot"), BookWriter(store))

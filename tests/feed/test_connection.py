@@ -1,0 +1,180 @@
+"""One connection thread over real sockets: backoff arithmetic, heartbeats both
+ways, stall detection and reconnect, books flagged while away, a venue's
+close announcement, clean close, health, metrics and capture recording."""
+
+from __future__ import annotations
+
+import random
+import socket
+import threading
+
+from prometheus_client import CollectorRegistry, generate_latest
+from websockets.sync.server import serve
+
+from engine.config import FeedConfig
+from engine.feed.backoff import Backoff
+from engine.feed.capture import CaptureReader, CaptureWriter
+from engine.venues.base import Heartbeat
+from tests.support.eventually import eventually
+from tests.support.fault_server import Fault, FeedRig, Stream
+
+
+def test_backoff_grows_exponentially_capped_with_full_jitter_and_resets() -> None:
+    b = Backoff(0.5, 8.0, random.Random(7))
+    for attempt in range(10):
+        ceiling = min(8.0, 0.5 * 2 ** attempt)
+        samples = []
+        for _ in range(200):
+            b.attempt = attempt
+            samples.append(b.next_delay())
+        assert all(0.5 <= d <= ceiling for d in samples)
+        if ceiling > 1.0:  # jitter spreads over the whole interval
+            assert max(samples) - min(samples) > 0.5 * (ceiling - 0.5)
+    b.reset()
+    assert b.next_delay() == 0.5
+
+
+def test_client_heartbeat_is_sent_and_answered() -> None:
+    with FeedRig("bybit", pairs=1, interval_s=0.002) as rig:
+        rig.driver.heartbeat = Heartbeat(client_ping_interval_s=0.05, client_ping='{"op":"ping"}',
+                                         timeout_s=5.0)
+        rig.pool.connections()[0].reconnect_now()  # a new session picks the heartbeat up
+        eventually(lambda: rig.server.client_frames.count('{"op":"ping"}') >= 3, 5.0)
+        assert rig.router.errors == 0  # the venue's pongs parse as control frames
+
+
+def test_venue_ws_pings_are_answered_so_the_venue_keeps_the_socket() -> None:
+    # The server pings every 50 ms and drops a client silent for 200 ms.
+    with FeedRig("binance-spot", pairs=1, interval_s=0.004, ws_ping_s=0.05) as rig:
+        eventually(rig.settled, 10.0)
+        assert rig.pool.connections()[0].stats.reconnects == 0
+
+
+def _stall_first(streams: dict[str, Stream]) -> list[Fault]:
+    first = next(iter(streams))
+    return [Fault("stall", first, len(streams[first].frames) // 2)]
+
+
+def test_stall_reconnects_and_books_are_flagged_while_away() -> None:
+    config = FeedConfig(stall_timeout_s=0.3, reconnect_min_s=0.4, reconnect_max_s=0.5)
+    with FeedRig("binance-spot", pairs=2, faults=_stall_first, config=config,
+                 interval_s=0.001) as rig:
+        conn = rig.pool.connections()[0]
+        eventually(lambda: conn.stats.reconnects == 1, 5.0)
+        # Backing off (>= 0.4 s): both books already say "do not trade on me".
+        assert all(rig.stats(s)["state"] == "resyncing" for s in rig.streams)
+        assert conn.stats.last_disconnect.startswith("stall")
+        eventually(rig.settled, 10.0)
+        assert [rig.stats(s)["resyncs"] for s in rig.streams] == [1, 1]
+
+
+def test_venue_close_announcement_reconnects_early_and_resyncs() -> None:
+    def announce(streams: dict[str, Stream]) -> list[Fault]:
+        first = next(iter(streams))
+        return [Fault("extra", first, 50, payload='{"e":"serverShutdown","E":1633998512068}')]
+
+    with FeedRig("binance-spot", pairs=2, faults=announce, interval_s=0.001) as rig:
+        eventually(rig.settled, 10.0)
+        conn = rig.pool.connections()[0]
+        assert conn.stats.reconnects == 1
+        assert "announced" in conn.stats.last_disconnect
+        assert [rig.stats(s)["resyncs"] for s in rig.streams] == [1, 1]
+
+
+def test_stop_closes_the_socket_cleanly_with_a_close_frame() -> None:
+    rig = FeedRig("okx", pairs=1, interval_s=0.002)
+    with rig:
+        eventually(rig.settled, 10.0)
+    # __exit__ stopped the pool: the venue saw a normal closure (1000), not a dropped socket.
+    eventually(lambda: rig.server.close_codes == [1000], 3.0)
+
+
+def test_health_reports_a_connection_that_connects_but_never_delivers() -> None:
+    # A venue that accepts the socket and then says nothing: every session
+    # stalls and reconnects, so the connection is never healthy.
+    done = threading.Event()
+
+    def black_hole(ws: object) -> None:
+        done.wait(5.0)
+
+    server = serve(black_hole, "127.0.0.1", 0, compression=None, ping_interval=None)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    port = server.socket.getsockname()[1]
+    try:
+        config = FeedConfig(stall_timeout_s=0.2, reconnect_min_s=0.01, reconnect_max_s=0.02)
+        rig = FeedRig("binance-spot", pairs=1, config=config)
+        rig.driver.ws_base = f"ws://127.0.0.1:{port}/ws"
+        for conns in rig.pool.feed("binance", "spot").lanes.values():
+            conns.clear()  # none opened yet: let subscribe() plan against the new URL
+        with rig:
+            conn = rig.pool.connections()[0]
+            eventually(lambda: conn.stats.reconnects >= 2, 5.0)
+            health = {h.component: h for h in rig.pool.health()}
+            assert not health[f"feed.{conn.conn_id}"].ok
+            assert "stalled" in health[f"feed.{conn.conn_id}"].reason
+    finally:
+        done.set()
+        server.shutdown()
+
+
+def test_health_reports_a_connection_that_cannot_connect() -> None:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there now
+    config = FeedConfig(stall_timeout_s=0.2, reconnect_min_s=0.01, reconnect_max_s=0.05)
+    rig = FeedRig("okx", pairs=1, config=config)
+    rig.driver.ws_base = f"ws://127.0.0.1:{port}/ws"
+    with rig:
+        conn = rig.pool.connections()[0]
+        eventually(lambda: not {h.component: h for h in rig.pool.health()}
+                   [f"feed.{conn.conn_id}"].ok, 5.0)
+        assert conn.stats.last_disconnect.startswith("connect failed")
+
+
+def test_health_names_a_book_stuck_resyncing() -> None:
+    def refuse(streams: dict[str, Stream]) -> list[Fault]:
+        first = next(iter(streams))  # every snapshot of this book: 429
+        return [Fault("rest_429", first, 0, count=10**6, retry_after="0.05")]
+
+    with FeedRig("binance-spot", pairs=2, faults=refuse, interval_s=0.002,
+                 pool_kw={"resync_stuck_s": 0.3}) as rig:
+        stuck = f"feed.book.{rig.key(next(iter(rig.streams)))}"
+        eventually(lambda: any(h.component == stuck and not h.ok for h in rig.pool.health()), 5.0)
+        books = [h for h in rig.pool.health() if h.component.endswith(".books")]
+        assert len(books) == 1 and not books[0].ok and "1/2 books synced" in books[0].reason
+
+
+def test_metrics_per_connection_and_per_book_are_exported() -> None:
+    registry = CollectorRegistry()
+    with FeedRig("binance-futures", pairs=2, interval_s=0.001,
+                 pool_kw={"registry": registry}) as rig:
+        eventually(rig.settled, 10.0)
+        text = generate_latest(registry).decode()
+        conn = rig.pool.connections()[0].conn_id
+        labels = f'connection="{conn}",market="futures",venue="binance"'
+        assert f"engine_feed_connection_messages_total{{{labels}}}" in text
+        assert f"engine_feed_connection_state{{{labels}}} 1.0" in text
+        assert f'engine_feed_receive_to_book_seconds_bucket{{connection="{conn}",le="+Inf"' in text
+        key = rig.key(next(iter(rig.streams)))
+        assert f'engine_feed_book_synced{{book="{key}"}} 1.0' in text
+        assert f'engine_feed_book_resyncs_total{{book="{key}"}} 0.0' in text
+        assert 'engine_feed_rest_snapshots_total{market="futures",result="ok",venue="binance"} 2.0' \
+            in text
+
+
+def test_capture_records_every_frame_and_snapshot(tmp_path) -> None:
+    writer = CaptureWriter(tmp_path, compression="none")
+    with FeedRig("binance-spot", pairs=2, interval_s=0.001,
+                 pool_kw={"capture": writer}) as rig:
+        eventually(rig.settled, 10.0)
+        conn = rig.pool.connections()[0]
+    received, conn_id = conn.stats.messages, conn.conn_id  # final: the pool has stopped
+    writer.close()
+    records = [r for path in sorted(tmp_path.iterdir()) for r in CaptureReader(path)]
+    ws = [r for r in records if r.src == "ws"]
+    rest = [r for r in records if r.src == "rest"]
+    assert len(ws) == received and all(r.conn == conn_id for r in ws)
+    assert len(rest) == 2 and all("symbol=" in r.url for r in rest)
+    assert all(r.t > 0 for r in records)
