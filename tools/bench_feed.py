@@ -13,7 +13,10 @@ REST snapshot + 149 diffs). To get a stable figure the capture is replayed
 and starts by re-seeding each book from its recorded REST snapshot (untimed),
 so every timed frame is a real frame checked against a synced, uncrossed book.
 Metrics: binance_frames_per_s, parse_floor_ratio (pipeline time per frame /
-orjson.loads time per frame), and the per-frame microseconds behind them.
+orjson.loads time per frame), and the per-frame microseconds behind them, each
+part timed alone on the same frames: driver_parse (BinanceDriver.parse),
+sync (FeedRouter + BookSync with parsing and book writes taken out) and
+book_writer (BookWriter.apply_delta). The parts add up to roughly the pipeline.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import argparse
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import orjson
@@ -33,13 +36,16 @@ from engine.book.store import BookStore  # noqa: E402
 from engine.book.writer import BookWriter  # noqa: E402
 from engine.feed.capture import read_capture  # noqa: E402
 from engine.feed.sync import FeedRouter  # noqa: E402
+from engine.model import Level, Market  # noqa: E402
 from engine.venues import make_driver  # noqa: E402
+from engine.venues.base import Driver, Parsed  # noqa: E402
 
 DEFAULT_INPUT = Path(__file__).resolve().parent.parent / "tests/data/binance/spot_NKNUSDT.capture.jsonl"
 # 200 passes of the default capture = ~30,000 timed frames: a few tenths of a
 # second, long enough that timer and warm-up noise stay under a few percent.
 DEFAULT_REPEAT = 200
 LOADS_ROUNDS = 5  # the floor is the best of these; the pipeline runs once
+PART_ROUNDS = 3  # driver parse and sync alone: best of these (each is a short loop)
 
 
 def row(metric: str, value: float, unit: str) -> dict:
@@ -88,28 +94,7 @@ def bench_pipeline(passes: list, market: str, depth: int) -> tuple[float, int, d
     store = BookStore.create(f"bench-feed-{uuid.uuid4().hex[:8]}", 256, depth)
     try:
         router = FeedRouter(make_driver("binance", market), BookWriter(store))
-        driver = router.driver
-        on_frame = router.on_frame
-        clock = time.perf_counter
-        elapsed, frames = 0.0, 0
-        for records in passes:
-            i = 0
-            while i < len(records):
-                src, url, data = records[i]
-                if src == "rest":  # untimed: the snapshot re-seed is not per-frame work
-                    router.on_snapshot_response(driver.snapshot_pair(url), data, 0, url)
-                    i += 1
-                    continue
-                j = i
-                while j < len(records) and records[j][0] == "ws":
-                    j += 1
-                run = [records[n][2] for n in range(i, j)]
-                start = clock()
-                for frame in run:
-                    on_frame("bench", frame, 0)
-                elapsed += clock() - start
-                frames += len(run)
-                i = j
+        elapsed, frames = _run_router(router, passes)
         stats = {pair: book.stats() for pair, book in router.books.items()}
         return elapsed, frames, stats
     finally:
@@ -129,10 +114,82 @@ def bench_floor(frames: list[str]) -> float:
 
 def bench_parse(frames: list[str], market: str) -> float:
     parse = make_driver("binance", market).parse
-    start = time.perf_counter()
-    for frame in frames:
-        parse(frame, 0)
-    return time.perf_counter() - start
+    best = float("inf")
+    for _ in range(PART_ROUNDS):
+        start = time.perf_counter()
+        for frame in frames:
+            parse(frame, 0)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+class _NoDeltaWrites(BookWriter):
+    """A real BookWriter (snapshots, states) whose apply_delta only accepts:
+    what is left of the pipeline is the router and the per-book sync."""
+
+    def apply_delta(self, index: int, bids: Iterable[Level], asks: Iterable[Level],
+                    seq: int = 0, exch_ns: int = 0, recv_ns: int = 0) -> bool:
+        return True
+
+
+def _preparsed_driver(market: str) -> Driver:
+    """The Binance driver, except that a "frame" is already its Parsed result."""
+
+    class Preparsed(type(make_driver("binance", market))):  # type: ignore[misc]
+        def parse(self, frame: Parsed, recv_ns: int) -> Parsed:  # type: ignore[override]
+            return frame
+
+    return Preparsed(Market(market))
+
+
+def bench_sync(passes: list, market: str, depth: int) -> tuple[float, int]:
+    """FeedRouter.on_frame + BookSync.on_delta alone: frames parsed untimed,
+    deltas accepted without touching a book. The two calls into the driver and
+    the writer (~0.15 us together) are counted here as well as in their parts."""
+    parser = make_driver("binance", market)
+    timed = [[(src, url, data if src == "rest" else parser.parse(data, 0)) for src, url, data in records]
+             for records in passes]
+    best = float("inf")
+    for _ in range(PART_ROUNDS):
+        store = BookStore.create(f"bench-sync-{uuid.uuid4().hex[:8]}", 256, depth)
+        try:
+            router = FeedRouter(_preparsed_driver(market), _NoDeltaWrites(store))
+            elapsed, frames = _run_router(router, timed)
+            stats = [book.stats() for book in router.books.values()]
+            if any(s["state"] != "synced" or s["gaps"] for s in stats):
+                raise RuntimeError(f"sync bench books did not stay synced: {stats}")
+            best = min(best, elapsed)
+        finally:
+            store.close()
+    return best, frames
+
+
+def _run_router(router: FeedRouter, passes: list) -> tuple[float, int]:
+    """Time ``router.on_frame`` over every run of WS records; REST records
+    re-seed books untimed. Returns (seconds, frames)."""
+    driver = router.driver
+    on_frame = router.on_frame
+    clock = time.perf_counter
+    elapsed, frames = 0.0, 0
+    for records in passes:
+        i = 0
+        while i < len(records):
+            src, url, data = records[i]
+            if src == "rest":  # untimed: the snapshot re-seed is not per-frame work
+                router.on_snapshot_response(driver.snapshot_pair(url), data, 0, url)
+                i += 1
+                continue
+            j = i
+            while j < len(records) and records[j][0] == "ws":
+                j += 1
+            run = [records[n][2] for n in range(i, j)]
+            start = clock()
+            for frame in run:
+                on_frame("bench", frame, 0)
+            elapsed += clock() - start
+            frames += len(run)
+            i = j
+    return elapsed, frames
 
 
 def bench_writer(passes: list, market: str, depth: int) -> tuple[float, int]:
@@ -185,6 +242,8 @@ def run(args: list[str]) -> Iterator[dict]:
     yield row("parse_floor_ratio", (elapsed / frames) / (floor / len(ws_frames)), "ratio")
     yield row("pipeline_us_per_frame", elapsed / frames * 1e6, "us")
     yield row("driver_parse_us_per_frame", parse_only / len(ws_frames) * 1e6, "us")
+    sync_s, sync_frames = bench_sync(passes, opts.market, opts.depth)
+    yield row("sync_us_per_frame", sync_s / sync_frames * 1e6, "us")
     yield row("orjson_loads_us_per_frame", floor / len(ws_frames) * 1e6, "us")
     writer_s, applied = bench_writer(passes, opts.market, opts.depth)
     yield row("book_writer_us_per_delta", writer_s / applied * 1e6, "us")

@@ -76,6 +76,11 @@ class Verdict(enum.Enum):
     GAP = "gap"  # continuity broken: resync this book
 
 
+# The verdicts as plain names for the per-delta code (rules, BookSync): looking
+# an Enum member up on its class costs ~70 ns in CPython 3.11, a global ~8 ns.
+APPLY, DROP, GAP = Verdict.APPLY, Verdict.DROP, Verdict.GAP
+
+
 class SyncRule(ABC):
     """A venue's continuity rule for one book; holds that book's last id."""
 

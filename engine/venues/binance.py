@@ -14,10 +14,14 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
+import msgspec
 import orjson
 
 from engine.model import BookDelta, BookSnapshot, Market, Side, Trade
 from engine.venues.base import (
+    APPLY,
+    DROP,
+    GAP,
     Driver,
     Heartbeat,
     Limits,
@@ -30,6 +34,7 @@ from engine.venues.base import (
     error_parsed,
 )
 from engine.venues.symbols import SymbolMap, split_concatenated, split_pair
+from engine.venues.wire import WireInt, decode_levels
 
 VENUE = "binance"
 MS = 1_000_000  # ns per ms
@@ -74,11 +79,11 @@ class BinanceSpotRule(SyncRule):
 
     def check(self, delta: BookDelta) -> Verdict:
         if delta.last_seq <= self.last:
-            return Verdict.DROP
+            return DROP
         if delta.first_seq > self.last + 1:
-            return Verdict.GAP
+            return GAP
         self.last = delta.last_seq
-        return Verdict.APPLY
+        return APPLY
 
 
 class BinanceFuturesRule(SyncRule):
@@ -98,14 +103,64 @@ class BinanceFuturesRule(SyncRule):
     def check(self, delta: BookDelta) -> Verdict:
         if self.fresh:
             if delta.last_seq < self.last:
-                return Verdict.DROP
+                return DROP
             if delta.first_seq > self.last:
-                return Verdict.GAP
+                return GAP
             self.fresh = False
         elif delta.prev_seq != self.last:
-            return Verdict.DROP if delta.last_seq <= self.last else Verdict.GAP
+            return DROP if delta.last_seq <= self.last else GAP
         self.last = delta.last_seq
-        return Verdict.APPLY
+        return APPLY
+
+
+# ------------------------------------------------- typed frames (engine.venues.wire)
+
+
+class _Depth(msgspec.Struct, tag_field="e", tag="depthUpdate"):
+    E: WireInt
+    s: str
+    U: WireInt
+    u: WireInt
+    b: msgspec.Raw  # levels: decode_levels
+    a: msgspec.Raw
+    pu: WireInt = -1
+
+
+class _AggTrade(msgspec.Struct, tag_field="e", tag="aggTrade"):
+    s: str
+    a: WireInt
+    p: str
+    q: str
+    m: bool
+    T: WireInt
+
+
+class _RawTrade(msgspec.Struct, tag_field="e", tag="trade"):
+    s: str
+    t: WireInt
+    p: str
+    q: str
+    m: bool
+    T: WireInt
+
+
+_Event = _Depth | _AggTrade | _RawTrade
+
+
+class _Combined(msgspec.Struct):
+    data: _Event | None = None  # None: a raw stream event, no wrapper
+
+
+class _RestDepth(msgspec.Struct):
+    lastUpdateId: WireInt
+    bids: msgspec.Raw
+    asks: msgspec.Raw
+    E: WireInt = 0
+
+
+_decode_combined = msgspec.json.Decoder(_Combined).decode
+_decode_event = msgspec.json.Decoder(_Event).decode
+_decode_rest_depth = msgspec.json.Decoder(_RestDepth).decode
 
 
 def _to_pair(symbol: str) -> str:
@@ -206,7 +261,32 @@ class BinanceDriver(Driver):
             {"stream":"nknusdt@depth@100ms","data":{"e":"depthUpdate","E":1633998512568,
              "s":"NKNUSDT","U":499869753,"u":499869754,"b":[["0.35170000","4265.00000000"]],
              "a":[["0.35290000","10968.00000000"]]}}
-        """
+
+        Depth and trade events take the typed path; everything else, and any
+        frame it refuses, the generic one (which owns the error behaviour)."""
+        try:
+            return self._parse_typed(frame, recv_ns)
+        except Exception:  # noqa: BLE001 - not a typed shape: the generic parser decides
+            return self._parse_generic(frame, recv_ns)
+
+    def _parse_typed(self, frame: str | bytes, recv_ns: int) -> Parsed:
+        """Raises on anything but a depth or trade event of the venue's exact types."""
+        event = _decode_combined(frame).data
+        if event is None:  # no wrapper (a /ws endpoint), as in _parse_generic
+            event = _decode_event(frame)
+        symbol = event.s
+        pair = self._pair_of.get(symbol) or self._pair_of.setdefault(symbol, self.pair(symbol))
+        if isinstance(event, _Depth):
+            return Parsed([BookDelta(VENUE, self.market, pair, decode_levels(event.b),
+                                     decode_levels(event.a), event.U, event.u, event.pu,
+                                     event.E * MS, recv_ns)])
+        trade_id = event.a if isinstance(event, _AggTrade) else event.t
+        return Parsed([Trade(VENUE, self.market, pair, float(event.p), float(event.q),
+                             Side.SELL if event.m else Side.BUY, str(trade_id), event.T * MS,
+                             recv_ns)])
+
+    def _parse_generic(self, frame: str | bytes, recv_ns: int) -> Parsed:
+        """Any frame, as dicts (orjson); never raises."""
         try:
             msg = orjson.loads(frame)
             data = msg.get("data")
@@ -256,6 +336,17 @@ class BinanceDriver(Driver):
         """``{"lastUpdateId":499869752,"bids":[["0.35210000","672.00000000"]],
         "asks":[["0.35260000","3199.00000000"]]}`` (USD-M adds ``E``, ``T``).
         Raises ValueError on an error body such as ``{"code":-1121,"msg":"Invalid symbol."}``."""
+        try:
+            return self._parse_snapshot_typed(pair, body, recv_ns)
+        except Exception:  # noqa: BLE001 - the generic parser decides, and raises
+            return self._parse_snapshot_generic(pair, body, recv_ns)
+
+    def _parse_snapshot_typed(self, pair: str, body: str | bytes, recv_ns: int) -> BookSnapshot:
+        rest = _decode_rest_depth(body)
+        return BookSnapshot(VENUE, self.market, pair, decode_levels(rest.bids),
+                            decode_levels(rest.asks), rest.lastUpdateId, rest.E * MS, recv_ns)
+
+    def _parse_snapshot_generic(self, pair: str, body: str | bytes, recv_ns: int) -> BookSnapshot:
         data = orjson.loads(body)
         if not isinstance(data, dict) or "lastUpdateId" not in data:
             raise ValueError(f"not a depth snapshot: {str(body)[:200]}")

@@ -10,10 +10,14 @@ WebSocket; a resync is an unsubscribe + subscribe.
 
 from __future__ import annotations
 
+import msgspec
 import orjson
 
-from engine.model import BookDelta, BookSnapshot, Market, Side, Trade
+from engine.model import BookDelta, BookSnapshot, Event, Market, Side, Trade
 from engine.venues.base import (
+    APPLY,
+    DROP,
+    GAP,
     Driver,
     Heartbeat,
     Limits,
@@ -25,6 +29,7 @@ from engine.venues.base import (
     error_parsed,
 )
 from engine.venues.symbols import SymbolMap, split_concatenated, split_pair
+from engine.venues.wire import WireInt, decode_levels
 
 VENUE = "bybit"
 MS = 1_000_000
@@ -67,10 +72,41 @@ class BybitRule(SyncRule):
         if u == self.last + 1:
             self.last = u
             self.fresh = False
-            return Verdict.APPLY
+            return APPLY
         if self.fresh and u <= self.last:
-            return Verdict.DROP
-        return Verdict.GAP
+            return DROP
+        return GAP
+
+
+# ------------------------------------------------- typed frames (engine.venues.wire)
+
+
+class _BookData(msgspec.Struct):
+    s: str
+    b: msgspec.Raw  # levels: decode_levels
+    a: msgspec.Raw
+    u: WireInt
+    seq: WireInt = 0
+
+
+class _TradeData(msgspec.Struct):
+    T: WireInt
+    s: str
+    S: str
+    v: str
+    p: str
+    i: str
+
+
+class _Frame(msgspec.Struct):
+    topic: str
+    ts: WireInt
+    data: _BookData | list[_TradeData]
+    type: str = ""
+    cts: WireInt | None = None
+
+
+_decode_frame = msgspec.json.Decoder(_Frame).decode
 
 
 def _to_pair(symbol: str) -> str:
@@ -145,7 +181,43 @@ class BybitDriver(Driver):
             {"topic":"orderbook.500.XRPUSDT","type":"delta","ts":1733011200693,
              "data":{"s":"XRPUSDT","b":[["1.9531","6198"]],"a":[["1.9535","8415"]],
              "u":20254870,"seq":130020239261},"cts":1733011200691}
-        """
+
+        Book and trade frames take the typed path; everything else, and any
+        frame it refuses, the generic one (which owns the error behaviour)."""
+        try:
+            return self._parse_typed(frame, recv_ns)
+        except Exception:  # noqa: BLE001 - not a typed shape: the generic parser decides
+            return self._parse_generic(frame, recv_ns)
+
+    def _parse_typed(self, frame: str | bytes, recv_ns: int) -> Parsed:
+        """Raises on anything but a book or trade frame of the venue's exact types."""
+        msg = _decode_frame(frame)
+        data = msg.data
+        if isinstance(data, _BookData) and msg.topic.startswith("orderbook."):
+            symbol = data.s
+            pair = self._pair_of.get(symbol) or self._pair_of.setdefault(symbol, self.pair(symbol))
+            bids, asks = decode_levels(data.b), decode_levels(data.a)
+            u = data.u
+            exch_ns = (msg.cts or msg.ts) * MS
+            extra = {"seq": data.seq}
+            if msg.type == "delta":
+                return Parsed([BookDelta(VENUE, self.market, pair, bids, asks, u, u, -1, exch_ns,
+                                         recv_ns, extra)])
+            if msg.type == "snapshot":
+                return Parsed([BookSnapshot(VENUE, self.market, pair, bids, asks, u, exch_ns,
+                                            recv_ns, extra)])
+        elif isinstance(data, list) and msg.topic.startswith("publicTrade."):
+            trades: list[Event] = []
+            for t in data:
+                if t.S != "Buy" and t.S != "Sell":
+                    raise ValueError(f"unknown taker side {t.S!r}")
+                trades.append(Trade(VENUE, self.market, self.pair(t.s), float(t.p), float(t.v),
+                                    Side.BUY if t.S == "Buy" else Side.SELL, t.i, t.T * MS, recv_ns))
+            return Parsed(trades)
+        raise ValueError("not a book or trade frame of the typed shapes")
+
+    def _parse_generic(self, frame: str | bytes, recv_ns: int) -> Parsed:
+        """Any frame, as dicts (orjson); never raises."""
         try:
             msg = orjson.loads(frame)
             topic = msg.get("topic")

@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import zlib
 from itertools import islice
+from operator import itemgetter
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import msgspec
 import orjson
 from sortedcontainers import SortedDict
 
-from engine.model import BookDelta, BookSnapshot, Market, Side, Trade
+from engine.model import BookDelta, BookSnapshot, Event, Market, Side, Trade
 from engine.venues.base import (
+    APPLY,
+    DROP,
+    GAP,
     Driver,
     Heartbeat,
     Limits,
@@ -31,6 +37,7 @@ from engine.venues.base import (
     error_parsed,
 )
 from engine.venues.symbols import SymbolMap, UnknownSymbol, split_pair
+from engine.venues.wire import WireInt
 
 VENUE = "okx"
 MS = 1_000_000
@@ -119,11 +126,11 @@ class OkxRule(SyncRule):
                 if prev <= self.last < seq:
                     self.fresh = False
                 elif seq <= self.last:
-                    return Verdict.DROP
+                    return DROP
                 else:
-                    return Verdict.GAP
+                    return GAP
             elif prev != self.last:
-                return Verdict.GAP
+                return GAP
             self.last = seq
         raw = delta.extra.get("raw") if delta.extra else None
         if self.shadow is not None:
@@ -132,8 +139,59 @@ class OkxRule(SyncRule):
             else:
                 self.shadow.apply(*raw)
                 if self.shadow.checksum() != delta.extra["checksum"]:
-                    return Verdict.GAP
-        return Verdict.APPLY
+                    return GAP
+        return APPLY
+
+
+# ------------------------------------------------- typed frames (engine.venues.wire)
+
+
+class _Arg(msgspec.Struct):
+    channel: str
+    instId: str
+
+
+class _Frame(msgspec.Struct):
+    arg: _Arg
+    data: msgspec.Raw  # decoded per channel
+    action: str = ""
+    event: msgspec.UnsetType = msgspec.UNSET  # present: an event frame, the generic path's
+
+
+class _BookData(msgspec.Struct):
+    asks: msgspec.Raw  # levels: _decode_levels
+    bids: msgspec.Raw
+    ts: str
+    checksum: WireInt | None = None
+    seqId: WireInt = -1
+    prevSeqId: WireInt = -1
+
+
+class _TradeData(msgspec.Struct):
+    tradeId: str
+    px: str
+    sz: str
+    side: str
+    ts: str
+
+
+class _RestBooks(msgspec.Struct):
+    code: str
+    data: list[_BookData]
+
+
+_decode_frame = msgspec.json.Decoder(_Frame).decode
+_decode_books = msgspec.json.Decoder(list[_BookData]).decode
+_decode_trades = msgspec.json.Decoder(list[_TradeData]).decode
+_decode_rest_books = msgspec.json.Decoder(_RestBooks).decode
+# OKX levels are [price, size, "0" (deprecated), order count]: floats in C as in
+# wire.decode_levels, then (price, size) pairs by a C itemgetter.
+_decode_level_rows = msgspec.json.Decoder(list[tuple[float, float, Any, Any]], strict=False).decode
+_price_size = itemgetter(0, 1)
+
+
+def _decode_levels(raw: msgspec.Raw) -> list[tuple[float, float]]:
+    return list(map(_price_size, _decode_level_rows(raw)))
 
 
 def _market_of(inst_id: str) -> Market | None:
@@ -221,7 +279,54 @@ class OkxDriver(Driver):
             {"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update",
              "data":[{"asks":[["30243.5","1.2112","0","4"]],"bids":[["30237.2","0","0","0"]],
              "ts":"1652459225453","checksum":-652563973}]}
-        """
+
+        Data frames take the typed path; events, pongs and any frame it
+        refuses, the generic one (which owns the error behaviour)."""
+        try:
+            return self._parse_typed(frame, recv_ns)
+        except Exception:  # noqa: BLE001 - not a typed shape: the generic parser decides
+            return self._parse_generic(frame, recv_ns)
+
+    def _parse_typed(self, frame: str | bytes, recv_ns: int) -> Parsed:
+        """Raises on anything but a data frame of the venue's exact types."""
+        msg = _decode_frame(frame)
+        channel = msg.arg.channel
+        pair = self._own_pair(msg.arg.instId)
+        if pair is None:
+            return Parsed([])
+        if channel == "books":
+            action = msg.action
+            if action != "snapshot" and action != "update":
+                raise ValueError(f"unknown books action {action!r}")
+            return Parsed([self._book_typed(action, data, pair, recv_ns)
+                           for data in _decode_books(msg.data)])
+        if channel == "trades":
+            trades: list[Event] = []
+            for t in _decode_trades(msg.data):
+                if t.side != "buy" and t.side != "sell":
+                    raise ValueError(f"unknown taker side {t.side!r}")
+                trades.append(Trade(VENUE, self.market, pair, float(t.px), float(t.sz),
+                                    Side.BUY if t.side == "buy" else Side.SELL, t.tradeId,
+                                    int(t.ts) * MS, recv_ns))
+            return Parsed(trades)
+        return Parsed([])
+
+    def _book_typed(self, action: str, data: _BookData, pair: str,
+                    recv_ns: int) -> BookSnapshot | BookDelta:
+        bids, asks = _decode_levels(data.bids), _decode_levels(data.asks)
+        seq = data.seqId
+        crc = data.checksum or 0
+        # The checksum needs the level strings exactly as the generic path holds them.
+        extra = ({"checksum": crc, "raw": (orjson.loads(memoryview(data.bids)),
+                                           orjson.loads(memoryview(data.asks)))} if crc else {})
+        exch_ns = int(data.ts) * MS
+        if action == "snapshot":
+            return BookSnapshot(VENUE, self.market, pair, bids, asks, max(seq, 0), exch_ns, recv_ns, extra)
+        return BookDelta(VENUE, self.market, pair, bids, asks, seq, seq, data.prevSeqId, exch_ns,
+                         recv_ns, extra)
+
+    def _parse_generic(self, frame: str | bytes, recv_ns: int) -> Parsed:
+        """Any frame, as dicts (orjson); never raises."""
         try:
             if frame == "pong" or frame == b"pong":
                 return Parsed([])
@@ -299,6 +404,20 @@ class OkxDriver(Driver):
         "bids":[["41006.3","0.3","0","2"]],"ts":"1629966436396","seqId":3082930112}]}``.
         The endpoint reference lists no ``seqId``; the 2026 sync guide relies on it.
         Without it the snapshot cannot be bridged to the stream: ValueError."""
+        try:
+            return self._parse_snapshot_typed(pair, body, recv_ns)
+        except Exception:  # noqa: BLE001 - the generic parser decides, and raises
+            return self._parse_snapshot_generic(pair, body, recv_ns)
+
+    def _parse_snapshot_typed(self, pair: str, body: str | bytes, recv_ns: int) -> BookSnapshot:
+        rest = _decode_rest_books(body)
+        book = rest.data[0]
+        if rest.code != "0" or book.seqId < 0:  # an error body, or no seqId (the default -1)
+            raise ValueError("not a bridgeable book")
+        return BookSnapshot(VENUE, self.market, pair, _decode_levels(book.bids),
+                            _decode_levels(book.asks), book.seqId, int(book.ts) * MS, recv_ns)
+
+    def _parse_snapshot_generic(self, pair: str, body: str | bytes, recv_ns: int) -> BookSnapshot:
         msg = orjson.loads(body)
         if msg.get("code") != "0":
             raise ValueError(f"venue error {msg.get('code')}: {msg.get('msg')}")

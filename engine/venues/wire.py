@@ -1,0 +1,37 @@
+"""Typed frame decoding for the venue drivers' hot path (msgspec, in C): book
+and trade frames to typed fields and float price levels, no Python call per
+number. Never the only parser and never the one that decides: whatever these
+types refuse goes to the driver's generic orjson parser, which defines the
+behaviour (tests/venues/test_wire.py checks the two agree).
+
+Why the typed path can only ever return what the generic one would:
+
+- Envelope fields are decoded strictly (an int must be a JSON int, a str a JSON
+  string, a bool a JSON bool). msgspec's lax mode would also turn "1e3" or
+  "1.0" into an int and "false" into a bool, where ``int()`` raises and a
+  non-empty string is truthy, so lax is used for price levels only.
+- Price levels use lax decoding, whose only effect on ``float`` is accepting a
+  quoted decimal. msgspec's number grammar is a subset of ``float()``'s (it
+  refuses " 1", "+1", "1_0", ".5", "1.", "0001", "1e400"; those fall back and
+  ``float()`` decides) and rounds to the same double. The one difference is
+  the sign of a zero written "-0" (msgspec gives 0.0, ``float`` -0.0): equal
+  as a number, and a zero size deletes / a zero price is refused either way.
+- "nan", "inf" and negative numbers decode, exactly as with ``float()``: the
+  book writer refuses such a level (BookDataError: the book is counted and
+  resynced), so a driver-side check would change that behaviour, not add one.
+- Ints are bounded to int64: orjson turns larger JSON integers into floats,
+  msgspec would keep them exact; out of range falls back.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+# A JSON integer that orjson and msgspec read identically (see above).
+WireInt = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+
+# [["0.35170000","4265.00000000"], ...] -> [(0.3517, 4265.0), ...], the
+# normalized Level lists as they go into BookDelta and BookSnapshot.
+decode_levels = msgspec.json.Decoder(list[tuple[float, float]], strict=False).decode
