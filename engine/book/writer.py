@@ -6,6 +6,7 @@ memory. Applies snapshots and deltas only; venue sync rules live in feed/.
 from __future__ import annotations
 
 import struct
+from array import array
 from bisect import bisect_left
 from collections.abc import Iterable
 
@@ -21,27 +22,36 @@ class BookDataError(ValueError):
 
 
 class BookSide:
-    """One side at full depth: sizes by key and the keys kept sorted best-first.
+    """One side at full depth: sizes by key and the keys kept sorted best-first,
+    plus ``mpx``/``msz``, a copy of the mirrored top levels as C double arrays.
 
     Keys are prices for asks and negated prices for bids, so both sides sort
     ascending best-first. A plain sorted list with bisect beats a tree here:
-    books are at most a few thousand levels, so insort's memmove is cheap,
-    and the top N is a slice.
+    books are at most a few thousand levels, so insort's memmove is cheap.
+    The arrays follow every insert and delete in the top N with the same
+    memmoves, so the shared mirror is patched by copying raw bytes.
     """
 
-    __slots__ = ("sizes", "keys")
+    __slots__ = ("sizes", "keys", "mpx", "msz")
 
     def __init__(self) -> None:
         self.sizes: dict[float, float] = {}
         self.keys: list[float] = []
+        self.mpx = array("d")  # mirrored prices (positive), best first
+        self.msz = array("d")  # mirrored sizes
 
-    def replace(self, sizes: dict[float, float]) -> None:
+    def replace(self, sizes: dict[float, float], sign: float, depth: int) -> None:
         self.sizes = sizes
         self.keys = sorted(sizes)
+        top = self.keys[:depth]
+        self.mpx = array("d", [sign * k for k in top])
+        self.msz = array("d", [sizes[k] for k in top])
 
     def clear(self) -> None:
         self.sizes = {}
         self.keys = []
+        self.mpx = array("d")
+        self.msz = array("d")
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -89,9 +99,8 @@ class BookWriter:
         self.layout = store.layout
         self.depth = store.layout.depth
         self._books: dict[int, FullBook] = {}
-        self._zeros = [0.0] * (2 * self.depth)
+        self._zero_bytes = bytes(8 * self.depth)
         self._body_pack = store.layout.body_struct.pack_into
-        self._structs: dict[int, struct.Struct] = {}
         self.crossed_count = 0
 
     def book(self, index: int) -> FullBook:
@@ -121,8 +130,8 @@ class BookWriter:
                 new_asks[px] = sz
         b = self.book(index)
         with b.lock:
-            b.bids.replace(new_bids)
-            b.asks.replace(new_asks)
+            b.bids.replace(new_bids, -1.0, self.depth)
+            b.asks.replace(new_asks, 1.0, self.depth)
             ok = self._not_crossed(b)
             if not ok:
                 self.crossed_count += 1
@@ -144,15 +153,16 @@ class BookWriter:
         buf = self.store.buf
         off = b.offset
         lev = off + L.BOOK_HEADER_SIZE
-        with b.lock:
+        lock = b.lock
+        lock.acquire()  # not ``with``: half the cost on this hot path
+        try:
             version = b.version + 1
             VERSION_PACK(buf, off, version)  # odd: write in progress
             try:
                 if bids:
-                    b.nb = _patch_side(b.bids, bids, -1.0, depth, buf, lev, self._struct_for)
+                    b.nb = _patch_side(b.bids, bids, -1.0, depth, buf, lev)
                 if asks:
-                    b.na = _patch_side(b.asks, asks, 1.0, depth, buf, lev + 16 * depth,
-                                       self._struct_for)
+                    b.na = _patch_side(b.asks, asks, 1.0, depth, buf, lev + 16 * depth)
             except BookDataError:
                 b.state = SyncState.RESYNCING
                 b.nb, b.na = min(len(b.bids.keys), depth), min(len(b.asks.keys), depth)
@@ -170,6 +180,8 @@ class BookWriter:
                             b.updates)
             b.version = version + 1
             VERSION_PACK(buf, off, version + 1)  # even: consistent
+        finally:
+            lock.release()
         return ok
 
     def set_state(self, index: int, state: SyncState) -> None:
@@ -208,12 +220,6 @@ class BookWriter:
         bk, ak = b.bids.keys, b.asks.keys
         return not bk or not ak or -bk[0] < ak[0]
 
-    def _struct_for(self, count: int) -> struct.Struct:
-        st = self._structs.get(count)
-        if st is None:
-            st = self._structs[count] = struct.Struct(f"<{count}d")
-        return st
-
     def _finish(self, b: FullBook, version: int, seq: int, exch_ns: int, recv_ns: int) -> None:
         """Write the header body and close the seqlock (``version`` is odd)."""
         b.updates += 1
@@ -226,19 +232,16 @@ class BookWriter:
         """Rewrite the whole mirror under the seqlock. Caller holds the stripe lock."""
         depth = self.depth
         buf = self.store.buf
-        bid_keys = b.bids.keys[:depth]
-        ask_keys = b.asks.keys[:depth]
-        b.nb, b.na = len(bid_keys), len(ask_keys)
+        b.nb, b.na = len(b.bids.mpx), len(b.asks.mpx)
         version = b.version + 1
         VERSION_PACK(buf, b.offset, version)  # odd: write in progress
-        pack_side = self.layout.side_struct.pack_into
         lev = b.offset + L.BOOK_HEADER_SIZE
-        sizes = b.bids.sizes
-        pad = self._zeros[: depth - b.nb]
-        pack_side(buf, lev, *[-k for k in bid_keys], *pad, *[sizes[k] for k in bid_keys], *pad)
-        sizes = b.asks.sizes
-        pad = self._zeros[: depth - b.na]
-        pack_side(buf, lev + 16 * depth, *ask_keys, *pad, *[sizes[k] for k in ask_keys], *pad)
+        for side, base in ((b.bids, lev), (b.asks, lev + 16 * depth)):
+            n8, d8 = 8 * len(side.mpx), 8 * depth
+            buf[base:base + n8] = memoryview(side.mpx).cast("B")
+            buf[base + n8:base + d8] = self._zero_bytes[: d8 - n8]
+            buf[base + d8:base + d8 + n8] = memoryview(side.msz).cast("B")
+            buf[base + d8 + n8:base + 2 * d8] = self._zero_bytes[: d8 - n8]
         self._finish(b, version, seq, exch_ns, recv_ns)
 
 
@@ -247,11 +250,15 @@ _SIZE_PACK = struct.Struct("<d").pack_into
 
 
 def _patch_side(side: BookSide, changes: Iterable[Level], sign: float, depth: int,
-                buf: memoryview, lev: int, struct_for) -> int:
+                buf: memoryview, lev: int) -> int:
     """Apply (price, size) changes to one side and patch its mirror at ``lev``
-    (prices at lev, sizes at lev + 8*depth). Returns the mirrored level count."""
-    sizes, keys = side.sizes, side.keys
-    old_count = min(len(keys), depth)
+    (prices at lev, sizes at lev + 8*depth). Returns the mirrored level count.
+
+    A size change inside the top N writes its one slot at once; inserts and
+    deletes there shift ``mpx``/``msz`` and the shifted suffix is copied once
+    at the end."""
+    sizes, keys, mpx, msz = side.sizes, side.keys, side.mpx, side.msz
+    old_count = len(mpx)
     shift_from = depth  # first mirrored slot whose price moved
     sz_base = lev + 8 * depth
     for px, sz in changes:
@@ -262,26 +269,42 @@ def _patch_side(side: BookSide, changes: Iterable[Level], sign: float, depth: in
             if sizes.pop(k, None) is not None:
                 i = bisect_left(keys, k)
                 del keys[i]
-                if i < shift_from:
-                    shift_from = i
+                if i < depth:
+                    del mpx[i]
+                    del msz[i]
+                    if len(keys) >= depth:  # the next level moves up into the mirror
+                        k2 = keys[depth - 1]
+                        mpx.append(sign * k2)
+                        msz.append(sizes[k2])
+                    if i < shift_from:
+                        shift_from = i
         elif k in sizes:
             sizes[k] = sz
             if len(keys) <= depth or k <= keys[depth - 1]:
                 i = bisect_left(keys, k)
+                msz[i] = sz
                 if i < shift_from:
                     _SIZE_PACK(buf, sz_base + 8 * i, sz)
         else:
             sizes[k] = sz
             i = bisect_left(keys, k)
             keys.insert(i, k)
-            if i < shift_from:
-                shift_from = i
-    count = min(len(keys), depth)
+            if i < depth:
+                mpx.insert(i, px)
+                msz.insert(i, sz)
+                if len(mpx) > depth:
+                    del mpx[depth]
+                    del msz[depth]
+                if i < shift_from:
+                    shift_from = i
+    count = len(mpx)
     if shift_from < depth:
-        tail = keys[shift_from:count]
-        n = max(count, old_count) - shift_from
-        pad = [0.0] * (n - len(tail))
-        st = struct_for(n)
-        st.pack_into(buf, lev + 8 * shift_from, *[sign * k for k in tail], *pad)
-        st.pack_into(buf, sz_base + 8 * shift_from, *[sizes[k] for k in tail], *pad)
+        s8, e8, o8 = 8 * shift_from, 8 * count, 8 * old_count
+        if e8 > s8:
+            buf[lev + s8:lev + e8] = memoryview(mpx).cast("B")[s8:e8]
+            buf[sz_base + s8:sz_base + e8] = memoryview(msz).cast("B")[s8:e8]
+        if o8 > e8:  # the side got shorter: clear the slots it left
+            zeros = bytes(o8 - e8)
+            buf[lev + e8:lev + o8] = zeros
+            buf[sz_base + e8:sz_base + o8] = zeros
     return count
