@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # bench name -> modules under tools/ whose run(args) yields metric dicts.
 BENCHES = {
     "book": ["bench_book"],
-    "feed": ["bench_feed", "bench_feed_socket"],
+    "feed": ["bench_feed", "bench_venues", "bench_feed_socket"],
     "match": ["bench_match"],
     "store": ["bench_store"],
     "trader": ["bench_trader"],
