@@ -24,4 +24,8 @@ def make_driver(exchange: str, market: Market | str, rest_url: str = "", ws_url:
         cls = DRIVERS[exchange]
     except KeyError:
         raise ValueError(f"unknown exchange {exchange!r}; known: {', '.join(sorted(DRIVERS))}") from None
-    return cls(Market(market), rest_url, ws_url, symbols)
+    m = Market(market)
+    if m not in cls.markets:
+        raise ValueError(f"{exchange} has no {m.value} market (has: "
+                         f"{', '.join(x.value for x in cls.markets)})")
+    return cls(m, rest_url, ws_url, symbols)

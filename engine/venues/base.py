@@ -108,6 +108,8 @@ class Driver(ABC):
 
     venue: str = ""
     market: Market = Market.SPOT
+    # Markets this venue has; make_driver refuses the others with ValueError.
+    markets: tuple[Market, ...] = (Market.SPOT, Market.FUTURES)
     limits: Limits = Limits()
     heartbeat: Heartbeat = Heartbeat()
     resync: ResyncMethod = ResyncMethod.REST

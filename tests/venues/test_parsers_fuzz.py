@@ -14,7 +14,8 @@ from engine.venues import DRIVERS, make_driver
 from engine.venues.base import Parsed
 from tests.venues.reference import DATA
 
-DRIVER_LIST = [make_driver(name, market) for name in sorted(DRIVERS) for market in Market]
+DRIVER_LIST = [make_driver(name, market) for name in sorted(DRIVERS) for market in Market
+               if market in DRIVERS[name].markets]
 EVENT_TYPES = (BookDelta, BookSnapshot, Trade, FeedError)
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
