@@ -15,7 +15,7 @@ from pathlib import Path
 from loguru import logger
 
 from engine import __version__
-from engine.api import routes
+from engine.api import market, routes
 from engine.api.http import HttpServer, Router
 from engine.api.metrics import new_registry
 from engine.book.reader import BookReader
@@ -24,6 +24,8 @@ from engine.book.writer import BookWriter
 from engine.config import Config, to_public_dict
 from engine.feed.service import FeedService
 from engine.lifecycle import Component, Health
+from engine.store.history import HistoryStore
+from engine.store.recorder import Recorder
 from engine.store.tasks import TaskFetcher
 from engine.venues import DRIVERS
 
@@ -107,6 +109,8 @@ class Daemon:
         self.books: BooksComponent | None = None
         self.feed: FeedService | None = None
         self.tasks: TaskFetcher | None = None
+        self.history: HistoryStore | None = None
+        self.recorder: Recorder | None = None
         self._build()
 
     # ---------------------------------------------------------------- build
@@ -117,7 +121,16 @@ class Daemon:
             self.books = BooksComponent(self.config)
             self.components.append(self.books)
             built.add("books")
-            self.feed = FeedService(self.config, self.books.started_writer, self.registry)
+            on_event = None
+            if self.role in ("monitor", "both") and self.config.storage.history.backend != "none":
+                # Before the feed: started first, stopped after it (nothing recorded is lost).
+                self.history = HistoryStore(self.config)
+                self.recorder = Recorder(self.config, self.registry, self.history)
+                self.components += [self.history, self.recorder]
+                on_event = self.recorder.record
+                built.add("recorder")
+            self.feed = FeedService(self.config, self.books.started_writer, self.registry,
+                                    on_event=on_event)
             self.components.append(self.feed)
             built.add("feed")
             # After the feed: starts after it, stops before it.
@@ -149,6 +162,8 @@ class Daemon:
             if self.config.http.enabled:
                 router = Router()
                 routes.install(router, self)
+                if self.role in ("monitor", "both"):
+                    market.install(router, self.history)  # 503s when history is off
                 self.http = HttpServer(self.config.http.host, self.config.http.port, router)
                 self.http.start()
         except BaseException:

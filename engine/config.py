@@ -142,6 +142,18 @@ class HistoryConfig:
     user: str = "default"
     database: str = "engine"
     password_env: str = "ENGINE_CLICKHOUSE_PASSWORD"
+    # Recorder: events wait in a bounded queue; a full queue drops (counted,
+    # alerted) rather than slowing the feed. Bigger = more memory, fewer drops.
+    queue_events: int = 100_000
+    batch_rows: int = 50_000  # rows per insert; bigger = faster, longer at risk
+    batch_interval_s: float = 1.0  # flush at least this often
+    snapshot_interval_s: float = 60.0  # periodic book snapshots; 0 = only at resyncs
+    spill_dir: str = "spill"  # relative to data_dir: batches wait here while the store is down
+    spill_max_mb: int = 1024  # spill bound; past it events are dropped (counted)
+    spill_alert_fraction: float = 0.8  # health degrades when the spill is this full
+    memory_batches: int = 4  # batches held in memory before spilling
+    retry_min_s: float = 0.5  # store retry backoff
+    retry_max_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -228,6 +240,15 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("SubscriptionConfig", "depth"): (lambda v: v >= 1, "at least 1"),
     ("DaemonConfig", "shutdown_timeout_s"): (lambda v: v > 0, "a positive number"),
     ("TaskDbConfig", "poll_s"): (lambda v: v > 0, "a positive number"),
+    ("HistoryConfig", "queue_events"): (lambda v: v >= 1, "at least 1"),
+    ("HistoryConfig", "batch_rows"): (lambda v: 1 <= v <= 1_000_000, "1..1000000"),
+    ("HistoryConfig", "batch_interval_s"): (lambda v: v > 0, "a positive number"),
+    ("HistoryConfig", "snapshot_interval_s"): (lambda v: v >= 0, "0 or more"),
+    ("HistoryConfig", "spill_max_mb"): (lambda v: v >= 1, "at least 1"),
+    ("HistoryConfig", "spill_alert_fraction"): (lambda v: 0 < v <= 1, "in (0, 1]"),
+    ("HistoryConfig", "memory_batches"): (lambda v: v >= 1, "at least 1"),
+    ("HistoryConfig", "retry_min_s"): (lambda v: v > 0, "a positive number"),
+    ("HistoryConfig", "retry_max_s"): (lambda v: v > 0, "a positive number"),
     ("TaskDbConfig", "lease_s"): (lambda v: v >= 1, "at least 1 second"),
     ("TaskDbConfig", "capacity"): (lambda v: v >= 0, "0 or more"),
     ("TaskDbConfig", "retry_max_s"): (lambda v: v > 0, "a positive number"),

@@ -59,7 +59,8 @@ def test_http_status_reports_role_components_and_redacts(daemon):
     assert r.status_code == 200
     body = r.json()
     assert body["role"] == "monitor" and body["components"]["books"]["capacity"] == 8
-    assert "recorder" in body["not_built_yet"] and "feed" not in body["not_built_yet"]
+    assert body["not_built_yet"] == []  # the monitor role is complete
+    assert {"books", "feed", "task-db", "history", "recorder"} <= set(body["components"])
     assert "very-secret-value" not in r.text
     assert body["config"]["exchanges"]["binance"]["api_secret_env"] == "T_BINANCE_SECRET"
 
