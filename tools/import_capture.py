@@ -10,7 +10,8 @@
 Formats (``auto`` sniffs the first line):
   timeline       cryptofeed sample-data timelines ``{"t": epoch s, "dir": open|out|in|rest,
                  "url", "raw"}``: ``in`` -> ws (url = the last ``open``), ``rest`` -> rest,
-                 ``open``/``out`` dropped (we record what we receive).
+                 ``open``/``out`` dropped (we record what we receive). An ``in`` line with
+                 ``raw_gzip_b64`` (HTX) keeps those wire bytes instead of the decoded ``raw``.
   book_seq       ``{"t": epoch s, "src": ws|rest, "raw"[, "url"]}`` per line.
   bybit_history  Bybit's public history dumps (``*_ob500.data``, also inside the .zip):
                  one raw V5 WS message per line, no receive time; ``t`` = ``cts`` or ``ts``.
@@ -26,6 +27,7 @@ Lines that cannot be converted are counted on stderr and skipped.
 from __future__ import annotations
 
 import argparse
+import base64
 import gzip
 import io
 import re
@@ -46,7 +48,7 @@ from engine.venues import DRIVERS, make_driver  # noqa: E402
 
 FORMATS = ("timeline", "book_seq", "bybit_history", "hftbacktest", "capture")
 HFT_LINE = re.compile(rb"^(\d{9,20})\s+(.*)$", re.S)
-Record = tuple[int, str, str, str, str]  # t ns, src, conn, url, data
+Record = tuple[int, str, str, str, str | bytes]  # t ns, src, conn, url, data
 
 
 def seconds_to_ns(t: float) -> int:
@@ -138,8 +140,10 @@ class Importer:
             state["opens"] = state.get("opens", 0) + 1
             return None
         if direction == "in":
+            # HTX timelines keep the binary gzip frame too: replay what arrived.
+            data = base64.b64decode(obj["raw_gzip_b64"]) if "raw_gzip_b64" in obj else obj["raw"]
             return (seconds_to_ns(obj["t"]), "ws", state.get("conn", "cf-0"),
-                    state.get("url") or self.default_ws_url(), obj["raw"])
+                    state.get("url") or self.default_ws_url(), data)
         if direction == "rest":
             return seconds_to_ns(obj["t"]), "rest", "cf-rest", obj["url"], obj["raw"]
         return None  # "out": what the client sent

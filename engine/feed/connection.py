@@ -1,11 +1,13 @@
 """One WebSocket connection on its own thread: connect, subscribe, heartbeats,
-stall detection, reconnect with capped backoff + full jitter, resubscribe, and
-hand every frame to the router. Owns the socket; it never parses a frame
-(the driver does, via the router) and knows nothing venue-specific.
+stall detection, reconnect with capped backoff + full jitter, resubscribe, a
+planned make-before-break rotation before the venue's lifetime cut, and hand
+every frame to the router. Owns the socket; it never parses a frame (the driver
+does, via the router) and knows nothing venue-specific.
 
   pool ── add/remove/resubscribe ──► outbox ──(paced)──► socket
                                        ▲ wake pipe          │ frame
   router.on_frame(conn_id, frame, recv_ns) ◄────────────────┘ replies ─► outbox
+        └─ its on_event hook (health.data_marking_hook) marks frames that carried data
 
 Only this connection's thread touches the socket; other threads queue frames
 and wake it through a socket pair, so select() covers both.
@@ -13,11 +15,9 @@ and wake it through a socket pair, so select() covers both.
 
 from __future__ import annotations
 
-import enum
-import fcntl
+import math
 import select
 import socket
-import termios
 import threading
 import time
 from collections import deque
@@ -29,9 +29,18 @@ import websocket
 from loguru import logger
 
 from engine.feed.backoff import Backoff
-from engine.feed.health import ConnectionStats
-from engine.feed.limiter import WindowLimiter
-from engine.venues.base import Driver, Subscription
+from engine.feed.dialing import (
+    Rotation,
+    RotationFailed,
+    RotationPlan,
+    close_socket,
+    connect_target,
+    dial,
+    open_socket,
+)
+from engine.feed.health import ConnectionStats, ConnState, frame_mark, socket_backlog_bytes
+from engine.feed.limiter import RestLimiter, WindowLimiter
+from engine.venues.base import Driver, ResyncMethod, Subscription
 
 log = logger.bind(component="feed")
 
@@ -53,24 +62,22 @@ SEND_RATE_FRACTION = 0.8
 CLOSE_TIMEOUT_S = 1.0
 
 
-class ConnState(enum.IntEnum):
-    CONNECTING = 0
-    LIVE = 1
-    BACKOFF = 2  # disconnected, waiting before the next attempt
-    STOPPED = 3
-
-
 @dataclass(frozen=True)
 class ConnectionSettings:
-    stall_timeout_s: float = 30.0  # no data frame for this long: reconnect
+    # No frame carrying market data or a venue event for this long: reconnect.
+    # Pongs, acks and control frames do not count, so it must exceed the longest
+    # natural silence of the quietest connection (shorter catches stalls sooner).
+    stall_timeout_s: float = 30.0
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
     connect_timeout_s: float = CONNECT_TIMEOUT_S
     max_frame_bytes: int = MAX_FRAME_BYTES
+    rotation: RotationPlan = RotationPlan()  # the driver's lifetime limit, if any
 
 
 class FrameSink(Protocol):
-    """What a connection feeds: engine.feed.sync.FeedRouter implements it."""
+    """What a connection feeds: engine.feed.sync.FeedRouter implements it. Its
+    on_event hook must be health.data_marking_hook(...), or every session stalls."""
 
     def on_frame(self, conn_id: str, frame: str | bytes, recv_ns: int) -> list[str]: ...
 
@@ -86,7 +93,7 @@ class Connection:
 
     def __init__(self, conn_id: str, url: str, driver: Driver, sink: FrameSink,
                  settings: ConnectionSettings, connect_limiter: WindowLimiter | None = None,
-                 capture: Any = None) -> None:
+                 capture: Any = None, rest_limiter: RestLimiter | None = None) -> None:
         self.conn_id = conn_id
         self.url = url  # one of driver.endpoints(...)
         self.driver = driver
@@ -94,6 +101,8 @@ class Connection:
         self.settings = settings
         self.stats = ConnectionStats()
         self._connect_limiter = connect_limiter
+        self._rest_limiter = rest_limiter  # pays for the driver's connect_request, if any
+        self._heartbeat = driver.heartbeat  # this session's rule (a connect grant may set it)
         self._capture = capture
         self._lock = threading.Lock()  # guards _subs, _live, _outbox/_resub contents
         self._subs: dict[str, Subscription] = {}
@@ -109,8 +118,13 @@ class Connection:
         self._thread = threading.Thread(target=self._run, name=f"ws-{conn_id}", daemon=True)
         rate = driver.limits.max_client_msgs_per_s * SEND_RATE_FRACTION
         self._send_rate = rate if rate > 0 else 0.0
+        # Owner thread only: pacing (one budget for both sockets of a rotation),
+        # the session's socket and a rotation under way.
         self._tokens = max(1.0, self._send_rate)
         self._tokens_at = time.monotonic()
+        self._ws: websocket.WebSocket | None = None
+        self._rotation: Rotation | None = None
+        self._frame_timeout_s = settings.stall_timeout_s
 
     # ------------------------------------------------------- control (any thread)
 
@@ -180,14 +194,7 @@ class Connection:
 
     def backlog_bytes(self) -> int:
         """Bytes received by the kernel but not yet read: how far behind we are."""
-        sock = self._sock
-        if sock is None:
-            return 0
-        try:
-            buf = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
-            return int.from_bytes(buf, "little")
-        except (OSError, ValueError):
-            return 0
+        return socket_backlog_bytes(self._sock)
 
     def _wake(self) -> None:
         try:
@@ -240,14 +247,16 @@ class Connection:
 
     def _connect_and_serve(self) -> str:
         try:
-            ws = websocket.create_connection(
-                self.url, timeout=self.settings.connect_timeout_s, enable_multithread=False,
-                skip_utf8_validation=True,
-                sockopt=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),))
+            # Cleared before dialing, not once live: a reconnect_now() that
+            # arrives while we connect must end the session it raced with.
+            self._reconnect = False
+            target, self._heartbeat = connect_target(self.driver, self.url, self._rest_limiter,
+                                                      self.settings.connect_timeout_s)
+            self._ws = open_socket(target, self.settings.connect_timeout_s)
         except Exception as e:  # noqa: BLE001 - any connect failure means back off
             return f"connect failed: {type(e).__name__}: {e}"
         try:
-            return self._serve(ws)
+            return self._serve(self._ws)
         except _SessionEnd as e:
             return str(e)
         except (websocket.WebSocketException, OSError) as e:  # the socket broke
@@ -260,26 +269,23 @@ class Connection:
                 self._live = False
                 self._outbox.clear()
                 self._resub.clear()
-            self._sock = None
-            try:
-                ws.close(timeout=CLOSE_TIMEOUT_S if self._stop.is_set() else 0)
-            except Exception:  # noqa: BLE001 - already broken
-                pass
-            ws.shutdown()  # close() skips the socket when the venue closed first
+            if self._rotation is not None:
+                self._rotation.abandon()
+            ws, self._ws, self._sock, self._rotation = self._ws, None, None, None
+            if ws is not None:  # after a rotation, not the socket _serve began with
+                close_socket(ws, CLOSE_TIMEOUT_S if self._stop.is_set() else 0)
 
     def _serve(self, ws: websocket.WebSocket) -> str:
         assert threading.current_thread() is self._thread, "only the owner thread reads"
-        sock = ws.sock
-        assert sock is not None, "create_connection returns a connected socket"
-        self._sock = sock
         settings = self.settings
-        # Data stall: no text/binary frame for the configured time (pings and
-        # pongs do not count: an upstream stall often keeps the socket alive).
+        # Data stall: no frame carrying market data or a venue event for the
+        # configured time. Pongs, acks and pings do not count: an upstream stall
+        # often keeps the socket alive and the venue answering our pings.
         # Dead socket: not even a control frame for the venue's heartbeat timeout.
         stall_s = settings.stall_timeout_s
-        dead_s = self.driver.heartbeat.timeout_s or stall_s
-        ws.settimeout(min(stall_s, dead_s))  # bounds the wait for a frame's remaining bytes
-        self._reconnect = False
+        dead_s = self._heartbeat.timeout_s or stall_s
+        self._frame_timeout_s = min(stall_s, dead_s)  # bounds the wait for a frame's rest
+        ws.settimeout(self._frame_timeout_s)
         with self._lock:
             self._live = True
             subs = list(self._subs.values())
@@ -290,71 +296,99 @@ class Connection:
         stats = self.stats
         stats.state = ConnState.LIVE
         stats.connected_since = time.monotonic()
-        last_data = last_frame = stats.connected_since  # this session's stall clocks
         log.info("ws connected conn={} venue={} market={} pairs={} url={}", self.conn_id,
                  self.driver.venue, self.driver.market.value, len(subs), self.url)
-        hb = self.driver.heartbeat
-        next_app_ping = _first_due(hb.client_ping_interval_s if hb.client_ping else None)
-        next_ws_ping = _first_due(hb.ws_ping_interval_s)
-        pending = getattr(sock, "pending", None)  # TLS: decrypted bytes select() cannot see
+        plan = settings.rotation
+        rotate_at = stats.connected_since + plan.after_s  # then: when rotation needs us
+        hb = self._heartbeat
         wake_r = self._wake_r
-        watch = [sock, wake_r]
         capture = self._capture
         latency = stats.latency
         on_frame = self.sink.on_frame
+        mark = frame_mark
+        mark.data = False
         max_bytes = settings.max_frame_bytes
-        while True:
-            if self._stop.is_set():
-                return "shutdown"
-            if self._reconnect:
-                raise _SessionEnd("venue announced a close: reconnecting early")
-            now = time.monotonic()
-            if now >= next_app_ping:
-                self._outbox.append(hb.client_ping)  # type: ignore[arg-type]
-                next_app_ping = now + hb.client_ping_interval_s  # type: ignore[operator]
-            if now >= next_ws_ping:
-                ws.ping()
-                next_ws_ping = now + hb.ws_ping_interval_s  # type: ignore[operator]
-            next_send = self._flush(ws, now)
-            stall_at = min(last_data + stall_s, last_frame + dead_s)
-            if now >= stall_at:
-                if now >= last_frame + dead_s:
-                    raise _SessionEnd(f"dead socket: no frame at all for {dead_s:.1f}s")
-                raise _SessionEnd(f"stall: no data for {stall_s:.1f}s")
-            if pending is not None and pending():
-                ready = True
-            else:
-                timeout = min(stall_at, next_app_ping, next_ws_ping, next_send) - now
-                readable, _, _ = select.select(watch, (), (), max(0.0, timeout))
-                if wake_r in readable:
-                    _drain(wake_r)
-                ready = sock in readable
-            if not ready:
-                continue
-            opcode, data = ws.recv_data(control_frame=True)  # answers WS pings itself
-            recv_ns = time.time_ns()
-            last_frame = time.monotonic()
-            if opcode == websocket.ABNF.OPCODE_TEXT or opcode == websocket.ABNF.OPCODE_BINARY:
-                stats.last_message = last_data = last_frame
-                size = len(data)
-                stats.bytes += size
-                if size > max_bytes:
-                    stats.oversized += 1
-                    log.warning("dropped oversized frame conn={} bytes={} limit={}",
-                                self.conn_id, size, max_bytes)
+        while True:  # per socket: a rotation swaps in the new one and goes round again
+            sock = ws.sock
+            assert sock is not None, "a connected WebSocket has a socket"
+            self._sock = sock
+            pending = getattr(sock, "pending", None)  # TLS: decrypted bytes select() cannot see
+            watch = [sock, wake_r]
+            last_data = last_frame = time.monotonic()  # this socket's stall clocks
+            next_app_ping = _first_due(hb.client_ping_interval_s if hb.client_ping else None)
+            next_ws_ping = _first_due(hb.ws_ping_interval_s)
+            while True:
+                if self._stop.is_set():
+                    return "shutdown"
+                if self._reconnect:
+                    raise _SessionEnd("venue announced a close: reconnecting early")
+                now = time.monotonic()
+                if now >= next_app_ping:
+                    self._outbox.append(hb.client_ping)  # type: ignore[arg-type]
+                    next_app_ping = now + hb.client_ping_interval_s  # type: ignore[operator]
+                if now >= next_ws_ping:
+                    ws.ping()
+                    next_ws_ping = now + hb.ws_ping_interval_s  # type: ignore[operator]
+                next_send = self._flush(ws, now)
+                rotation = self._rotation
+                if now >= rotate_at or (rotation is not None and rotation.ws is None
+                                        and rotation.dialing.done()):
+                    replaced, rotate_at = self._rotate(ws, now, plan)
+                    if replaced is not None:
+                        ws = replaced
+                        break
+                    rotation = self._rotation
+                stall_at = min(last_data + stall_s, last_frame + dead_s)
+                if now >= stall_at:
+                    if now >= last_frame + dead_s:
+                        raise _SessionEnd(f"dead socket: no frame at all for {dead_s:.1f}s")
+                    raise _SessionEnd(f"stall: no data for {stall_s:.1f}s")
+                ready = pending is not None and pending() > 0
+                held = rotation is not None and rotation.buffered()
+                if not (ready or held):
+                    timeout = min(stall_at, next_app_ping, next_ws_ping, next_send, rotate_at) - now
+                    spare = rotation.ws.sock if rotation is not None and rotation.ws else None
+                    readable, _, _ = select.select(watch if spare is None else [*watch, spare],
+                                                   (), (), max(0.0, timeout))
+                    if wake_r in readable:
+                        _drain(wake_r)
+                    ready = sock in readable
+                    held = spare is not None and spare in readable
+                if held:
+                    try:
+                        self._hold_frame(rotation)  # type: ignore[arg-type]
+                    except RotationFailed as e:
+                        rotate_at = self._abort_rotation(str(e), now, plan)
+                if not ready:
                     continue
-                frame: str | bytes = data
-                if opcode == websocket.ABNF.OPCODE_TEXT:
-                    frame = data.decode("utf-8", "replace")
-                stats.messages += 1
-                if capture is not None:
-                    capture.write(recv_ns, "ws", self.conn_id, self.url, frame)
-                replies = on_frame(self.conn_id, frame, recv_ns)
-                latency.observe_ns(time.time_ns() - recv_ns)
-                if replies:
-                    self._outbox.extend(replies)
-            elif opcode == websocket.ABNF.OPCODE_CLOSE:
-                raise _SessionEnd(f"closed by venue: {_close_reason(data)}")
+                opcode, data = ws.recv_data(control_frame=True)  # answers WS pings itself
+                recv_ns = time.time_ns()
+                last_frame = time.monotonic()
+                if opcode == websocket.ABNF.OPCODE_TEXT or opcode == websocket.ABNF.OPCODE_BINARY:
+                    size = len(data)
+                    stats.bytes += size
+                    if size > max_bytes:
+                        stats.oversized += 1
+                        log.warning("dropped oversized frame conn={} bytes={} limit={}",
+                                    self.conn_id, size, max_bytes)
+                        continue
+                    frame: str | bytes = data
+                    if opcode == websocket.ABNF.OPCODE_TEXT:
+                        frame = data.decode("utf-8", "replace")
+                    stats.messages += 1
+                    if capture is not None:
+                        capture.write(recv_ns, "ws", self.conn_id, self.url, frame)
+                    replies = on_frame(self.conn_id, frame, recv_ns)
+                    latency.observe_ns(time.time_ns() - recv_ns)
+                    if rotation is not None and rotation.routed is not None:
+                        rotation.routed.add(frame)
+                    if mark.data:  # it carried market data or a venue event
+                        mark.data = False
+                        stats.last_message = last_data = last_frame
+                    if replies:
+                        self._outbox.extend(replies)
+                elif opcode == websocket.ABNF.OPCODE_CLOSE:
+                    raise _SessionEnd(f"closed by venue: {_close_reason(data)}")
 
     def _flush(self, ws: websocket.WebSocket, now: float) -> float:
         """Send queued frames the venue's rate allows; returns when to try again."""
@@ -365,26 +399,127 @@ class Connection:
                 self._resub.clear()
                 if batch:
                     self._outbox.extend(self.driver.resubscribe(batch))
-        outbox = self._outbox
-        if not outbox:
-            return float("inf")
-        rate = self._send_rate
-        if rate <= 0:
-            while outbox:
-                ws.send(outbox.popleft())
-            return float("inf")
-        burst = max(1.0, rate)
-        self._tokens = min(burst, self._tokens + (now - self._tokens_at) * rate)
-        self._tokens_at = now
-        while outbox and self._tokens >= 1.0:
+        if not self._outbox:
+            return math.inf
+        return self._send(ws, self._outbox, now)
+
+    def _send(self, ws: websocket.WebSocket, outbox: deque[str], now: float) -> float:
+        rate = self._send_rate  # token bucket; 0: unpaced
+        if rate > 0:
+            self._tokens = min(max(1.0, rate), self._tokens + (now - self._tokens_at) * rate)
+            self._tokens_at = now
+        while outbox and (rate <= 0 or self._tokens >= 1.0):
             ws.send(outbox.popleft())
             self._tokens -= 1.0
             self.stats.sent += 1
-        return float("inf") if not outbox else now + (1.0 - self._tokens) / rate
+        return math.inf if not outbox else now + (1.0 - self._tokens) / rate
+
+    # ------------------------------------------ planned rotation (owner thread)
+
+    def _rotate(self, ws: websocket.WebSocket, now: float,
+                plan: RotationPlan) -> tuple[websocket.WebSocket | None, float]:
+        """Make-before-break: dial a second socket, subscribe it, hold its frames for
+        the overlap, close the old one, route the held frames (books continue by
+        sequence, or reseed from the new subscribe's snapshot: no resync). On
+        failure the old socket carries on and it is retried; a venue cut first is
+        a reconnect. Returns (the new socket after a handover, else None; when to
+        call again)."""
+        rotation = self._rotation
+        if rotation is None:
+            wait = self._connect_limiter.try_acquire(1) if self._connect_limiter else 0.0
+            if wait > 0:
+                return None, now + min(wait, 1.0)
+            log.info("ws rotating before the venue's lifetime cut conn={} venue={} age_s={:.1f}",
+                     self.conn_id, self.driver.venue, now - self.stats.connected_since)
+            self._rotation = Rotation(dial(self.url, self.settings.connect_timeout_s, self._wake,
+                                             self.driver, self._rest_limiter))
+            return None, math.inf  # the dialer wakes this thread
+        try:
+            if rotation.ws is None:
+                if not rotation.dialing.done():
+                    return None, math.inf
+                if (error := rotation.dialing.exception()) is not None:
+                    raise RotationFailed(f"connect failed: {type(error).__name__}: {error}")
+                rotation.ws = rotation.dialing.result()
+                rotation.ws.settimeout(self._frame_timeout_s)
+                rotation.connected_at = now
+                if self.driver.resync is ResyncMethod.REST:
+                    rotation.routed = set()
+                with self._lock:
+                    rotation.subs = dict(self._subs)
+                    if rotation.subs:
+                        rotation.outbox.extend(self.driver.subscribe(list(rotation.subs.values())))
+            if rotation.outbox:
+                next_send = self._send(rotation.ws, rotation.outbox, now)
+                if rotation.outbox:
+                    return None, next_send
+            if rotation.handover_at == math.inf:  # subscribed: the overlap starts now
+                rotation.handover_at = now + plan.overlap_s
+            if now < rotation.handover_at:
+                return None, rotation.handover_at
+        except (RotationFailed, websocket.WebSocketException, OSError) as e:
+            return None, self._abort_rotation(str(e), now, plan)
+        return self._handover(ws, rotation), rotation.connected_at + plan.after_s
+
+    def _hold_frame(self, rotation: Rotation) -> None:
+        """Read one frame of the replacement socket into its held list."""
+        assert rotation.ws is not None, "only a dialed replacement is watched"
+        try:
+            opcode, data = rotation.ws.recv_data(control_frame=True)  # answers WS pings
+        except (websocket.WebSocketException, OSError) as e:
+            raise RotationFailed(f"{type(e).__name__}: {e}") from e
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            raise RotationFailed(f"closed by venue: {_close_reason(data)}")
+        if opcode == websocket.ABNF.OPCODE_TEXT or opcode == websocket.ABNF.OPCODE_BINARY:
+            self.stats.bytes += len(data)
+            if len(data) > self.settings.max_frame_bytes:
+                self.stats.oversized += 1
+            elif opcode == websocket.ABNF.OPCODE_TEXT:
+                rotation.held.append((data.decode("utf-8", "replace"), time.time_ns()))
+            else:
+                rotation.held.append((data, time.time_ns()))
+
+    def _abort_rotation(self, reason: str, now: float, plan: RotationPlan) -> float:
+        rotation, self._rotation = self._rotation, None
+        if rotation is not None:
+            rotation.abandon()
+        log.warning("ws rotation failed conn={} venue={} reason={} retry_in_s={:.1f}",
+                    self.conn_id, self.driver.venue, reason, plan.retry_s)
+        return now + plan.retry_s
+
+    def _handover(self, old: websocket.WebSocket, rotation: Rotation) -> websocket.WebSocket:
+        """Close the old socket, then route the held frames: the books see the old
+        socket's frames, then the new one's, never interleaved."""
+        new = rotation.ws
+        assert new is not None, "handover only after the replacement subscribed"
+        self._rotation, self._ws = None, new
+        close_socket(old, 0)  # no wait for the venue's close frame: it would delay the held frames
+        with self._lock:  # pairs added or removed since the replacement subscribed
+            added = [s for p, s in self._subs.items() if p not in rotation.subs]
+            removed = [s for p, s in rotation.subs.items() if p not in self._subs]
+            # Queued for the old socket: pings, replies, resubscribes (the new
+            # subscribe brought snapshots) and subscription changes (diffed here).
+            self._outbox.clear()
+            self._resub.clear()
+            self._outbox.extend(self.driver.unsubscribe(removed) if removed else ())
+            self._outbox.extend(self.driver.subscribe(added) if added else ())
+        for frame, recv_ns in rotation.held:  # held on purpose: no latency sample
+            if rotation.routed is not None and frame in rotation.routed:
+                continue
+            self.stats.messages += 1
+            if self._capture is not None:
+                self._capture.write(recv_ns, "ws", self.conn_id, self.url, frame)
+            self._outbox.extend(self.sink.on_frame(self.conn_id, frame, recv_ns))
+        frame_mark.data = False  # the new socket's stall clock starts afresh anyway
+        self.stats.rotations += 1
+        self.stats.connected_since = rotation.connected_at
+        log.info("ws rotated conn={} venue={} held_frames={} added={} removed={}", self.conn_id,
+                 self.driver.venue, len(rotation.held), len(added), len(removed))
+        return new
 
 
 def _first_due(interval_s: float | None) -> float:
-    return float("inf") if not interval_s else time.monotonic() + interval_s
+    return math.inf if not interval_s else time.monotonic() + interval_s
 
 
 def _drain(sock: socket.socket) -> None:

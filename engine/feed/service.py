@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from engine.book.writer import BookWriter
 from engine.config import Config
 from engine.feed.capture import CaptureWriter
-from engine.feed.pool import FeedPool, PoolFull
+from engine.feed.pool import FeedPool, InstrumentsUnavailable, PoolFull
 from engine.lifecycle import Health
 from engine.model import Market
 from engine.venues import make_driver
@@ -122,7 +122,7 @@ class FeedService:
         for (exchange, market), subs in groups.items():
             try:
                 self.pool.subscribe(exchange, market, subs)
-            except PoolFull as e:
+            except (PoolFull, InstrumentsUnavailable) as e:
                 # Nothing of this group was subscribed; the rest keep running.
                 log.error("cannot subscribe venue={} market={} pairs={}: {}", exchange,
                           market.value, ",".join(s.pair for s in subs), e)

@@ -5,8 +5,9 @@ resyncing"; never opens a socket, sleeps or reads a clock (I/O is the caller's).
 Data flow (one FeedRouter per driver, i.e. per venue+market)::
 
   WS thread ── router.on_frame(conn_id, frame, recv_ns) ──► driver.parse
-       │ returns replies to send ◄─────────────── Parsed(events, replies, reconnect)
+       │ returns replies to send ◄─────── Parsed(events, replies, reconnect, subscribed)
        │                               BookSnapshot / BookDelta / Trade / FeedError
+       │                               subscribed: pairs a subscribe ack made live
   REST thread ── router.on_snapshot_response(pair, body, recv_ns, url)
                                           ▼
                        BookSync (one per book, own lock, rule = driver.sync_rule())
@@ -31,13 +32,24 @@ API (stable; the connection layer codes against it)::
   router.on_frame(conn_id, frame, recv_ns) -> list[str]   replies to send back
   router.on_snapshot_response(pair, body, recv_ns, url="") -> None
   router.on_snapshot_failed(pair, reason="") -> None   asks again via request_snapshot
-  router.on_reconnect(pairs) -> None    the socket carrying pairs was replaced: each book
-                                        goes RESYNCING; REST venues request a snapshot at
-                                        the first delta after it, WS venues wait for the
-                                        snapshot that follows the resubscribe
+  router.on_subscribed(pairs) -> None   the venue confirmed these pairs' book streams are
+                                        live: REST venues request the snapshot now. on_frame
+                                        calls it for acks the driver reports
+                                        (Parsed.subscribed); nobody else needs to
+  router.on_reconnect(pairs) -> None    the socket carrying pairs is gone: each book goes
+                                        RESYNCING; REST venues request a snapshot once the
+                                        new subscription is acknowledged (or at its first
+                                        delta, if the venue's ack names no pairs), WS venues
+                                        wait for the snapshot that follows the resubscribe
   router.stats(pair) -> dict            state, seq, messages, deltas_applied, resyncs, gaps,
                                         errors, buffered, snapshot_retries, overflows
   router.books: dict[str, BookSync]     router.errors: frames that yielded FeedError
+
+When a REST-venue book asks for its snapshot: as soon as its stream is live, at
+the subscribe ack. Binance's recipe (buffer, fetch, drop u <= L, the first applied
+straddles L) needs no buffered event: the first later one is dropped, applied or a
+gap (a fresh snapshot). Earlier, before the venue streams, the first event may be a
+gap (one counted resync); later, at the first delta, a quiet book never syncs.
 
 Thread safety: any method from any thread. Each book has its own lock; a gap or a
 failed check resyncs that one book, never its neighbours on the connection.
@@ -47,14 +59,14 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from loguru import logger
 
 from engine.book.store import BookStoreFull
 from engine.book.writer import BookDataError, BookWriter
 from engine.model import BookDelta, BookSnapshot, Event, FeedError, SyncState, book_key
-from engine.venues.base import APPLY, DROP, GAP, Driver, ResyncMethod, SyncRule
+from engine.venues.base import APPLY, DROP, GAP, ConnectionRule, Driver, ResyncMethod, SyncRule
 
 log = logger.bind(component="feed.sync")
 
@@ -78,11 +90,16 @@ class BookSync:
     """One book: EMPTY -> SYNCED on a snapshot; SYNCED -> RESYNCING on a gap, a
     failed check or a reconnect; RESYNCING -> SYNCED when a snapshot bridges the
     buffered deltas. Methods return the ResyncMethod to request (or None); the
-    router calls the hook outside this book's lock."""
+    router calls the hook outside this book's lock.
+
+    ``stream_lost``: a reconnect took the book's stream away and nothing has come
+    from the new one yet (no ack, delta or WS snapshot). A REST snapshot then
+    predates the stream it would be bridged to: it is discarded, and asked for
+    again when the stream is back. Never true while SYNCED."""
 
     __slots__ = ("pair", "index", "rule", "writer", "method", "rest_fallback", "lock", "state",
-                 "buffer", "in_flight", "last_seq", "messages", "deltas_applied", "resyncs",
-                 "gaps", "errors", "snapshot_retries", "overflows")
+                 "buffer", "in_flight", "stream_lost", "last_seq", "messages", "deltas_applied",
+                 "resyncs", "gaps", "errors", "snapshot_retries", "overflows")
 
     def __init__(self, pair: str, index: int, rule: SyncRule, writer: BookWriter,
                  method: ResyncMethod, rest_fallback: bool = False,
@@ -97,6 +114,7 @@ class BookSync:
         self.state = EMPTY
         self.buffer: deque[BookDelta] = deque(maxlen=buffer_limit)
         self.in_flight: ResyncMethod | None = None
+        self.stream_lost = False
         self.last_seq = 0
         self.messages = 0
         self.deltas_applied = 0
@@ -135,6 +153,7 @@ class BookSync:
                     return None
                 self.gaps += 1
                 return self._resync(delta, "gap")
+            self.stream_lost = False
             if len(self.buffer) == self.buffer.maxlen:
                 self.overflows += 1
             self.buffer.append(delta)
@@ -148,13 +167,18 @@ class BookSync:
         with self.lock:
             self.messages += 1
             if from_stream:
+                self.stream_lost = False
                 self.buffer.clear()
                 if self.in_flight is RESUBSCRIBE:
                     self.in_flight = None
-            elif self.in_flight is REST:
-                self.in_flight = None
-            if not from_stream and self.state is SYNCED and snap.seq <= self.last_seq:
-                return None  # an unrequested or late REST snapshot older than the book
+            else:
+                if self.in_flight is REST:
+                    self.in_flight = None
+                if self.stream_lost:  # fetched before the new stream: wait for it, ask again
+                    log.info("snapshot from before the reconnect discarded pair={}", self.pair)
+                    return None
+                if self.state is SYNCED and snap.seq <= self.last_seq:
+                    return None  # an unrequested or late REST snapshot older than the book
             if not self.rule.verify_snapshot(snap):
                 self.errors += 1
                 return self._resync(None, "snapshot check failed")
@@ -199,13 +223,27 @@ class BookSync:
                 self.in_flight = None
             if self.state is SYNCED or (parse_error and self.method is RESUBSCRIBE):
                 return None  # a WS venue's snapshot will come over the socket
+            if self.stream_lost:
+                return None  # asked for again when the stream is back
             return self._want_snapshot(force=True)
+
+    def on_subscribed(self) -> ResyncMethod | None:
+        """The venue confirmed this book's stream: a REST venue's book that waits
+        for a snapshot asks now (a WS venue's snapshot comes over the socket)."""
+        with self.lock:
+            self.stream_lost = False
+            if self.state is SYNCED or self.method is not REST:
+                return None
+            return self._want_snapshot()
 
     def on_reconnect(self) -> None:
         with self.lock:
             self.buffer.clear()
-            if self.in_flight is RESUBSCRIBE:
-                self.in_flight = None  # the reconnect's own subscribe brings the snapshot
+            self.stream_lost = True
+            # Either request predates the new stream: the reconnect's own subscribe
+            # brings a WS snapshot, and a REST one is asked for again once the new
+            # stream is live (the fetcher discards the answer of one still running).
+            self.in_flight = None
             if self.state is SYNCED:
                 self.resyncs += 1
                 self.state = RESYNCING
@@ -279,6 +317,7 @@ class FeedRouter:
         self.on_event = on_event
         self.buffer_limit = buffer_limit
         self.books: dict[str, BookSync] = {}
+        self._conn_rules: dict[str, ConnectionRule] = {}  # per conn_id; its WS thread only
         self.errors = 0
         self._lock = threading.Lock()  # book creation and the error counter
         # REST fallback for a WS-snapshot venue needs both hooks to tell them apart.
@@ -303,6 +342,14 @@ class FeedRouter:
 
     def on_frame(self, conn_id: str, frame: str | bytes, recv_ns: int) -> list[str]:
         parsed = self.driver.parse(frame, recv_ns)
+        if parsed.conn_seq >= 0:  # the venue numbers this socket's messages (Coinbase)
+            rule = self._conn_rules.get(conn_id)
+            if rule is None:
+                rule = self.driver.connection_rule()
+                if rule is not None:
+                    self._conn_rules[conn_id] = rule
+            if rule is not None:
+                parsed = rule.admit(parsed)
         books = self.books
         on_event = self.on_event
         for event in parsed.events:
@@ -325,6 +372,8 @@ class FeedRouter:
                           event.reason)  # type: ignore[union-attr]
             if on_event is not None:
                 on_event(event)
+        if parsed.subscribed:
+            self.on_subscribed(parsed.subscribed)
         if parsed.reconnect and self.request_reconnect is not None:
             self.request_reconnect(conn_id)
         return parsed.replies
@@ -354,6 +403,14 @@ class FeedRouter:
         want = book.on_snapshot_failed(parse_error=False)
         if want is not None:
             self._request(book, want)
+
+    def on_subscribed(self, pairs: Iterable[str]) -> None:
+        for pair in pairs:
+            book = self._checked_book(pair)
+            if book is not None:
+                want = book.on_subscribed()
+                if want is not None:
+                    self._request(book, want)
 
     def on_reconnect(self, pairs: list[str]) -> None:
         for pair in pairs:

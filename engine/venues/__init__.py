@@ -7,12 +7,28 @@ from __future__ import annotations
 from engine.model import Market
 from engine.venues.base import Driver
 from engine.venues.binance import BinanceDriver
+from engine.venues.bitget import BitgetDriver
 from engine.venues.bybit import BybitDriver
+from engine.venues.coinbase import CoinbaseDriver
+from engine.venues.coinex import CoinexDriver
+from engine.venues.gate import GateDriver
+from engine.venues.htx import HtxDriver
+from engine.venues.hyperliquid import HyperliquidDriver
+from engine.venues.kucoin import KucoinDriver
+from engine.venues.mexc import MexcDriver
 from engine.venues.okx import OkxDriver
 
 DRIVERS: dict[str, type[Driver]] = {
     "binance": BinanceDriver,
+    "bitget": BitgetDriver,
     "bybit": BybitDriver,
+    "coinbase": CoinbaseDriver,
+    "coinex": CoinexDriver,
+    "gate": GateDriver,
+    "htx": HtxDriver,
+    "hyperliquid": HyperliquidDriver,
+    "kucoin": KucoinDriver,
+    "mexc": MexcDriver,
     "okx": OkxDriver,
 }
 

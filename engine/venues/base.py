@@ -9,6 +9,7 @@ rule and limits. It never opens a socket, reads a clock or sleeps: the feed
 from __future__ import annotations
 
 import enum
+import zlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
@@ -49,6 +50,18 @@ class RestRequest:
     params: dict = field(default_factory=dict)
     method: str = "GET"
     weight: int = 1
+    # JSON body of a POST (Hyperliquid's ``/info`` takes ``{"type": "meta"}``);
+    # None: the request has no body and ``params`` go in the query.
+    body: dict | None = None
+
+
+@dataclass(frozen=True)
+class ConnectGrant:
+    """The socket to open, from the reply to ``Driver.connect_request`` (KuCoin
+    hands out a token, a server URL and a ping interval per connection)."""
+
+    url: str
+    heartbeat: Heartbeat | None = None  # None: the driver's own ``heartbeat``
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,15 @@ class Parsed:
     # The venue announced it will close this socket (Binance serverShutdown,
     # OKX notice 64008): reconnect now, before the books go stale.
     reconnect: bool = False
+    # Pairs whose book stream the venue just confirmed (a subscribe ack that
+    # names them, e.g. Binance {"result":null,"id":7}): a REST-snapshot book
+    # can be seeded now instead of at its first delta, which a quiet market
+    # may never send. A tuple: no allocation on the per-frame path.
+    subscribed: tuple[str, ...] = ()
+    # The venue's number of this message on its connection, where it numbers a
+    # socket's messages rather than a book's (Coinbase ``sequence_num``): the
+    # router hands it to ``Driver.connection_rule()``. -1: not numbered.
+    conn_seq: int = -1
 
 
 class Verdict(enum.Enum):
@@ -97,14 +119,31 @@ class SyncRule(ABC):
         return True
 
 
+class ConnectionRule(ABC):
+    """A venue's continuity rule for one connection, where the venue numbers the
+    messages of a socket, not of a book (Coinbase ``sequence_num``): one lost
+    message may have belonged to any book on the socket. The router keeps one
+    per connection and passes every numbered frame through ``admit``."""
+
+    @abstractmethod
+    def admit(self, parsed: Parsed) -> Parsed:
+        """``parsed`` (``conn_seq`` >= 0) as the books should see it: a stale or
+        repeated message loses its events; after a lost one, the events make
+        every book seen on this socket fail its own ``SyncRule`` (and resync)."""
+
+    def reset(self) -> None:  # noqa: B027 - optional: a rule may spot a new socket itself
+        """The socket was replaced: numbering starts afresh."""
+
+
 class ResyncMethod(enum.Enum):
     REST = "rest"  # buffer deltas, fetch a REST snapshot, replay the buffer
     RESUBSCRIBE = "resubscribe"  # unsubscribe + subscribe: the venue sends a snapshot
 
 
 class Driver(ABC):
-    """One venue and market. Stateless apart from configuration, so one
-    instance serves every connection of that market."""
+    """One venue and market. Stateless apart from configuration and thread-safe
+    caches (Binance remembers which pairs its unanswered subscribe requests
+    carry), so one instance serves every connection of that market."""
 
     venue: str = ""
     market: Market = Market.SPOT
@@ -113,6 +152,12 @@ class Driver(ABC):
     limits: Limits = Limits()
     heartbeat: Heartbeat = Heartbeat()
     resync: ResyncMethod = ResyncMethod.REST
+    # True: a BookSnapshot from the stream answers a request (HTX spot ``req``)
+    # instead of starting the stream, so deltas buffered before it may be newer
+    # than it. The router must then bridge it like a REST snapshot (replay the
+    # buffer through the rule) rather than drop the buffer as it does for a
+    # snapshot that heads its stream (Bybit, OKX, HTX swaps).
+    stream_snapshot_bridges: bool = False
 
     def __init__(self, market: Market, rest_url: str = "", ws_url: str = "",
                  symbols: dict[str, str] | None = None) -> None:
@@ -140,6 +185,17 @@ class Driver(ABC):
         One socket for most venues; Binance USD-M serves depth on ``/public``
         and trades on ``/market`` since 2026-04-23, so it returns two."""
         return {self.connect_url(subscriptions): list(subscriptions)}
+
+    def connect_request(self, url: str) -> RestRequest | None:
+        """A REST call to make before every connect to ``url`` (one of ``endpoints``,
+        planned rotations included), whose reply ``connect_grant`` turns into the
+        socket to open. None (most venues): open ``url`` as it is."""
+        return None
+
+    def connect_grant(self, url: str, body: str | bytes) -> ConnectGrant:
+        """The socket to open for ``url`` from ``connect_request``'s reply body;
+        raises ValueError on an error reply (the connect attempt failed: back off)."""
+        raise NotImplementedError(f"{self.venue} connects without a REST call")
 
     def resubscribe(self, subscriptions: list[Subscription]) -> list[str]:
         """Frames that make the venue send a fresh book snapshot (WS-snapshot venues)."""
@@ -180,6 +236,30 @@ class Driver(ABC):
     def sync_rule(self) -> SyncRule:
         """A fresh continuity rule for one book."""
 
+    def connection_rule(self) -> ConnectionRule | None:
+        """A fresh continuity rule for one connection, for venues that number a
+        socket's messages (``Parsed.conn_seq``); None for the others."""
+        return None
+
+    # Venues that close the whole socket on a subscription they do not know
+    # (Hyperliquid) need their instrument list before anything is subscribed.
+
+    def instruments_request(self) -> RestRequest | None:
+        """The REST call listing the venue's instruments, to make (and hand to
+        ``load_instruments``) before the first subscribe and now and then after;
+        None: the venue refuses an unknown symbol harmlessly, nothing to load."""
+        return None
+
+    def load_instruments(self, body: str | bytes) -> None:
+        """Learn the instruments from ``instruments_request``'s reply; raises
+        ValueError on an error or unreadable body (the old list stays)."""
+        raise NotImplementedError(f"{self.venue} needs no instrument list")
+
+    def refused(self, subscriptions: list[Subscription]) -> dict[str, str]:
+        """Pairs among ``subscriptions`` that must not be subscribed -> why
+        (unknown to the loaded instrument list); {} when all may be."""
+        return {}
+
 
 # A FeedError keeps this much of the offending frame: enough to recognise it
 # in a log, small enough that a flood of garbage does not balloon memory.
@@ -193,3 +273,28 @@ def error_parsed(venue: str, reason: str, frame: str | bytes = "") -> Parsed:
     else:
         sample = str(frame)[:ERROR_SAMPLE_CHARS]
     return Parsed([FeedError(venue, reason, sample)])
+
+
+# Largest payload an inflated frame may have (HTX and CoinEx send every frame as
+# a gzip member). Real frames inflate 2-10x and stay far below 1 MB; 8x the
+# connection's 8 MB wire limit still passes any honest frame, while a
+# decompression bomb (deflate reaches ~1000:1) is refused before it eats memory.
+MAX_INFLATED_BYTES = 64 * 1024 * 1024
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def inflate_gzip(frame: str | bytes, limit: int = MAX_INFLATED_BYTES) -> str | bytes:
+    """The JSON inside a gzip-member frame; text and non-gzip bytes pass through
+    (imported captures hold decoded text). Raises ValueError (or zlib.error) on
+    a truncated, corrupt (CRC or deflate error), trailing-garbage or over-limit
+    member, so the driver can turn it into a FeedError."""
+    if isinstance(frame, str) or frame[:2] != GZIP_MAGIC:
+        return frame
+    member = zlib.decompressobj(31)  # 16 + 15: gzip wrapper, header and CRC checked
+    out = member.decompress(frame, limit)
+    if not member.eof:
+        raise ValueError("truncated gzip member" if not member.unconsumed_tail
+                         else f"gzip member inflates beyond {limit} bytes")
+    if member.unused_data:
+        raise ValueError("bytes after the gzip member")
+    return out

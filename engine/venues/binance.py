@@ -12,6 +12,8 @@ endpoints are overridden in config.
 
 from __future__ import annotations
 
+import itertools
+import threading
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
@@ -58,6 +60,13 @@ FUTURES_LIMITS = Limits(
     max_streams_per_connection=PAIRS_PER_CONNECTION, max_connects_per_window=300,
     connect_window_s=300.0, max_client_msgs_per_s=10.0, rest_weight_per_minute=2400,
     snapshot_weight=20, max_args_per_subscribe=200, max_connection_lifetime_s=86400.0)
+# Subscribe requests remembered until the venue answers them (id -> the pairs
+# whose depth streams they carry), so an ack can name the books it made live.
+# A request lost with its socket is never answered: past this many the oldest
+# is forgotten, and its books fall back to a snapshot at their first delta.
+# Higher costs a little memory; lower risks forgetting a request still queued.
+PENDING_SUBSCRIBES = 4096
+
 # Server pings (WS ping frames): spot every 20 s, pong within 60 s; USD-M every
 # 3 min, pong within 10 min. The socket layer answers them; no JSON ping exists.
 SPOT_HEARTBEAT = Heartbeat(server_ping_interval_s=20.0, timeout_s=60.0)
@@ -187,6 +196,11 @@ class BinanceDriver(Driver):
         self.heartbeat = FUTURES_HEARTBEAT if self.futures else SPOT_HEARTBEAT
         self.names = SymbolMap(_to_pair, _to_symbol, self.explicit_symbols)
         self._pair_of: dict[str, str] = {}  # hot-path cache: wire symbol -> pair
+        # SUBSCRIBE request id -> pairs with a depth stream in it (see PENDING_SUBSCRIBES).
+        # Ids are unique per driver: every connection of the market shares it.
+        self._request_ids = itertools.count(1)
+        self._pending: dict[int, tuple[str, ...]] = {}
+        self._pending_lock = threading.Lock()
         depth_path = "/dapi/v1/depth" if "dapi" in self.rest_base else (
             "/fapi/v1/depth" if self.futures else "/api/v3/depth")
         self._depth_url = self.rest_base + depth_path
@@ -230,24 +244,44 @@ class BinanceDriver(Driver):
     def pair(self, symbol: str) -> str:
         return self.names.pair(symbol)
 
-    def _streams(self, subscriptions: list[Subscription]) -> list[str]:
-        streams = []
+    def _streams(self, subscriptions: list[Subscription]) -> list[tuple[str, str | None]]:
+        """(stream name, the pair if it is a depth stream) for each stream."""
+        streams: list[tuple[str, str | None]] = []
         for sub in subscriptions:
             name = self.symbol(sub.pair).lower()
             if sub.book:
-                streams.append(f"{name}@depth@100ms")
+                streams.append((f"{name}@depth@100ms", sub.pair))
             if sub.trades:
-                streams.append(f"{name}@aggTrade")
+                streams.append((f"{name}@aggTrade", None))
         return streams
 
     def _frames(self, method: str, subscriptions: list[Subscription]) -> list[str]:
         streams = self._streams(subscriptions)
         step = self.limits.max_args_per_subscribe
-        return [orjson.dumps({"method": method, "params": streams[i:i + step], "id": i + 1}).decode()
-                for i in range(0, len(streams), step)]
+        frames = []
+        for i in range(0, len(streams), step):
+            chunk = streams[i:i + step]
+            request_id = next(self._request_ids)
+            books = tuple(pair for _, pair in chunk if pair is not None)
+            if method == "SUBSCRIBE" and books:
+                with self._pending_lock:
+                    self._pending[request_id] = books
+                    if len(self._pending) > PENDING_SUBSCRIBES:
+                        del self._pending[next(iter(self._pending))]  # the oldest
+            frames.append(orjson.dumps({"method": method, "params": [name for name, _ in chunk],
+                                        "id": request_id}).decode())
+        return frames
+
+    def _answered(self, request_id: object) -> tuple[str, ...]:
+        """Forget request ``request_id``; the pairs whose depth streams it carried."""
+        if not isinstance(request_id, int):
+            return ()
+        with self._pending_lock:
+            return self._pending.pop(request_id, ())
 
     def subscribe(self, subscriptions: list[Subscription]) -> list[str]:
-        """``{"method":"SUBSCRIBE","params":["btcusdt@depth@100ms","btcusdt@aggTrade"],"id":1}``"""
+        """``{"method":"SUBSCRIBE","params":["btcusdt@depth@100ms","btcusdt@aggTrade"],"id":1}``;
+        the venue answers ``{"result":null,"id":1}`` once those streams are live."""
         return self._frames("SUBSCRIBE", subscriptions)
 
     def unsubscribe(self, subscriptions: list[Subscription]) -> list[str]:
@@ -306,9 +340,12 @@ class BinanceDriver(Driver):
                 return Parsed([self._trade(data, kind, recv_ns)])
             if kind == "serverShutdown":
                 return Parsed([], reconnect=True)
-            if "code" in data and "msg" in data:
+            if "id" in data and "result" in data:  # {"result":null,"id":1}: a request succeeded
+                return Parsed([], subscribed=self._answered(data["id"]))
+            if "code" in data and "msg" in data:  # {"code":2,"msg":"Invalid request...","id":1}
+                self._answered(data.get("id"))
                 return error_parsed(VENUE, f"venue error {data['code']}: {data['msg']}", frame)
-            return Parsed([])  # acks {"result":null,"id":1}, bookTicker, kline: not ours
+            return Parsed([])  # bookTicker, kline: not ours
         except Exception as exc:  # noqa: BLE001 - a frame must never kill the connection
             return error_parsed(VENUE, f"{type(exc).__name__}: {exc}", frame)
 

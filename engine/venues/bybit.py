@@ -52,28 +52,36 @@ HEARTBEAT = Heartbeat(client_ping_interval_s=20.0, client_ping='{"op":"ping"}',
                       client_pong='{"success":true,"ret_msg":"pong","op":"ping"}', timeout_s=60.0)
 
 
+# How far behind the book a delta may be and still count as a repeat (dropped)
+# rather than a sequence we do not know (a gap). ``u`` is contiguous, so every
+# u in (L - window, L] is in the book already. Wider tolerates later repeats;
+# narrower sooner notices a venue restart whose ``u == 1`` snapshot was lost
+# (the deltas after it restart low, behind the book).
+REPEAT_WINDOW = 1000
+
+
 class BybitRule(SyncRule):
     """A snapshot (any, including ``u == 1`` after a venue restart) replaces the
-    book; then each delta's ``u`` is the previous ``u`` + 1. Deltas buffered
-    from before the snapshot (``u <= L``) are dropped; anything else is a gap."""
+    book; then each delta's ``u`` is the previous ``u`` + 1. A delta the book
+    already holds (``u <= L``: buffered from before the snapshot, or repeated)
+    is dropped, unless it is more than REPEAT_WINDOW behind or ``u == 1`` (a
+    restart, its snapshot lost); anything else is a gap."""
 
-    __slots__ = ("last", "fresh")
+    __slots__ = ("last",)
 
     def __init__(self) -> None:
         self.last = 0
-        self.fresh = True
 
     def on_snapshot(self, snapshot: BookSnapshot) -> None:
         self.last = snapshot.seq
-        self.fresh = True
 
     def check(self, delta: BookDelta) -> Verdict:
         u = delta.last_seq
-        if u == self.last + 1:
+        last = self.last
+        if u == last + 1:
             self.last = u
-            self.fresh = False
             return APPLY
-        if self.fresh and u <= self.last:
+        if last - REPEAT_WINDOW < u <= last and u != 1:
             return DROP
         return GAP
 

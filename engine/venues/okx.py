@@ -11,6 +11,7 @@ https://www.okx.com/docs-v5/log_en (checksum fixed at 0 from 2026-06-23; REST-se
 from __future__ import annotations
 
 import zlib
+from collections import deque
 from itertools import islice
 from operator import itemgetter
 from typing import Any
@@ -92,24 +93,36 @@ class _Shadow:
                         list(islice(self.asks.values(), CHECKSUM_LEVELS)))
 
 
+# Applied seqIds remembered per book to recognise a repeated update (dropped)
+# after the chain moved on. seqIds are not contiguous, so a repeat is known only
+# by being seen; an older update outside this window is a gap (a resync, never a
+# guess: after a maintenance reset, updates we cannot chain also look "older").
+# Wider tolerates later repeats at a few bytes per seqId.
+REPEAT_WINDOW = 64
+
+
 class OkxRule(SyncRule):
     """After a snapshot with seqId L (WS snapshot, or REST): drop updates with
     ``seqId <= L``; the first applied has ``prevSeqId <= L < seqId``; then every
     update's ``prevSeqId`` equals the previous ``seqId`` (an empty keepalive has
     seqId == prevSeqId; a maintenance reset may lower seqId, still chained by
-    prevSeqId). Messages without seqId (before 2022-H2) are unsequenced: only
+    prevSeqId). An update that does not chain is dropped if it is a repeat (its
+    seqId is the last applied or among the REPEAT_WINDOW before), else a gap.
+    Messages without seqId (before 2022-H2) are unsequenced: only
     their checksum can be checked. A non-zero checksum is verified; 0 is ignored."""
 
-    __slots__ = ("last", "fresh", "shadow")
+    __slots__ = ("last", "fresh", "shadow", "applied")
 
     def __init__(self) -> None:
         self.last = 0
         self.fresh = True
         self.shadow: _Shadow | None = None
+        self.applied: deque[int] = deque(maxlen=REPEAT_WINDOW)  # seqIds since the snapshot
 
     def on_snapshot(self, snapshot: BookSnapshot) -> None:
         self.last = snapshot.seq
         self.fresh = True
+        self.applied.clear()
         raw = snapshot.extra.get("raw")
         self.shadow = _Shadow(*raw) if raw is not None else None
 
@@ -130,8 +143,9 @@ class OkxRule(SyncRule):
                 else:
                     return GAP
             elif prev != self.last:
-                return GAP
+                return DROP if seq == self.last or seq in self.applied else GAP
             self.last = seq
+            self.applied.append(seq)
         raw = delta.extra.get("raw") if delta.extra else None
         if self.shadow is not None:
             if raw is None:  # the venue stopped sending checksums: stop checking

@@ -1,6 +1,7 @@
 """One connection thread over real sockets: backoff arithmetic, heartbeats both
-ways, stall detection and reconnect, books flagged while away, a venue's
-close announcement, clean close, health, metrics and capture recording."""
+ways, stall detection (pongs are not data) and reconnect, books flagged while
+away, a venue's close announcement, planned rotation before the venue's
+lifetime cut, clean close, health, metrics and capture recording."""
 
 from __future__ import annotations
 
@@ -8,15 +9,19 @@ import random
 import socket
 import threading
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from websockets.sync.server import serve
 
 from engine.config import FeedConfig
 from engine.feed.backoff import Backoff
 from engine.feed.capture import CaptureReader, CaptureWriter
-from engine.venues.base import Heartbeat
+from engine.model import Trade
+from engine.venues.base import Heartbeat, ResyncMethod
 from tests.support.eventually import eventually
-from tests.support.fault_server import Fault, FeedRig, Stream
+from tests.support.fault_server import Fault
+from tests.support.feed_rig import FeedRig
+from tests.support.venue_streams import Stream
 
 
 def test_backoff_grows_exponentially_capped_with_full_jitter_and_resets() -> None:
@@ -66,6 +71,95 @@ def test_stall_reconnects_and_books_are_flagged_while_away() -> None:
         assert conn.stats.last_disconnect.startswith("stall")
         eventually(rig.settled, 10.0)
         assert [rig.stats(s)["resyncs"] for s in rig.streams] == [1, 1]
+
+
+def _mute_first(streams: dict[str, Stream]) -> list[Fault]:
+    first = next(iter(streams))
+    return [Fault("mute", first, len(streams[first].frames) // 2)]
+
+
+@pytest.mark.parametrize("venue", ["okx", "bybit"])  # the venues with app-level pongs
+def test_stall_is_detected_while_the_venue_still_answers_pings(venue: str) -> None:
+    # Pings every 50 ms (the venue's send rate raised to allow it), answered all
+    # through the stall: the socket is alive (the 0.5 s dead-socket timeout never
+    # fires) but carries no market data.
+    config = FeedConfig(stall_timeout_s=1.0, reconnect_min_s=0.5, reconnect_max_s=0.6)
+    with FeedRig(venue, pairs=2, faults=_mute_first, config=config, interval_s=0.004,
+                 driver_limits={"max_client_msgs_per_s": 100.0},
+                 driver_heartbeat={"client_ping_interval_s": 0.05, "timeout_s": 0.5}) as rig:
+        conn = rig.pool.connections()[0]
+        eventually(lambda: conn.stats.reconnects == 1, 10.0)
+        assert conn.stats.last_disconnect.startswith("stall: no data"), conn.stats.last_disconnect
+        health = {h.component: h for h in rig.pool.health()}[f"feed.{conn.conn_id}"]
+        assert not health.ok and "stalled" in health.reason  # backing off: still stale
+        pings = rig.server.client_frames.count(rig.driver.heartbeat.client_ping)
+        assert pings >= 10  # answered during the mute too, or the socket would be "dead"
+        eventually(rig.settled, 10.0)
+        assert [rig.stats(s)["resyncs"] for s in rig.streams] == [1, 1]
+
+
+# Per venue, a tick that makes each stream last about 3.7 s: two 1.5 s lifetimes.
+STREAM_TICK_S = {"binance-spot": 0.025, "binance-futures": 0.015, "bybit": 0.075, "okx": 0.038}
+
+
+@pytest.mark.parametrize("venue", list(STREAM_TICK_S))
+def test_rotation_before_the_venue_lifetime_cut_keeps_books_synced(venue: str) -> None:
+    # The venue cuts sockets at 1.5 s (we rotate from 1.125 s) and, while both are
+    # open, streams every frame (a trade after every 3rd book frame) to both.
+    trades: list[Trade] = []
+
+    def on_event(event: object) -> None:
+        if isinstance(event, Trade):
+            trades.append(event)
+
+    with FeedRig(venue, pairs=2, interval_s=STREAM_TICK_S[venue], max_lifetime_s=1.5,
+                 trade_every=3, driver_limits={"max_connection_lifetime_s": 1.5},
+                 pool_kw={"on_event": on_event}) as rig:
+        eventually(rig.settled, 15.0)
+        conn = rig.pool.connections()[0]
+        assert conn.stats.rotations >= 2
+        assert conn.stats.reconnects == 0 and rig.server.lifetime_cuts == 0
+        assert rig.server.connections >= 1 + conn.stats.rotations
+        # Make-before-break: no book noticed, no snapshot fetched beyond the first.
+        assert all(rig.stats(s)["resyncs"] == 0 for s in rig.streams)
+        assert all(rig.server.rest_served[s] <= 1 for s in rig.streams)
+        # Each replaced socket was closed by us (normal closure), none cut by the venue.
+        rotations = conn.stats.rotations
+        eventually(lambda: rig.server.close_codes.count(1000) >= rotations, 3.0)
+        # No trade lost in a handover; where streams resume by sequence, none
+        # reported twice either (WS-snapshot venues replay the whole overlap).
+        ids = [(t.pair, t.trade_id) for t in trades]
+        assert len(set(ids)) >= sum(len(s.frames) // 3 for s in rig.streams.values())
+        if rig.driver.resync is ResyncMethod.REST:
+            assert len(ids) == len(set(ids))
+
+
+def test_lifetime_cut_without_rotation_is_a_reconnect_and_resync() -> None:
+    # The driver's own lifetime (24 h) is far off: the venue's 1 s cut comes first.
+    with FeedRig("binance-spot", pairs=2, interval_s=0.016, max_lifetime_s=1.0) as rig:
+        eventually(rig.settled, 15.0)
+        conn = rig.pool.connections()[0]
+        assert conn.stats.rotations == 0 and conn.stats.reconnects >= 1
+        assert rig.server.lifetime_cuts >= 1
+        assert all(rig.stats(s)["resyncs"] >= 1 for s in rig.streams)
+
+
+def test_failed_rotation_leaves_the_old_socket_serving_and_is_retried() -> None:
+    # Lifetime 4 s: rotation from 3 s, retried every 0.125 s; the venue refuses
+    # every socket after the first until the test relents.
+    lifetime = {"max_connection_lifetime_s": 4.0}
+    with FeedRig("binance-spot", pairs=2, interval_s=0.035, max_lifetime_s=4.0,
+                 driver_limits=lifetime, accept_limit=1) as rig:
+        conn = rig.pool.connections()[0]
+        eventually(lambda: rig.server.connections >= 3, 10.0)  # two attempts refused
+        assert conn.stats.rotations == 0 and conn.stats.reconnects == 0
+        assert all(rig.stats(s)["state"] == "synced" for s in rig.streams)
+        rig.server.accept_limit = 0
+        eventually(lambda: conn.stats.rotations == 1, 5.0)
+        eventually(rig.settled, 15.0)
+        assert conn.stats.reconnects == 0 and rig.server.lifetime_cuts == 0
+        assert all(rig.stats(s)["resyncs"] == 0 for s in rig.streams)
+        assert all(rig.server.rest_served[s] == 1 for s in rig.streams)
 
 
 def test_venue_close_announcement_reconnects_early_and_resyncs() -> None:

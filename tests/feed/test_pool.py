@@ -11,7 +11,7 @@ import pytest
 from engine.config import FeedConfig
 from engine.feed.pool import PoolFull
 from tests.support.eventually import eventually
-from tests.support.fault_server import FeedRig
+from tests.support.feed_rig import FeedRig
 
 
 def test_pool_packs_pairs_up_to_the_per_connection_limit() -> None:

@@ -19,6 +19,7 @@ from engine.book.writer import BookWriter
 from engine.feed.sync import WS_SNAPSHOT_PATIENCE, FeedRouter
 from engine.model import Market, SyncState, book_key
 from engine.venues import make_driver
+from engine.venues.base import Subscription
 from tests.venues.reference import DATA, RefBook, binance_books, bybit_books, okx_books, read_records
 
 
@@ -359,3 +360,150 @@ def test_router_mutated_real_frames_never_raise(store, edits):
         msg["data"]["u"] += shift
         router.on_frame("c", json.dumps(msg), 0)
     assert router.stats("NKN/USDT")["state"] in ("synced", "resyncing")
+
+
+# ------------------------------------------- subscribe acks (quiet books)
+
+
+def subscribe_ack(router: FeedRouter, pairs: list[str]) -> str:
+    """The venue's answer to the driver's SUBSCRIBE for ``pairs``: {"result":null,"id":N}."""
+    (frame,) = router.driver.subscribe([Subscription(p) for p in pairs])
+    return json.dumps({"result": None, "id": json.loads(frame)["id"]})
+
+
+def test_router_binance_quiet_book_subscribe_ack_snapshot_syncs_without_delta(store):
+    records = read_records(DATA / "binance" / "spot_NKNUSDT.capture.jsonl")
+    requested: list[str] = []
+    router = FeedRouter(make_driver("binance", "spot"), BookWriter(store),
+                        request_snapshot=requested.append)
+    router.add_book("NKN/USDT")
+    router.on_frame("c", subscribe_ack(router, ["NKN/USDT"]), 0)
+    assert requested == ["NKN/USDT"]  # at the ack: no delta needed
+    rest = next(r for r in records if r["src"] == "rest")
+    router.on_snapshot_response("NKN/USDT", rest["data"], 0, rest["url"])
+    stats = router.stats("NKN/USDT")
+    assert (stats["state"], stats["seq"], stats["buffered"]) == ("synced", 499869752, 0)
+    # The stream that follows: u <= L dropped, the first applied straddles L+1.
+    feed(router, [r for r in records if r["src"] == "ws"])
+    stats = router.stats("NKN/USDT")
+    assert (stats["state"], stats["gaps"], stats["resyncs"]) == ("synced", 0, 0)
+    assert requested == ["NKN/USDT"]
+    expected = binance_books(records, futures=False)["NKNUSDT"]
+    assert levels(router, "NKN/USDT") == list(expected.top(5000))
+
+
+def test_router_binance_ack_then_first_delta_requests_snapshot_once(store):
+    records = read_records(DATA / "binance" / "spot_NKNUSDT.capture.jsonl")
+    requested: list[str] = []
+    router = FeedRouter(make_driver("binance", "spot"), BookWriter(store),
+                        request_snapshot=requested.append)
+    router.on_frame("c", subscribe_ack(router, ["NKN/USDT"]), 0)
+    feed(router, [r for r in records if r["src"] == "ws"][:5])  # buffered while in flight
+    router.on_frame("c", subscribe_ack(router, ["NKN/USDT"]), 0)  # a second ack: still in flight
+    assert requested == ["NKN/USDT"] and router.stats("NKN/USDT")["buffered"] == 5
+
+
+def test_router_binance_snapshot_before_stream_started_first_event_gap_refetches(store):
+    requested: list[str] = []
+    router = FeedRouter(make_driver("binance", "spot"), BookWriter(store),
+                        request_snapshot=requested.append)
+    router.on_frame("c", subscribe_ack(router, ["A/USDT"]), 0)
+    router.on_snapshot_response("A/USDT", '{"lastUpdateId":5,"bids":[["1","1"]],"asks":[["2","1"]]}', 0)
+    assert router.stats("A/USDT")["state"] == "synced"
+    # The venue had moved on before it streamed to us: the first event skips 6..9.
+    router.on_frame("c", '{"e":"depthUpdate","E":1,"s":"AUSDT","U":10,"u":11,"b":[],"a":[]}', 0)
+    stats = router.stats("A/USDT")
+    assert (stats["state"], stats["gaps"], stats["resyncs"]) == ("resyncing", 1, 1)
+    assert requested == ["A/USDT", "A/USDT"]
+
+
+def test_router_binance_reconnect_quiet_book_ack_requests_snapshot(store):
+    requested: list[str] = []
+    router = FeedRouter(make_driver("binance", "spot"), BookWriter(store),
+                        request_snapshot=requested.append)
+    router.on_frame("c", subscribe_ack(router, ["A/USDT"]), 0)
+    router.on_snapshot_response("A/USDT", '{"lastUpdateId":5,"bids":[["1","1"]],"asks":[["2","1"]]}', 0)
+    router.on_reconnect(["A/USDT"])
+    assert router.stats("A/USDT")["state"] == "resyncing" and requested == ["A/USDT"]
+    router.on_frame("c2", subscribe_ack(router, ["A/USDT"]), 0)  # the new socket's subscribe
+    assert requested == ["A/USDT", "A/USDT"]
+    router.on_snapshot_response("A/USDT", '{"lastUpdateId":9,"bids":[["1","2"]],"asks":[["2","1"]]}', 0)
+    stats = router.stats("A/USDT")
+    assert (stats["state"], stats["seq"], stats["resyncs"]) == ("synced", 9, 1)
+
+
+def test_router_binance_snapshot_answered_while_stream_lost_is_discarded_and_asked_again(store):
+    requested: list[str] = []
+    router = FeedRouter(make_driver("binance", "spot"), BookWriter(store),
+                        request_snapshot=requested.append)
+    router.on_frame("c", subscribe_ack(router, ["A/USDT"]), 0)
+    router.on_reconnect(["A/USDT"])  # the socket died while that snapshot was fetched
+    router.on_snapshot_response("A/USDT", '{"lastUpdateId":5,"bids":[["1","1"]],"asks":[["2","1"]]}', 0)
+    router.on_snapshot_failed("A/USDT", "timeout")  # nor is a failure retried while down
+    assert router.stats("A/USDT")["state"] == "empty" and requested == ["A/USDT"]
+    router.on_frame("c2", subscribe_ack(router, ["A/USDT"]), 0)
+    assert requested == ["A/USDT", "A/USDT"]
+    router.on_snapshot_response("A/USDT", '{"lastUpdateId":9,"bids":[["1","1"]],"asks":[["2","1"]]}', 0)
+    assert router.stats("A/USDT")["state"] == "synced" and router.stats("A/USDT")["seq"] == 9
+
+
+def test_router_binance_ack_of_synced_book_or_unknown_request_asks_nothing(store):
+    requested: list[str] = []
+    router = FeedRouter(make_driver("binance", "spot"), BookWriter(store),
+                        request_snapshot=requested.append)
+    router.on_snapshot_response("A/USDT", '{"lastUpdateId":5,"bids":[["1","1"]],"asks":[["2","1"]]}', 0)
+    router.on_frame("c", subscribe_ack(router, ["A/USDT"]), 0)  # a rotation's new socket
+    router.on_frame("c", '{"result":null,"id":999999}', 0)  # not a request of ours
+    (frame,) = router.driver.unsubscribe([Subscription("B/USDT")])
+    router.on_frame("c", json.dumps({"result": None, "id": json.loads(frame)["id"]}), 0)
+    assert requested == [] and set(router.books) == {"A/USDT"}
+
+
+# ------------------------------------------------- repeated messages
+
+
+def test_router_bybit_repeated_and_older_deltas_dropped_without_resync(store):
+    lines = (DATA / "bybit" / "bybit_history_ob500_XRPUSDT_2024-12-01.v5.jsonl").read_text().splitlines()
+    resub: list[str] = []
+    router = FeedRouter(make_driver("bybit", "futures"), BookWriter(store),
+                        request_resubscribe=resub.append)
+    for line in lines[:20] + [lines[19], lines[19], lines[12]] + lines[20:]:
+        router.on_frame("c", line, 0)
+    stats = router.stats("XRP/USDT")
+    assert (stats["state"], stats["gaps"], stats["resyncs"]) == ("synced", 0, 0) and resub == []
+    records = [{"src": "ws", "data": line} for line in lines]
+    assert levels(router, "XRP/USDT") == list(bybit_books(records)["XRPUSDT"].top(5000))
+
+
+def okx_frame(action: str, seq: int, prev: int, bids: list, asks: list) -> str:
+    return json.dumps({"arg": {"channel": "books", "instId": "BTC-USDT"}, "action": action,
+                       "data": [{"asks": [[p, s, "0", "1"] for p, s in asks],
+                                 "bids": [[p, s, "0", "1"] for p, s in bids],
+                                 "ts": "1", "checksum": 0, "seqId": seq, "prevSeqId": prev}]})
+
+
+def test_router_okx_repeated_and_older_updates_dropped_without_resync(store):
+    resub: list[str] = []
+    router = FeedRouter(make_driver("okx", "spot"), BookWriter(store), request_resubscribe=resub.append)
+    snapshot = okx_frame("snapshot", 100, -1, [("99", "1")], [("101", "1")])
+    first = okx_frame("update", 103, 100, [("98", "2")], [])
+    second = okx_frame("update", 107, 103, [("99", "0")], [("102", "3")])
+    keepalive = okx_frame("update", 107, 107, [], [])
+    third = okx_frame("update", 110, 107, [], [("101", "4")])
+    for frame in (snapshot, first, second, second, keepalive, first, third, second):
+        router.on_frame("c", frame, 0)
+    stats = router.stats("BTC/USDT")
+    assert (stats["state"], stats["seq"], stats["gaps"], stats["resyncs"]) == ("synced", 110, 0, 0)
+    assert resub == []
+    assert levels(router, "BTC/USDT") == [[[98.0, 2.0]], [[101.0, 4.0], [102.0, 3.0]]]
+
+
+def test_router_okx_unchained_update_not_seen_before_is_gap(store):
+    resub: list[str] = []
+    router = FeedRouter(make_driver("okx", "spot"), BookWriter(store), request_resubscribe=resub.append)
+    router.on_frame("c", okx_frame("snapshot", 100, -1, [("99", "1")], [("101", "1")]), 0)
+    router.on_frame("c", okx_frame("update", 103, 100, [("98", "2")], []), 0)
+    router.on_frame("c", okx_frame("update", 102, 101, [("97", "2")], []), 0)  # older, never applied
+    stats = router.stats("BTC/USDT")
+    assert (stats["state"], stats["gaps"], stats["resyncs"]) == ("resyncing", 1, 1)
+    assert resub == ["BTC/USDT"]

@@ -3,14 +3,20 @@ the spot/futures sync rules on real update ids."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import orjson
 import pytest
 
 from engine.model import BookDelta, BookSnapshot, FeedError, Market, Side, Trade
-from engine.venues.base import Subscription, Verdict
-from engine.venues.binance import BinanceDriver, BinanceFuturesRule, BinanceSpotRule
+from engine.venues.base import Parsed, Subscription, Verdict
+from engine.venues.binance import (
+    PENDING_SUBSCRIBES,
+    BinanceDriver,
+    BinanceFuturesRule,
+    BinanceSpotRule,
+)
 from tests.venues.reference import DATA
 
 SPOT = BinanceDriver(Market.SPOT)
@@ -42,11 +48,50 @@ def test_binance_explicit_symbol_map_wins_over_rule():
 
 
 def test_binance_subscribe_lists_depth_and_trade_streams():
-    frames = SPOT.subscribe([Subscription("BTC/USDT"), Subscription("ETH/BTC", trades=False)])
+    driver = BinanceDriver(Market.SPOT)
+    frames = driver.subscribe([Subscription("BTC/USDT"), Subscription("ETH/BTC", trades=False)])
     assert [json.loads(f) for f in frames] == [{
         "method": "SUBSCRIBE", "id": 1,
         "params": ["btcusdt@depth@100ms", "btcusdt@aggTrade", "ethbtc@depth@100ms"]}]
-    assert json.loads(SPOT.unsubscribe([Subscription("BTC/USDT")])[0])["method"] == "UNSUBSCRIBE"
+    unsubscribe = json.loads(driver.unsubscribe([Subscription("BTC/USDT")])[0])
+    assert (unsubscribe["method"], unsubscribe["id"]) == ("UNSUBSCRIBE", 2)  # ids never repeat
+
+
+def _ack(frame: str) -> str:
+    return json.dumps({"result": None, "id": json.loads(frame)["id"]})
+
+
+def test_binance_subscribe_ack_names_its_book_pairs_once():
+    driver = BinanceDriver(Market.SPOT)
+    driver.limits = dataclasses.replace(driver.limits, max_args_per_subscribe=3)
+    subs = [Subscription("BTC/USDT"), Subscription("ETH/BTC", trades=False),
+            Subscription("LRC/BTC", book=False)]
+    first, second = driver.subscribe(subs)  # 4 streams, 3 a frame
+    assert BinanceDriver(Market.SPOT).parse(_ack(first), 0).subscribed == ()  # not its request
+    assert driver.parse(_ack(second), 0) == Parsed([])  # only a trade stream in it
+    parsed = driver.parse(_ack(first), 0)
+    assert (parsed.events, parsed.subscribed) == ([], ("BTC/USDT", "ETH/BTC"))
+    assert driver.parse(_ack(first), 0).subscribed == ()  # answered once
+    (unsub,) = driver.unsubscribe(subs[:1])
+    assert driver.parse(_ack(unsub), 0).subscribed == ()
+
+
+def test_binance_subscribe_refused_is_feed_error_and_forgotten():
+    driver = BinanceDriver(Market.SPOT)
+    (frame,) = driver.subscribe([Subscription("BTC/USDT")])
+    request_id = json.loads(frame)["id"]
+    refused = json.dumps({"code": 2, "msg": "Invalid request: unknown stream", "id": request_id})
+    (event,) = driver.parse(refused, 0).events
+    assert isinstance(event, FeedError)
+    assert driver.parse(json.dumps({"result": None, "id": request_id}), 0).subscribed == ()
+
+
+def test_binance_pending_subscribes_bounded_oldest_forgotten():
+    driver = BinanceDriver(Market.SPOT)
+    frames = [driver.subscribe([Subscription("BTC/USDT")])[0]
+              for _ in range(PENDING_SUBSCRIBES + 1)]  # requests lost with their sockets
+    assert driver.parse(_ack(frames[0]), 0).subscribed == ()
+    assert driver.parse(_ack(frames[-1]), 0).subscribed == ("BTC/USDT",)
 
 
 def test_binance_futures_endpoints_split_public_depth_from_market_trades():

@@ -9,7 +9,7 @@ import pytest
 
 from engine.model import BookDelta, BookSnapshot, FeedError, Market, Side, Trade
 from engine.venues.base import ResyncMethod, Subscription, Verdict
-from engine.venues.bybit import BybitDriver, BybitRule
+from engine.venues.bybit import REPEAT_WINDOW, BybitDriver, BybitRule
 from tests.venues.reference import DATA
 
 LINEAR = BybitDriver(Market.FUTURES)
@@ -89,6 +89,22 @@ def test_bybit_rule_skipped_u_is_gap_and_old_buffered_u_dropped():
     assert rule.check(_delta(99)) is Verdict.DROP
     assert rule.check(_delta(101)) is Verdict.APPLY
     assert rule.check(_delta(103)) is Verdict.GAP
+
+
+def test_bybit_rule_repeated_or_older_u_dropped_not_gap():
+    rule = BybitRule()
+    rule.on_snapshot(BookSnapshot("bybit", Market.FUTURES, "X/Y", [], [], 100))
+    assert [rule.check(_delta(u)) for u in (101, 102, 102, 101, 100, 103)] == [
+        Verdict.APPLY, Verdict.APPLY, Verdict.DROP, Verdict.DROP, Verdict.DROP, Verdict.APPLY]
+
+
+def test_bybit_rule_u_far_behind_or_u1_delta_is_gap():
+    rule = BybitRule()
+    rule.on_snapshot(BookSnapshot("bybit", Market.FUTURES, "X/Y", [], [], 5000))
+    assert rule.check(_delta(5000 - REPEAT_WINDOW + 1)) is Verdict.DROP
+    assert rule.check(_delta(5000 - REPEAT_WINDOW)) is Verdict.GAP  # restarted, or too stale
+    rule.on_snapshot(BookSnapshot("bybit", Market.FUTURES, "X/Y", [], [], 50))
+    assert rule.check(_delta(1)) is Verdict.GAP  # a restart whose u=1 snapshot was lost
 
 
 def test_bybit_rule_restart_snapshot_u1_resets_sequence():

@@ -3,10 +3,8 @@ real FeedPool must POST ``/api/v1/bullet-public`` before every connect (the
 driver's ``connect_request``), open the socket ``connect_grant`` names (token
 and connectId in its query) and ping at the grant's interval.
 
-Until engine/feed/connection.py does that, this test is an expected failure
-(strict: when the connection layer learns it, the test passes and the mark
-must go). What the connection layer must do: docs/venues/kucoin.md,
-"Connecting: what the connection layer must do".
+engine/feed/connection.py does it in ``_connect_target`` (docs/venues/kucoin.md,
+"Connecting: what the connection layer must do").
 """
 
 from __future__ import annotations
@@ -15,8 +13,6 @@ import json
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-import pytest
 
 from engine.book.reader import BookReader
 from engine.book.store import BookStore
@@ -79,8 +75,6 @@ class TokenVenue:
         return f"http://127.0.0.1:{self.http.server_address[1]}"
 
 
-@pytest.mark.xfail(strict=True, reason="engine/feed/connection.py does not call Driver.connect_request / "
-                                       "connect_grant before connecting yet (KuCoin bullet token)")
 def test_kucoin_pool_fetches_token_then_opens_granted_socket_and_syncs():
     script = KucoinScript("spot")
     streams = build_streams(script, 2, max_frames=40)

@@ -9,7 +9,7 @@ import pytest
 
 from engine.model import BookDelta, BookSnapshot, FeedError, Market, Side, Trade
 from engine.venues.base import Subscription, Verdict
-from engine.venues.okx import OkxDriver, OkxRule, checksum
+from engine.venues.okx import REPEAT_WINDOW, OkxDriver, OkxRule, checksum
 from tests.venues.reference import DATA, okx_crc
 
 SPOT = OkxDriver(Market.SPOT)
@@ -120,6 +120,35 @@ def test_okx_rule_seqid_chain_keepalive_and_gap():
     assert rule.check(_delta(105, 105)) is Verdict.APPLY  # empty keepalive: seqId == prevSeqId
     assert rule.check(_delta(3, 105)) is Verdict.APPLY  # maintenance reset lowers seqId
     assert rule.check(_delta(9, 7)) is Verdict.GAP
+
+
+def test_okx_rule_repeated_update_dropped_unknown_older_is_gap():
+    rule = OkxRule()
+    rule.on_snapshot(BookSnapshot("okx", Market.SPOT, "X/Y", [], [], 100))
+    assert rule.check(_delta(105, 100)) is Verdict.APPLY
+    assert rule.check(_delta(108, 105)) is Verdict.APPLY
+    assert rule.check(_delta(108, 105)) is Verdict.DROP  # the same update again
+    assert rule.check(_delta(105, 100)) is Verdict.DROP  # an older one, already applied
+    assert rule.check(_delta(111, 108)) is Verdict.APPLY
+    assert rule.check(_delta(104, 101)) is Verdict.GAP  # older, but never seen: not a repeat
+
+
+def test_okx_rule_repeat_of_maintenance_reset_dropped():
+    rule = OkxRule()
+    rule.on_snapshot(BookSnapshot("okx", Market.SPOT, "X/Y", [], [], 100))
+    assert rule.check(_delta(105, 100)) is Verdict.APPLY
+    assert rule.check(_delta(3, 105)) is Verdict.APPLY  # the reset: seqId < prevSeqId, chained
+    assert rule.check(_delta(3, 105)) is Verdict.DROP
+    assert rule.check(_delta(6, 3)) is Verdict.APPLY
+
+
+def test_okx_rule_repeat_beyond_window_is_gap():
+    rule = OkxRule()
+    rule.on_snapshot(BookSnapshot("okx", Market.SPOT, "X/Y", [], [], 0))
+    for seq in range(1, REPEAT_WINDOW + 3):
+        assert rule.check(_delta(seq, seq - 1)) is Verdict.APPLY
+    assert rule.check(_delta(3, 2)) is Verdict.DROP
+    assert rule.check(_delta(2, 1)) is Verdict.GAP  # forgotten: could be a reset's sequence
 
 
 def test_okx_rule_rest_snapshot_bridges_prev_le_l_lt_seq():
