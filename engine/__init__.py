@@ -22,11 +22,12 @@ LAYERS: dict[str, set[str]] = {
     "lifecycle": set(),
     "logconfig": set(),
     "book": {"model"},
-    "venues": {"model", "config"},
+    "venues": {"model", "config", "clock"},  # a driver may be handed a Clock; it never reads the wall
     "feed": {"model", "config", "clock", "lifecycle", "book", "venues"},
     "store": {"model", "config", "clock", "lifecycle"},
     "strategies": {"model"},
-    "trade": {"model", "config", "clock", "lifecycle", "book", "venues", "store", "strategies"},
+    # trade uses sim's matching core for paper mode (orders matched against a live book)
+    "trade": {"model", "config", "clock", "lifecycle", "book", "venues", "store", "strategies", "sim"},
     "sim": {"model", "config", "clock", "lifecycle"},
     "api": {"model", "config", "lifecycle", "book", "app"},
     "app": {"model", "config", "clock", "lifecycle", "logconfig", "book", "venues", "feed",

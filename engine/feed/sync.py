@@ -99,7 +99,7 @@ class BookSync:
 
     __slots__ = ("pair", "index", "rule", "writer", "method", "rest_fallback", "lock", "state",
                  "buffer", "in_flight", "stream_lost", "last_seq", "messages", "deltas_applied",
-                 "resyncs", "gaps", "errors", "snapshot_retries", "overflows")
+                 "resyncs", "gaps", "errors", "snapshot_retries", "overflows", "stream_bridges")
 
     def __init__(self, pair: str, index: int, rule: SyncRule, writer: BookWriter,
                  method: ResyncMethod, rest_fallback: bool = False,
@@ -116,6 +116,9 @@ class BookSync:
         self.in_flight: ResyncMethod | None = None
         self.stream_lost = False
         self.last_seq = 0
+        # A stream snapshot that may be older than buffered deltas (HTX spot's
+        # ``req`` refresh): bridge them by the rule, as for a REST snapshot.
+        self.stream_bridges = False
         self.messages = 0
         self.deltas_applied = 0
         self.resyncs = 0
@@ -168,7 +171,8 @@ class BookSync:
             self.messages += 1
             if from_stream:
                 self.stream_lost = False
-                self.buffer.clear()
+                if not self.stream_bridges:  # in stream order: it supersedes the buffer
+                    self.buffer.clear()
                 if self.in_flight is RESUBSCRIBE:
                     self.in_flight = None
             else:
@@ -337,6 +341,7 @@ class FeedRouter:
                     index = self.writer.store.register(book_key(d.venue, d.market, pair))
                     book = BookSync(pair, index, d.sync_rule(), self.writer, d.resync,
                                     self._rest_fallback, self.buffer_limit)
+                    book.stream_bridges = d.stream_snapshot_bridges
                     self.books[pair] = book
         return book
 

@@ -79,7 +79,8 @@ def test_migrate_rerun_after_a_cut_short_migration_completes_it(taskdb: TaskDb) 
 def test_migrate_database_newer_than_code_is_refused_untouched(taskdb: TaskDb) -> None:
     migrate(taskdb)
     taskdb.execute("INSERT INTO ENGINE_SCHEMA (VERSION, NAME) VALUES (99, 'from_the_future')")
-    with pytest.raises(SchemaTooNew, match=r"schema version 99.*knows versions up to 1.*newer engine"):
+    latest = len(available(taskdb.dialect.name))
+    with pytest.raises(SchemaTooNew, match=rf"schema version 99.*knows versions up to {latest}.*newer engine"):
         migrate(taskdb)
     assert current_version(taskdb) == 99
 

@@ -8,7 +8,7 @@ wires the real engine to a server for tests.
   capture files ─► VenueScript.load() ─► Stream per symbol (frames + RefBook)
   client ── subscribe frames ─► handler thread: one step per tick per owned symbol
                                   │ fault plan: drop, gap, duplicate, reorder, malformed,
-                                  │ oversized, extra, stall, mute, disconnect;
+                                  │ corrupt, oversized, extra, stall, mute, disconnect;
                                   │ closes sockets older than max_lifetime_s
   client ── GET snapshot ─────► REST: body at the stream's position (or 429/418),
                                 answered after a few more frames went out

@@ -285,11 +285,6 @@ def test_htx_router_negative_nan_and_crossed_levels_are_refused_not_fatal():
         store.close()
 
 
-@pytest.mark.xfail(strict=True, reason="connection layer: engine/feed/sync.py must bridge a stream "
-                   "snapshot of a driver with stream_snapshot_bridges (HTX spot req refresh) like a "
-                   "REST snapshot - keep the buffered deltas and replay them through the rule - "
-                   "instead of clearing the buffer; today a refresh older than buffered increments "
-                   "costs a needless gap + resync (see docs/venues/htx.md)")
 def test_htx_router_refresh_older_than_buffered_increments_bridges_without_resync():
     router, store, asked = _router(SPOT)
     try:
