@@ -11,15 +11,14 @@ https://www.okx.com/docs-v5/log_en (checksum fixed at 0 from 2026-06-23; REST-se
 from __future__ import annotations
 
 import zlib
+from bisect import bisect_left, insort
 from collections import deque
-from itertools import islice
 from operator import itemgetter
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 import orjson
-from sortedcontainers import SortedDict
 
 from engine.model import BookDelta, BookSnapshot, Event, Market, Side, Trade
 from engine.venues.base import (
@@ -70,27 +69,36 @@ def checksum(bids: list, asks: list) -> int:
 
 
 class _Shadow:
-    """The top of the book as wire strings, kept only while checksums are non-zero."""
+    """The book as wire strings, kept only while checksums are non-zero: a dict
+    of levels plus its keys sorted best-first (bisect on a plain list is far
+    cheaper than a tree for books of a few hundred levels)."""
 
-    __slots__ = ("bids", "asks")
+    __slots__ = ("bids", "asks", "bid_keys", "ask_keys")
 
     def __init__(self, bids: list, asks: list) -> None:
-        self.bids: SortedDict = SortedDict()
-        self.asks: SortedDict = SortedDict()
+        self.bids: dict[float, tuple[str, str]] = {}
+        self.asks: dict[float, tuple[str, str]] = {}
+        self.bid_keys: list[float] = []
+        self.ask_keys: list[float] = []
         self.apply(bids, asks)
 
     def apply(self, bids: list, asks: list) -> None:
-        for side, levels, sign in ((self.bids, bids, -1.0), (self.asks, asks, 1.0)):
+        for side, keys, levels, sign in ((self.bids, self.bid_keys, bids, -1.0),
+                                         (self.asks, self.ask_keys, asks, 1.0)):
             for level in levels:
                 key = sign * float(level[0])
                 if float(level[1]) == 0.0:
-                    side.pop(key, None)
+                    if side.pop(key, None) is not None:
+                        del keys[bisect_left(keys, key)]
                 else:
+                    if key not in side:
+                        insort(keys, key)
                     side[key] = (level[0], level[1])
 
     def checksum(self) -> int:
-        return checksum(list(islice(self.bids.values(), CHECKSUM_LEVELS)),
-                        list(islice(self.asks.values(), CHECKSUM_LEVELS)))
+        bids, asks = self.bids, self.asks
+        return checksum([bids[k] for k in self.bid_keys[:CHECKSUM_LEVELS]],
+                        [asks[k] for k in self.ask_keys[:CHECKSUM_LEVELS]])
 
 
 # Applied seqIds remembered per book to recognise a repeated update (dropped)
