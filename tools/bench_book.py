@@ -72,14 +72,21 @@ def bench_apply(top_heavy: bool, n: int = 100_000) -> float:
         store.close()
 
 
-def _reader_rate(name: str, seconds: float, out) -> None:
+def _reader_rate(name: str, seconds: float, arrays: bool, out) -> None:
+    """Consistent top-20 reads; each touches the top of book, and with
+    ``arrays`` also builds the numpy level arrays (what a strategy scanning
+    the levels pays)."""
     r = BookReader.attach(name)
     i = r.index("bench:spot:BTC/USDT")
     n = 0
     end = time.perf_counter() + seconds
     while True:
         for _ in range(1000):
-            r.read(i, DEPTH)
+            view = r.read(i, DEPTH)
+            if view.best_bid != view.best_bid:
+                raise AssertionError("empty book")
+            if arrays:
+                view.bid_sz.sum()
         n += 1000
         if time.perf_counter() > end:
             break
@@ -105,7 +112,7 @@ def _reader_latency(name: str, writes: int, out) -> None:
     r.close()
 
 
-def bench_reads(seconds: float) -> tuple[float, int]:
+def bench_reads(seconds: float, arrays: bool = False) -> tuple[float, int]:
     name = f"bench_{uuid.uuid4().hex[:10]}"
     store = BookStore.create(name, capacity=4, depth=DEPTH)
     writer = BookWriter(store)
@@ -127,7 +134,7 @@ def bench_reads(seconds: float) -> tuple[float, int]:
     out = ctx.Queue()
     t = threading.Thread(target=write)
     t.start()
-    p = ctx.Process(target=_reader_rate, args=(name, seconds, out))
+    p = ctx.Process(target=_reader_rate, args=(name, seconds, arrays, out))
     p.start()
     rate, retries = out.get(timeout=seconds + 60)
     stop.set()
@@ -171,6 +178,8 @@ def run(args: list[str]) -> Iterator[dict]:
     rate, retries = bench_reads(opts.seconds)
     yield row("reads_per_s", rate, "reads/s")
     yield row("read_retries", retries, "count")
+    rate, _ = bench_reads(opts.seconds, arrays=True)
+    yield row("reads_with_arrays_per_s", rate, "reads/s")
     yield row("visible_p99_us", bench_visible(), "us")
 
 

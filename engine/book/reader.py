@@ -6,8 +6,8 @@ copy, then retry if the version moved). Never writes to the segment.
 from __future__ import annotations
 
 import math
+import struct
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -24,22 +24,59 @@ class TornReadError(RuntimeError):
     """The writer kept the book busy for longer than the reader's budget."""
 
 
-@dataclass(slots=True)
 class BookView:
-    """A consistent copy of one book's mirrored top levels."""
+    """A consistent copy of one book's mirrored top levels.
 
-    key: str
-    index: int
-    version: int
-    seq: int
-    exch_ns: int
-    recv_ns: int
-    state: SyncState
-    updates: int
-    bid_px: np.ndarray
-    bid_sz: np.ndarray
-    ask_px: np.ndarray
-    ask_sz: np.ndarray
+    ``read()`` keeps the copied record bytes and builds the numpy arrays only
+    when asked (best bid/ask come straight from the bytes): many readers want
+    the top of book, and the copy is what makes a read consistent."""
+
+    __slots__ = ("key", "index", "version", "seq", "exch_ns", "recv_ns", "state", "updates",
+                 "_raw", "_depth", "_nb", "_na", "_arrays")
+
+    def __init__(self, key: str, index: int, version: int, seq: int, exch_ns: int, recv_ns: int,
+                 state: SyncState, updates: int, bid_px: np.ndarray, bid_sz: np.ndarray,
+                 ask_px: np.ndarray, ask_sz: np.ndarray) -> None:
+        self.key, self.index, self.version, self.seq = key, index, version, seq
+        self.exch_ns, self.recv_ns, self.state, self.updates = exch_ns, recv_ns, state, updates
+        self._raw = b""
+        self._depth = 0
+        self._nb, self._na = len(bid_px), len(ask_px)
+        self._arrays: tuple[np.ndarray, ...] | None = (bid_px, bid_sz, ask_px, ask_sz)
+
+    @classmethod
+    def _from_record(cls, key: str, index: int, header: tuple, raw: bytes, depth: int,
+                     nb: int, na: int) -> BookView:
+        view = cls.__new__(cls)
+        (view.version, view.seq, view.exch_ns, view.recv_ns, state, _, _, view.updates) = header
+        view.key, view.index, view.state = key, index, _STATES[state]
+        view._raw, view._depth, view._nb, view._na, view._arrays = raw, depth, nb, na, None
+        return view
+
+    def _levels(self) -> tuple[np.ndarray, ...]:
+        arrays = self._arrays
+        if arrays is None:
+            d, nb, na = self._depth, self._nb, self._na
+            lv = np.frombuffer(self._raw, dtype=np.float64, count=4 * d, offset=L.BOOK_HEADER_SIZE)
+            arrays = self._arrays = (lv[:nb], lv[d:d + nb], lv[2 * d:2 * d + na],
+                                     lv[3 * d:3 * d + na])
+        return arrays
+
+    @property
+    def bid_px(self) -> np.ndarray:
+        return self._levels()[0]
+
+    @property
+    def bid_sz(self) -> np.ndarray:
+        return self._levels()[1]
+
+    @property
+    def ask_px(self) -> np.ndarray:
+        return self._levels()[2]
+
+    @property
+    def ask_sz(self) -> np.ndarray:
+        return self._levels()[3]
 
     @property
     def bids(self) -> np.ndarray:
@@ -56,11 +93,19 @@ class BookView:
 
     @property
     def best_bid(self) -> float:
-        return float(self.bid_px[0]) if len(self.bid_px) else math.nan
+        if not self._nb:
+            return math.nan
+        if self._arrays is None:
+            return _DOUBLE(self._raw, L.BOOK_HEADER_SIZE)[0]
+        return float(self._arrays[0][0])
 
     @property
     def best_ask(self) -> float:
-        return float(self.ask_px[0]) if len(self.ask_px) else math.nan
+        if not self._na:
+            return math.nan
+        if self._arrays is None:
+            return _DOUBLE(self._raw, L.BOOK_HEADER_SIZE + 16 * self._depth)[0]
+        return float(self._arrays[2][0])
 
     @property
     def mid(self) -> float:
@@ -70,8 +115,12 @@ class BookView:
     def spread(self) -> float:
         return self.best_ask - self.best_bid
 
+    def __repr__(self) -> str:
+        return (f"BookView({self.key!r}, state={self.state.name}, seq={self.seq}, "
+                f"bids={self._nb}, asks={self._na}, best={self.best_bid}/{self.best_ask})")
+
     def to_dict(self, depth: int | None = None) -> dict:
-        n = depth if depth is not None else len(self.bid_px) + len(self.ask_px)
+        n = depth if depth is not None else self._nb + self._na
         return {
             "book": self.key, "state": self.state.name.lower(), "synced": self.synced,
             "seq": self.seq, "version": self.version, "exch_ns": self.exch_ns,
@@ -139,15 +188,14 @@ class BookReader:
         """Consistent copy of the top ``depth`` levels (default: all mirrored)."""
         index = book if isinstance(book, int) else self.index(book)
         raw = self.read_raw(index)
-        version, seq, exch_ns, recv_ns, state, nb, na, updates = _HEADER_UNPACK(raw)
-        d = self.layout.depth
-        levels = np.frombuffer(raw, dtype=np.float64, count=4 * d, offset=L.BOOK_HEADER_SIZE)
+        header = _HEADER_UNPACK(raw)
+        nb, na = header[5], header[6]
         if depth is not None:
             nb, na = min(nb, depth), min(na, depth)
-        return BookView(self.store.key_of(index), index, version, seq, exch_ns, recv_ns,
-                        _STATES[state], updates, levels[:nb], levels[d:d + nb],
-                        levels[2 * d:2 * d + na], levels[3 * d:3 * d + na])
+        return BookView._from_record(self.store.key_of(index), index, header, raw,
+                                     self.layout.depth, nb, na)
 
 
 _HEADER_UNPACK = L.BOOK_HEADER.unpack_from
 _STATES = tuple(SyncState(v) for v in range(len(SyncState)))
+_DOUBLE = struct.Struct("<d").unpack_from
