@@ -22,11 +22,13 @@ from engine.book.reader import BookReader
 from engine.book.store import BookStore
 from engine.book.writer import BookWriter
 from engine.config import Config, to_public_dict
+from engine.feed.limiter import RestLimiter
 from engine.feed.service import FeedService
 from engine.lifecycle import Component, Health
 from engine.store.history import HistoryStore
 from engine.store.recorder import Recorder
 from engine.store.tasks import TaskFetcher
+from engine.trade.service import TraderService
 from engine.venues import DRIVERS
 
 log = logger.bind(component="app")
@@ -110,6 +112,8 @@ class Daemon:
         self.feed: FeedService | None = None
         self.tasks: TaskFetcher | None = None
         self.history: HistoryStore | None = None
+        self.trader: TraderService | None = None
+        self._trade_limiters: dict[tuple[str, str], RestLimiter] = {}
         self.recorder: Recorder | None = None
         self._build()
 
@@ -138,6 +142,11 @@ class Daemon:
             self.tasks = TaskFetcher(self.config, self.id, self.feed, exchanges=exchanges)
             self.components.append(self.tasks)
             built.add("task-db")
+        if self.role in ("trader", "both"):
+            self.trader = TraderService(self.config, self.id, self._weight_budget,
+                                        books=self.book_reader)
+            self.components.append(self.trader)
+            built |= {"executor", "positions"}
         if self.role == "venue":
             from engine.sim.ratelimit import Limits  # noqa: PLC0415 - venue role only
             from engine.sim.server import LocalVenue  # noqa: PLC0415
@@ -187,6 +196,21 @@ class Daemon:
                 log.error("component {} did not stop within {:.1f}s", c.name, left)
                 ok = False
         return ok
+
+    def _weight_budget(self, venue: str, market: str, weight_per_minute: int) -> RestLimiter:
+        """The venue host's one REST weight budget: the feed's limiter when the
+        feed carries that venue, else one the trader keeps (never two counters
+        for one host while both run)."""
+        shared = None
+        if self.feed is not None and self.feed.pool is not None:
+            try:
+                shared = self.feed.pool.rest_limiter(venue, market)
+            except KeyError:
+                shared = None
+        if shared is not None:
+            return shared
+        return self._trade_limiters.setdefault(
+            (venue, market), RestLimiter(weight_per_minute, 60.0, f"{venue} trader", fraction=1.0))
 
     # --------------------------------------------------------------- views
 

@@ -14,6 +14,7 @@ import os
 import types
 import typing
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
 
@@ -211,6 +212,69 @@ class LocalVenueConfig:
 
 
 @dataclass(frozen=True)
+class RiskConfig:
+    # Largest absolute position per pair in base units, keyed "venue:BASE/QUOTE"
+    # (e.g. {"binance:BTC/USDT": "0.5"}); a pair not listed uses the default;
+    # "" means no limit. Counted pessimistically: position + every open order on
+    # the side that would grow it + the new order.
+    max_position: dict[str, str] = field(default_factory=dict)
+    max_position_default: str = ""
+    max_open_orders: int = 200  # per venue; Binance allows 200 per symbol (MAX_NUM_ORDERS)
+    max_order_notional: str = "10000"  # quote units per order; "" = no limit
+    max_daily_loss: str = ""  # realized + unrealized PnL since 00:00 UTC, quote units; "" = none
+    # Circuit breaker. An error burst: this many failed sends within the window
+    # trips it for cooldown_s. Lower trips on a short venue hiccup; higher lets
+    # a broken venue eat more orders before we stop.
+    error_burst: int = 5
+    error_window_s: float = 10.0
+    cooldown_s: float = 60.0
+    # A price move beyond this percentage within the window trips it (0: off).
+    # Tighter protects a grid from a crash wick; looser trades through volatility.
+    price_jump_pct: float = 5.0
+    price_jump_window_s: float = 10.0
+    # A book not updated for this long (or resyncing) stops new orders on it.
+    book_stale_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class TraderConfig:
+    # Order entry rate per venue: at most orders_per_s new orders in any 1 s
+    # window, of which order_burst may leave back to back after a quiet spell.
+    # Binance spot allows 100 per 10 s per account by default (raise on request);
+    # a burst above the venue's short window only earns -1015 rejections.
+    orders_per_s: float = 25.0
+    order_burst: int = 10
+    # Share of the venue's published REST weight per minute the trader may use;
+    # the feed's snapshots use REST_BUDGET_FRACTION (0.5) of the same budget.
+    rest_weight_fraction: float = 0.4
+    request_timeout_s: float = 5.0  # per REST call; a timeout is an UNKNOWN send
+    # Transient failures (429, 5xx, timeouts proven not accepted) are retried
+    # with capped exponential backoff + full jitter, within both bounds.
+    retry_attempts: int = 5
+    retry_budget_s: float = 30.0
+    backoff_min_s: float = 0.2
+    backoff_max_s: float = 5.0
+    # A post-only order refused because it would take: re-send as a plain
+    # limit (fills now, as taker), re-price one tick less aggressive (up to
+    # reprice_max times, then give up), or report the rejection.
+    post_only_fallback: Literal["limit", "reprice", "none"] = "reprice"
+    reprice_max: int = 3
+    # listenKeys live 60 min; Binance asks for a keepalive every 30 min.
+    listen_key_keepalive_s: float = 1800.0
+    # No user-data frame (nor server ping) for this long: reconnect and catch up.
+    user_stream_stall_s: float = 120.0
+    # Reconcile at start (and tools/reconcile.py): differences up to this share
+    # of the tracked orders (slots) are corrected; more halts with a report.
+    reconcile_tolerance: float = 0.05
+    reconcile_fill_lookback_s: float = 86_400.0  # fills fetched for the check
+    risk: RiskConfig = RiskConfig()
+    # Exchanges (names under `exchanges:`) this daemon trades on; their
+    # api_key_env / api_secret_env name the credentials. Empty: none.
+    venues: tuple[str, ...] = ()
+    pairs: tuple[str, ...] = ()  # "venue:BASE/QUOTE" to reconcile and track
+
+
+@dataclass(frozen=True)
 class Config:
     daemon: DaemonConfig = DaemonConfig()
     http: HttpConfig = HttpConfig()
@@ -219,6 +283,7 @@ class Config:
     feed: FeedConfig = FeedConfig()
     storage: StorageConfig = StorageConfig()
     venue: LocalVenueConfig = LocalVenueConfig()
+    trader: TraderConfig = TraderConfig()
     source: str = ""  # path the config came from (not a YAML key)
 
     def secret(self, env_name: str) -> Secret:
@@ -240,6 +305,12 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("SubscriptionConfig", "depth"): (lambda v: v >= 1, "at least 1"),
     ("DaemonConfig", "shutdown_timeout_s"): (lambda v: v > 0, "a positive number"),
     ("TaskDbConfig", "poll_s"): (lambda v: v > 0, "a positive number"),
+    ("TraderConfig", "orders_per_s"): (lambda v: v > 0, "a positive number"),
+    ("TraderConfig", "order_burst"): (lambda v: v >= 1, "at least 1"),
+    ("TraderConfig", "rest_weight_fraction"): (lambda v: 0 < v <= 1, "in (0, 1]"),
+    ("TraderConfig", "request_timeout_s"): (lambda v: v > 0, "a positive number"),
+    ("TraderConfig", "retry_attempts"): (lambda v: v >= 1, "at least 1"),
+    ("TraderConfig", "reconcile_tolerance"): (lambda v: 0 <= v <= 1, "in [0, 1]"),
     ("HistoryConfig", "queue_events"): (lambda v: v >= 1, "at least 1"),
     ("HistoryConfig", "batch_rows"): (lambda v: 1 <= v <= 1_000_000, "1..1000000"),
     ("HistoryConfig", "batch_interval_s"): (lambda v: v > 0, "a positive number"),
@@ -356,10 +427,36 @@ def parse(data: Any, source: str = "") -> Config:
             raise ConfigError(
                 f"feed.subscriptions[{i}].exchange: {sub.exchange!r} is not configured under "
                 f"exchanges (have: {', '.join(sorted(config.exchanges)) or 'none'})")
+    _check_trader(config)
     symbols = {s.symbol for s in config.venue.symbols}
     if len(symbols) != len(config.venue.symbols):
         raise ConfigError("venue.symbols: a symbol is listed twice")
     return dataclasses.replace(config, source=source)
+
+
+def _check_trader(config: Config) -> None:
+    t = config.trader
+    for i, venue in enumerate(t.venues):
+        if venue not in config.exchanges:
+            raise ConfigError(f"trader.venues[{i}]: {venue!r} is not configured under exchanges")
+    for i, pair in enumerate(t.pairs):
+        venue, _, rest = pair.partition(":")
+        if venue not in t.venues or rest.count("/") != 1:
+            raise ConfigError(f"trader.pairs[{i}]: {pair!r} is not venue:BASE/QUOTE with the "
+                              f"venue in trader.venues")
+    money = {"trader.risk.max_order_notional": t.risk.max_order_notional,
+             "trader.risk.max_daily_loss": t.risk.max_daily_loss,
+             "trader.risk.max_position_default": t.risk.max_position_default,
+             **{f"trader.risk.max_position.{k}": v for k, v in t.risk.max_position.items()}}
+    for path, value in money.items():
+        if value == "":
+            continue
+        try:
+            ok = Decimal(value).is_finite() and Decimal(value) >= 0
+        except InvalidOperation:
+            ok = False
+        if not ok:
+            raise ConfigError(f"{path}: {value!r} is not a non-negative decimal string")
 
 
 def load(path: str | os.PathLike) -> Config:

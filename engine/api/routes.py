@@ -60,6 +60,21 @@ def install(router: Router, daemon: Daemon) -> None:
             return Response.error(404, f"unknown book {key!r} (see /books)")
         return Response.json(view.to_dict(depth))
 
+    def trader_action(action: str):
+        def handle(req: Request) -> Response:
+            trader = getattr(daemon, "trader", None)
+            if trader is None:
+                return Response.error(404, "this role does not trade")
+            key = next((v for k, v in req.headers.items() if k.lower() == "x-admin-key"), "")
+            if not trader.authorized(key):
+                return Response.error(401, "missing or wrong X-Admin-Key (see http.admin_key_env)")
+            if action == "halt":
+                return Response.json(trader.halt(req.query.get("reason", "halted via API")))
+            return Response.json(trader.resume())
+        return handle
+
+    router.add("POST", "/trader/halt", trader_action("halt"))
+    router.add("POST", "/trader/resume", trader_action("resume"))
     router.add("GET", "/health", health)
     router.add("GET", "/status", status)
     router.add("GET", "/metrics", metrics)

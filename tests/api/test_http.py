@@ -111,6 +111,26 @@ def test_daemon_stop_unlinks_book_segment(tmp_path):
 def test_daemon_summary_says_what_is_missing(tmp_path):
     d = Daemon(make_config(tmp_path), "trader")
     text = d.summary()
-    assert "NOT BUILT YET" in text and "executor" in text
+    assert "NOT BUILT YET" in text and "strategy-pool" in text
     c = dataclasses.replace(make_config(tmp_path))
     assert Daemon(c, "both").missing  # never pretends the trader exists
+
+
+def test_http_trader_halt_needs_trader_role_and_admin_key(daemon, tmp_path, monkeypatch):
+    # A monitor does not trade.
+    assert requests.post(daemon.http.url + "/trader/halt", timeout=5).status_code == 404
+    monkeypatch.setenv("ENGINE_ADMIN_KEY", "right-key")
+    t = Daemon(make_config(tmp_path / "t"), "trader")
+    t.start()
+    try:
+        url = t.http.url + "/trader/halt"
+        assert requests.post(url, timeout=5).status_code == 401
+        assert requests.post(url, headers={"X-Admin-Key": "wrong"}, timeout=5).status_code == 401
+        r = requests.post(url + "?reason=test", headers={"x-admin-key": "right-key"}, timeout=10)
+        assert r.status_code == 200, r.text
+        health = requests.get(t.http.url + "/health", timeout=5)
+        assert health.status_code == 503 and "test" in health.text
+        r = requests.post(t.http.url + "/trader/resume", headers={"X-Admin-Key": "right-key"}, timeout=10)
+        assert r.status_code == 200
+    finally:
+        t.stop()

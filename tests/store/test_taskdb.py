@@ -115,9 +115,10 @@ def test_migrate_from_many_daemons_at_once_applies_each_version_once(mariadb, tm
     for t in threads:
         t.join(60)
     assert not errors
-    assert sorted(len(r.applied) for r in results) == [0, 0, 0, 1]
+    newest = len(available("mysql"))
+    assert sorted(len(r.applied) for r in results) == [0, 0, 0, newest]
     db = open_db(config, mariadb)
-    assert db.query("SELECT COUNT(*) FROM ENGINE_SCHEMA") == [(1,)]
+    assert db.query("SELECT COUNT(*) FROM ENGINE_SCHEMA") == [(newest,)]
     db.close()
 
 

@@ -1,0 +1,168 @@
+"""Balances, positions, realized and unrealized PnL and fees, in exact
+decimals. Fed only with fills the order store committed (each exactly once)
+and balances the venue reported; rebuilt from TRADER_FILLS at start. No I/O.
+
+Average-cost accounting per (venue, pair): a fill that grows the position
+moves the average price; one that shrinks it realizes (price - average) x
+quantity. Fees in the quote asset are realized costs; fees in the base asset
+shrink the quantity received (Binance charges a buyer in base); fees in a third
+asset (BNB) are summed per asset, not converted.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from engine.model import Side
+from engine.venues.binance_trade import Fill
+
+ZERO = Decimal(0)
+
+
+@dataclass
+class Position:
+    venue: str
+    pair: str
+    quantity: Decimal = ZERO  # base units, + long / - short
+    average_price: Decimal = ZERO
+    realized_pnl: Decimal = ZERO  # quote units, fees in quote and base included
+    fees_quote: Decimal = ZERO  # fees paid, valued in quote at the fill price
+    fees_other: dict[str, Decimal] = field(default_factory=dict)
+    bought: Decimal = ZERO
+    sold: Decimal = ZERO
+    mark_price: Decimal | None = None
+
+    def unrealized_pnl(self) -> Decimal:
+        if self.mark_price is None or self.quantity == 0:
+            return ZERO
+        return (self.mark_price - self.average_price) * self.quantity
+
+    def apply(self, fill: Fill, base: str, quote: str) -> Decimal:
+        """Book one fill; returns the PnL it realized (fees included)."""
+        price, quantity, fee = Decimal(fill.price), Decimal(fill.quantity), Decimal(fill.fee)
+        signed = quantity if fill.side == Side.BUY else -quantity
+        realized = ZERO
+        if fee:
+            if fill.fee_asset == base:
+                signed -= fee  # received (buy) or paid (sell) that much less base
+                self.fees_quote += fee * price
+            elif fill.fee_asset == quote:
+                realized -= fee
+                self.fees_quote += fee
+            else:
+                self.fees_other[fill.fee_asset] = self.fees_other.get(fill.fee_asset, ZERO) + fee
+        if fill.side == Side.BUY:
+            self.bought += quantity
+        else:
+            self.sold += quantity
+        position = self.quantity
+        if position == 0 or (position > 0) == (signed > 0):
+            total = position + signed
+            self.average_price = (self.average_price * abs(position) + price * abs(signed)) / \
+                abs(total) if total else ZERO
+            self.quantity = total
+        else:
+            closing = min(abs(signed), abs(position))
+            direction = Decimal(1) if position > 0 else Decimal(-1)
+            realized += (price - self.average_price) * closing * direction
+            self.quantity = position + signed
+            if self.quantity == 0:
+                self.average_price = ZERO
+            elif (self.quantity > 0) != (position > 0):
+                self.average_price = price  # flipped: the rest opened at this price
+        self.realized_pnl += realized
+        return realized
+
+
+def _day(exch_ns: int) -> str:
+    return datetime.fromtimestamp(exch_ns / 1e9, UTC).strftime("%Y-%m-%d")
+
+
+class PositionBook:
+    """Thread-safe: fills arrive from the executor and the user-stream threads."""
+
+    def __init__(self, assets: dict[tuple[str, str], tuple[str, str]] | None = None) -> None:
+        self._lock = threading.Lock()
+        self._assets = dict(assets or {})  # (venue, pair) -> (base, quote)
+        self._positions: dict[tuple[str, str], Position] = {}
+        self._balances: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}
+        self._realized_by_day: dict[str, Decimal] = {}
+        self._day_open_unrealized: dict[str, Decimal] = {}
+        self.fills_applied = 0
+
+    def set_assets(self, venue: str, pair: str, base: str, quote: str) -> None:
+        with self._lock:
+            self._assets[(venue, pair)] = (base, quote)
+
+    def _assets_of(self, venue: str, pair: str) -> tuple[str, str]:
+        found = self._assets.get((venue, pair))
+        if found is not None:
+            return found
+        base, _, quote = pair.partition("/")
+        return base, quote
+
+    def on_fill(self, fill: Fill) -> None:
+        with self._lock:
+            position = self._positions.get((fill.venue, fill.pair))
+            if position is None:
+                position = self._positions[(fill.venue, fill.pair)] = Position(fill.venue, fill.pair)
+            realized = position.apply(fill, *self._assets_of(fill.venue, fill.pair))
+            day = _day(fill.exch_ns)
+            self._realized_by_day[day] = self._realized_by_day.get(day, ZERO) + realized
+            self.fills_applied += 1
+
+    def set_balances(self, venue: str, balances: dict[str, tuple[str, str]]) -> None:
+        with self._lock:
+            for asset, (free, locked) in balances.items():
+                self._balances[(venue, asset)] = (Decimal(free), Decimal(locked))
+
+    def mark(self, venue: str, pair: str, price: Decimal, now_ns: int) -> None:
+        with self._lock:
+            position = self._positions.get((venue, pair))
+            if position is None:
+                position = self._positions[(venue, pair)] = Position(venue, pair)
+            position.mark_price = price
+            day = _day(now_ns)
+            if day not in self._day_open_unrealized:
+                self._day_open_unrealized = {day: self._unrealized()}
+
+    def _unrealized(self) -> Decimal:
+        return sum((p.unrealized_pnl() for p in self._positions.values()), ZERO)
+
+    # -------------------------------------------------------------- views
+
+    def position(self, venue: str, pair: str) -> Position:
+        with self._lock:
+            found = self._positions.get((venue, pair))
+            if found is None:
+                return Position(venue, pair)
+            return Position(**{**found.__dict__, "fees_other": dict(found.fees_other)})
+
+    def balance(self, venue: str, asset: str) -> tuple[Decimal, Decimal]:
+        with self._lock:
+            return self._balances.get((venue, asset), (ZERO, ZERO))
+
+    def daily_pnl(self, now_ns: int) -> Decimal:
+        """Realized today (UTC) plus the change in unrealized since the day's first mark."""
+        with self._lock:
+            day = _day(now_ns)
+            opened = self._day_open_unrealized.get(day, ZERO)
+            return self._realized_by_day.get(day, ZERO) + self._unrealized() - opened
+
+    def status(self) -> dict:
+        with self._lock:
+            return {
+                "positions": {f"{v}:{p}": {
+                    "quantity": str(x.quantity), "average_price": str(x.average_price),
+                    "realized_pnl": str(x.realized_pnl), "unrealized_pnl": str(x.unrealized_pnl()),
+                    "fees_quote": str(x.fees_quote),
+                    "fees_other": {a: str(f) for a, f in x.fees_other.items()},
+                    "mark_price": None if x.mark_price is None else str(x.mark_price)}
+                    for (v, p), x in sorted(self._positions.items())},
+                "balances": {f"{v}:{a}": {"free": str(f), "locked": str(lk)}
+                             for (v, a), (f, lk) in sorted(self._balances.items())},
+                "fills_applied": self.fills_applied,
+            }

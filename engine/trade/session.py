@@ -1,0 +1,133 @@
+"""REST I/O for one trading account on one venue: sends the driver's signed
+requests, spends their weight on the venue's shared limiter, keeps the clock
+offset to the venue, and turns every transport failure into an UNKNOWN reply
+(a request that may have arrived). Owns the sockets; decides nothing about
+orders (the executor does).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Protocol
+
+import requests
+from loguru import logger
+
+from engine.clock import SYSTEM, Clock
+from engine.venues.binance_trade import BinanceTrade, Reply, SignedRequest
+
+log = logger.bind(component="trader")
+
+# How long a caller waits for REST weight before giving up with a "retry"
+# reply. Longer queues more work behind a throttled venue; shorter turns a
+# busy minute into visible retries sooner.
+WEIGHT_WAIT_S = 5.0
+# Re-read the venue clock this often (and after any -1021): signed requests
+# carry our time plus this offset, so a drifting host clock never trips
+# recvWindow. Shorter costs weight; longer risks drift.
+TIME_SYNC_S = 600.0
+
+
+class WeightBudget(Protocol):
+    """A venue's REST weight budget shared by every caller of that venue (the
+    feed's snapshots, the executor, the user stream, reconcile):
+    ``engine.feed.limiter.RestLimiter`` is the implementation app.py hands in."""
+
+    def acquire(self, weight: int = 1, timeout_s: float | None = None) -> bool: ...
+
+    def penalize(self, status: int, retry_after_s: float | None) -> float: ...
+
+    def banned_for(self) -> float: ...
+
+
+class VenueSession:
+    """Thread-safe: one requests.Session per calling thread (the executor, the
+    user stream and reconcile call concurrently); the limiter is shared."""
+
+    def __init__(self, driver: BinanceTrade, limiter: WeightBudget, timeout_s: float = 5.0,
+                 clock: Clock = SYSTEM, name: str = "") -> None:
+        self.driver = driver
+        self.limiter = limiter
+        self.timeout_s = timeout_s
+        self.clock = clock
+        self.name = name or driver.venue
+        self._local = threading.local()
+        self.offset_ms = 0  # venue clock - our clock
+        self._synced_at = -TIME_SYNC_S
+        self.used_weight = 0  # the venue's own count, from its last reply
+        self.calls = 0
+        self.failures: dict[str, int] = {}  # reply kind -> count (not ok)
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
+
+    def now_ms(self) -> int:
+        """The venue's clock as we best know it (signing timestamps)."""
+        return self.clock.now_ns() // 1_000_000 + self.offset_ms
+
+    def sync_time(self) -> None:
+        reply = self.call(self.driver.server_time())
+        if reply.kind == "ok" and isinstance(reply.body, dict) and "serverTime" in reply.body:
+            self.offset_ms = int(reply.body["serverTime"]) - self.clock.now_ns() // 1_000_000
+            self._synced_at = time.monotonic()
+
+    def maybe_sync_time(self) -> None:
+        if time.monotonic() - self._synced_at >= TIME_SYNC_S:
+            self.sync_time()
+
+    def call(self, request: SignedRequest, timeout_s: float | None = None) -> Reply:
+        """Send ``request`` once; never raises for network trouble."""
+        if not self.limiter.acquire(request.weight, timeout_s=WEIGHT_WAIT_S):
+            return Reply("retry", 0, message="local REST weight budget exhausted",
+                         retry_after_s=self.limiter.banned_for() or 1.0)
+        self.calls += 1
+        try:
+            response = self._session().request(request.method, request.url,
+                                               headers=request.headers,
+                                               timeout=timeout_s or self.timeout_s)
+        except requests.ConnectionError as exc:
+            if _never_connected(exc):
+                reply = Reply("retry", 0, message=f"connect failed: {exc}")
+            else:
+                reply = Reply("unknown", 0, message=f"connection lost: {exc}")
+        except requests.Timeout as exc:
+            reply = Reply("unknown", 0, message=f"timeout after {timeout_s or self.timeout_s}s: "
+                                                f"{type(exc).__name__}")
+        except requests.RequestException as exc:
+            reply = Reply("unknown", 0, message=f"{type(exc).__name__}: {exc}")
+        else:
+            reply = self.driver.classify(response.status_code, response.content,
+                                         dict(response.headers))
+        if reply.used_weight is not None:
+            self.used_weight = reply.used_weight
+        if reply.status in (429, 418):
+            pause = self.limiter.penalize(reply.status, reply.retry_after_s)
+            log.warning("venue throttled us venue={} status={} code={} pause_s={:.1f}",
+                        self.name, reply.status, reply.code, pause)
+        if reply.code == -1021:
+            self._synced_at = -TIME_SYNC_S  # our clock drifted: resync before the next send
+        if reply.kind != "ok":
+            self.failures[reply.kind] = self.failures.get(reply.kind, 0) + 1
+        return reply
+
+    def close(self) -> None:
+        session = getattr(self._local, "session", None)
+        if session is not None:
+            session.close()
+
+    def status(self) -> dict[str, Any]:
+        return {"calls": self.calls, "failures": dict(self.failures),
+                "venue_used_weight_1m": self.used_weight, "clock_offset_ms": self.offset_ms,
+                "weight_paused_s": round(self.limiter.banned_for(), 3)}
+
+
+def _never_connected(exc: requests.ConnectionError) -> bool:
+    """True only when the TCP connect itself failed: nothing reached the venue.
+    A reset or close after connecting may have delivered the request."""
+    text = repr(exc)
+    return isinstance(exc, requests.exceptions.ConnectTimeout) or \
+        "NewConnectionError" in text or "Failed to establish a new connection" in text
