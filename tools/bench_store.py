@@ -54,6 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pipeline-backend", default="chdb", choices=["chdb", "clickhouse"],
                    help="history store of the in-process pipeline run (clickhouse: a private server)")
     p.add_argument("--pipeline-here", action="store_true", help=argparse.SUPPRESS)  # child run
+    p.add_argument("--monitor-backend", default="chdb", choices=["chdb", "none"],
+                   help="history backend of the run.py --role monitor figure")
     p.add_argument("--skip", default="", help="comma list of: inserts,recorder,pipeline,monitor")
     return p.parse_args(argv)
 
@@ -338,7 +340,7 @@ def bench_monitor(args: argparse.Namespace, tmp: Path) -> Iterator[dict]:
         "feed": {"max_connections": 20, "subscriptions": [
             {"exchange": "binance", "pair": f"{_symbol(i)[:-4]}/USDT", "trades": False}
             for i in range(args.pairs)]},
-        "storage": {"history": {"backend": "chdb"}},
+        "storage": {"history": {"backend": args.monitor_backend}},
     }
     path = tmp / "monitor.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -106,7 +106,7 @@ class Importer:
     def rest_url_for(self, symbol: str) -> str:
         if self.driver is None:
             raise ValueError("a REST snapshot without URL needs --exchange and --market")
-        request = self.driver.snapshot_request(self.driver.pair(symbol), 1000)
+        request = self.driver.snapshot_request(self.driver.pair(symbol), 0)  # depth unknown
         assert request is not None, "venue takes snapshots over WebSocket"
         return f"{request.url}?{urlencode(request.params)}"
 

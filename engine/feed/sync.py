@@ -70,11 +70,14 @@ from engine.venues.base import APPLY, DROP, GAP, ConnectionRule, Driver, ResyncM
 
 log = logger.bind(component="feed.sync")
 
-# Deltas held per book while a snapshot is awaited. At Binance's 10/s per book
-# this is 17 min of stream: far longer than a REST round trip, small enough
-# (a few MB) that a stuck request cannot eat memory. On overflow the oldest go;
-# the snapshot then fails to bridge and is fetched again.
-BUFFER_LIMIT = 10_000
+# Deltas held per book while a snapshot is awaited: a ring that keeps the
+# newest. Only deltas newer than the snapshot are replayed, and the snapshot
+# is served after the request is sent, so the ring must cover the response's
+# time in flight, not the wait in the REST limiter's queue: 1,000 is 100 s of
+# Binance's 10/s, 10 s of a 100/s stream. Larger costs memory in a resync
+# storm (500 books x 10,000 deltas was ~700 MB); if the ring did drop a
+# needed delta, the snapshot fails to bridge and is fetched again.
+BUFFER_LIMIT = 1_000
 
 # A WS-snapshot venue book that received this many deltas but no snapshot falls
 # back to a REST snapshot (OKX announced dropping the initial WS snapshot).

@@ -41,11 +41,19 @@ from engine.venues.wire import WireInt, decode_levels
 VENUE = "binance"
 MS = 1_000_000  # ns per ms
 
-# REST snapshot depth. Deeper costs weight (spot 50 at <=1000, 250 at 5000;
-# USD-M 20 at 1000) but shallower risks a hole: a level below the snapshot that
-# never changes is never sent by the diff stream, so it is missing when the
-# levels above it are consumed. 1000 keeps any top-50 mirror safe in practice.
-SNAPSHOT_LIMIT = 1000
+# REST snapshot depth: the first documented tier holding SNAPSHOT_DEPTH_FACTOR
+# times the subscribed depth (at least 100 levels). Deeper costs weight and so
+# time in a resync storm (spot limit 1000 is weight 50: 500 books need 8 min of
+# the budget; limit 100 is weight 5: 50 s) while every waiting book buffers its
+# stream. Shallower risks a hole: a level below the snapshot that never changes
+# is never sent by the diff stream, so it is missing if the price moves through
+# the levels above it. 5x means a depth-20 book needs an 80-level move across
+# untouched levels to show a hole; subscribe deeper to be safer.
+SNAPSHOT_DEPTH_FACTOR = 5
+# (limit, request weight) per market, from the depth endpoints' weight tables.
+SPOT_SNAPSHOT_TIERS = ((100, 5), (500, 25), (1000, 50), (5000, 250))
+FUTURES_SNAPSHOT_TIERS = ((100, 5), (500, 10), (1000, 20))
+SNAPSHOT_LIMIT = 1000  # the tier when the depth is unknown
 
 # Pairs per socket. The venue allows 1024 streams (512 pairs with trades), but a
 # reconnect resyncs every pair with one REST snapshot each: 50 x weight 50 =
@@ -362,8 +370,11 @@ class BinanceDriver(Driver):
     # ------------------------------------------------------------------ REST
 
     def snapshot_request(self, pair: str, depth: int) -> RestRequest:
-        return RestRequest(self._depth_url, {"symbol": self.symbol(pair), "limit": SNAPSHOT_LIMIT},
-                           weight=self.limits.snapshot_weight)
+        tiers = SPOT_SNAPSHOT_TIERS if self.market == Market.SPOT else FUTURES_SNAPSHOT_TIERS
+        want = max(100, SNAPSHOT_DEPTH_FACTOR * depth) if depth > 0 else SNAPSHOT_LIMIT
+        limit, weight = next(((n, w) for n, w in tiers if n >= want), tiers[-1])
+        return RestRequest(self._depth_url, {"symbol": self.symbol(pair), "limit": limit},
+                           weight=weight)
 
     def snapshot_pair(self, url: str) -> str | None:
         symbols = parse_qs(urlsplit(url).query).get("symbol")

@@ -11,6 +11,8 @@ from email.utils import formatdate
 import pytest
 
 from engine.feed.limiter import RECOVERY_WINDOWS, RestLimiter, WindowLimiter, parse_retry_after
+from engine.venues import make_driver
+from engine.venues.base import Subscription
 from tests.support.eventually import eventually
 from tests.support.fault_server import Fault, FeedRig, Stream
 
@@ -123,7 +125,8 @@ def test_limiter_close_wakes_blocked_callers_with_false() -> None:
 # ----------------------------------------------------- storms through the pool
 
 PAIRS = 12
-WEIGHT = 10  # per snapshot request
+# What the driver charges per snapshot request at the rig's book depth.
+WEIGHT = make_driver("binance", "futures").snapshot_request("BTC/USDT", Subscription("BTC/USDT").depth).weight
 WINDOW_S = 0.25
 
 
@@ -136,14 +139,14 @@ def _storm_rig(venue_budget: int, pairs: int = PAIRS) -> FeedRig:
     """Books on one socket that drops: a snapshot for each wanted at once, twice."""
     return FeedRig("binance-futures", pairs=pairs, faults=_disconnect_all, interval_s=0.002,
                    rest_limit=(venue_budget, WINDOW_S), rest_weight=WEIGHT,
-                   driver_limits={"rest_weight_per_minute": 100, "snapshot_weight": WEIGHT},
+                   driver_limits={"rest_weight_per_minute": 10 * WEIGHT},
                    pool_kw={"rest_window_s": WINDOW_S})
 
 
 def test_resync_storm_stays_inside_the_venue_budget_without_a_single_429() -> None:
-    # The client spends half of 100 per 0.25 s; the venue allows 100. Unthrottled,
-    # 12 requests x 10 = 120 at once would be refused.
-    with _storm_rig(venue_budget=100) as rig:
+    # The client spends half of 10 W per 0.25 s; the venue allows 10 W. Unthrottled,
+    # 12 requests x W at once would be refused.
+    with _storm_rig(venue_budget=10 * WEIGHT) as rig:
         eventually(rig.settled, 20.0, 0.02)
         assert rig.settled(), rig.mismatches()
         statuses = [st for _, _, st in rig.server.rest_log]
@@ -153,8 +156,8 @@ def test_resync_storm_stays_inside_the_venue_budget_without_a_single_429() -> No
 
 def test_budget_shared_with_others_gets_429_but_never_a_ban() -> None:
     # Someone else on this IP spends most of the weight: the venue lets us have
-    # 30 per 0.25 s while we think 50 is ours. We must get 429s and obey them.
-    with _storm_rig(venue_budget=30, pairs=8) as rig:
+    # 3 W per 0.25 s while we think 5 W is ours. We must get 429s and obey them.
+    with _storm_rig(venue_budget=3 * WEIGHT, pairs=8) as rig:
         eventually(rig.settled, 30.0, 0.02)
         assert rig.settled(), rig.mismatches()
         statuses = [st for _, _, st in rig.server.rest_log]

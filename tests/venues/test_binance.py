@@ -114,13 +114,19 @@ def test_binance_endpoint_override_used_verbatim():
     assert local.connect_url([]) == "ws://127.0.0.1:8765/ws"
     req = local.snapshot_request("BTC/USDT", 20)
     assert req.url == "http://127.0.0.1:8765/api/v3/depth"
-    assert req.params == {"symbol": "BTCUSDT", "limit": 1000}
+    assert req.params == {"symbol": "BTCUSDT", "limit": 100}  # 5x the depth, tier 100
 
 
 def test_binance_snapshot_request_names_symbol_and_weight():
     assert FUT.snapshot_request("BTC/USDT", 20).url == "https://fapi.binance.com/fapi/v1/depth"
-    assert FUT.snapshot_request("BTC/USDT", 20).weight == 20
-    assert SPOT.snapshot_request("BTC/USDT", 20).weight == 50
+    # Sized to the book: 5x the subscribed depth, rounded up to a documented tier.
+    assert FUT.snapshot_request("BTC/USDT", 20).weight == 5
+    assert SPOT.snapshot_request("BTC/USDT", 20).weight == 5
+    assert SPOT.snapshot_request("BTC/USDT", 100).params["limit"] == 500
+    assert SPOT.snapshot_request("BTC/USDT", 100).weight == 25
+    assert SPOT.snapshot_request("BTC/USDT", 200).weight == 50
+    assert SPOT.snapshot_request("BTC/USDT", 2000).params == {"symbol": "BTCUSDT", "limit": 5000}
+    assert FUT.snapshot_request("BTC/USDT", 2000).params["limit"] == 1000  # USD-M's deepest
     coinm = BinanceDriver(Market.FUTURES, rest_url="https://dapi.binance.com")
     assert coinm.snapshot_request("BTC/USD", 20).url == "https://dapi.binance.com/dapi/v1/depth"
     assert SPOT.snapshot_pair("https://api.binance.com/api/v3/depth?symbol=NKNUSDT&limit=1000") == "NKN/USDT"
