@@ -34,6 +34,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="overrides daemon.log_level from the config")
     p.add_argument("--fresh", action="store_true",
                    help="venue role: start with empty state instead of the saved one")
+    p.add_argument("--demo", action="store_true",
+                   help="start the local venue with its synthetic market in this process and "
+                        "point the feed and the trader at it: no network at all")
     return p.parse_args(argv)
 
 
@@ -69,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
 
     try:
-        daemon = Daemon(config, args.role, fresh=args.fresh)
+        daemon = Daemon(config, args.role, fresh=args.fresh, demo=args.demo)
         daemon.start()
     except Exception as e:  # noqa: BLE001 - start-up failures are reported, not traced
         log.error("start-up failed: {}: {}", type(e).__name__, e)

@@ -4,13 +4,18 @@ within the shutdown budget. Holds no domain logic of its own."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from loguru import logger
 
@@ -21,17 +26,26 @@ from engine.api.metrics import new_registry
 from engine.book.reader import BookReader
 from engine.book.store import BookStore
 from engine.book.writer import BookWriter
-from engine.config import Config, to_public_dict
+from engine.config import Config, EndpointConfig, ExchangeConfig, SubscriptionConfig, to_public_dict
 from engine.feed.limiter import RestLimiter
 from engine.feed.service import FeedService
 from engine.lifecycle import Component, Health
 from engine.store.history import HistoryStore
 from engine.store.recorder import Recorder
+from engine.store.taskdb import TaskDb
 from engine.store.tasks import TaskFetcher
+from engine.trade.paper import PaperVenue, live_pairs
+from engine.trade.pool import StrategyPool, pool_settings
 from engine.trade.service import TraderService
+from engine.trade.slots import SlotManager
+from engine.trade.sources import StrategySource, rules_from
 from engine.venues import DRIVERS
 
 log = logger.bind(component="app")
+
+# --demo: the local venue's first account (config venue.accounts, else a
+# throwaway "demo" one) is handed to the trader by env var name, like any key.
+DEMO_ACCOUNT, DEMO_KEY_ENV, DEMO_SECRET_ENV = "demo", "ENGINE_DEMO_KEY", "ENGINE_DEMO_SECRET"
 
 ROLES = ("monitor", "trader", "both", "venue")
 
@@ -99,6 +113,7 @@ class Daemon:
     config: Config
     role: str
     fresh: bool = False
+    demo: bool = False  # run.py --demo: local venue + synthetic market in this process
     components: list[Component] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
 
@@ -113,6 +128,10 @@ class Daemon:
         self.tasks: TaskFetcher | None = None
         self.history: HistoryStore | None = None
         self.trader: TraderService | None = None
+        self.slots: SlotManager | None = None
+        self.pool: StrategyPool | None = None
+        self.strategies: StrategySource | None = None
+        self.paper: dict[str, PaperVenue] = {}
         self._trade_limiters: dict[tuple[str, str], RestLimiter] = {}
         self.recorder: Recorder | None = None
         self._build()
@@ -121,18 +140,25 @@ class Daemon:
 
     def _build(self) -> None:
         built: set[str] = set()
+        if self.demo and self.role != "venue":
+            self._build_demo_venue()  # first: the feed and the trader connect to it
         if self.role != "venue":
             self.books = BooksComponent(self.config)
             self.components.append(self.books)
             built.add("books")
-            on_event = None
+            listeners: list[Callable[[Any], None]] = []
             if self.role in ("monitor", "both") and self.config.storage.history.backend != "none":
                 # Before the feed: started first, stopped after it (nothing recorded is lost).
                 self.history = HistoryStore(self.config)
                 self.recorder = Recorder(self.config, self.registry, self.history)
                 self.components += [self.history, self.recorder]
-                on_event = self.recorder.record
+                listeners.append(self.recorder.record)
                 built.add("recorder")
+            if self.role in ("trader", "both"):
+                # Built before the feed (they take its live trades), started after it.
+                self.paper = self._paper_venues()
+                listeners += [paper.on_event for paper in self.paper.values()]
+            on_event = _fan_out(listeners)
             self.feed = FeedService(self.config, self.books.started_writer, self.registry,
                                     on_event=on_event)
             self.components.append(self.feed)
@@ -143,10 +169,8 @@ class Daemon:
             self.components.append(self.tasks)
             built.add("task-db")
         if self.role in ("trader", "both"):
-            self.trader = TraderService(self.config, self.id, self._weight_budget,
-                                        books=self.book_reader)
-            self.components.append(self.trader)
-            built |= {"executor", "positions"}
+            self._build_trader()
+            built |= {"strategy-pool", "executor", "positions"}
         if self.role == "venue":
             from engine.sim.ratelimit import Limits  # noqa: PLC0415 - venue role only
             from engine.sim.server import LocalVenue  # noqa: PLC0415
@@ -158,6 +182,101 @@ class Daemon:
             self.components.append(_VenueComponent(venue))
             built.add("venue")
         self.missing = [p for p in ROLE_PARTS[self.role] if p not in built]
+
+    # ---------------------------------------------------------- trader role
+
+    def _trade_venues(self) -> tuple[str, ...]:
+        t = self.config.trader
+        return tuple(dict.fromkeys(t.venues + tuple(s.exchange for s in t.strategies)))
+
+    def _trade_pairs(self, venue: str) -> list[str]:
+        t = self.config.trader
+        return sorted({p.split(":", 1)[1] for p in t.pairs if p.split(":", 1)[0] == venue} |
+                      {s.pair for s in t.strategies if s.exchange == venue})
+
+    def _build_trader(self) -> None:
+        """Paper venues, then the TraderService (executor, orders, positions,
+        risk, reconcile), the slot manager, the strategy pool and the source
+        of strategies (config + leased TRADE rows): started in that order,
+        stopped in reverse."""
+        cfg = self.config
+        exchanges = dict(cfg.exchanges)
+        for venue, paper in self.paper.items():  # the trader talks to the paper venue
+            key_env, secret_env = f"ENGINE_PAPER_{venue.upper()}_KEY", \
+                f"ENGINE_PAPER_{venue.upper()}_SECRET"
+            os.environ[key_env], os.environ[secret_env] = paper.api_key, paper.api_secret
+            exchanges[venue] = dataclasses.replace(
+                exchanges[venue], spot=EndpointConfig(paper.url, paper.ws), api_key_env=key_env,
+                api_secret_env=secret_env)
+        pairs = tuple(dict.fromkeys(cfg.trader.pairs + tuple(
+            f"{s.exchange}:{s.pair}" for s in cfg.trader.strategies)))
+        trading = dataclasses.replace(cfg, exchanges=exchanges, trader=dataclasses.replace(
+            cfg.trader, venues=self._trade_venues(), pairs=pairs))
+        self.slots = SlotManager(TaskDb.from_config(cfg))
+        self.trader = TraderService(trading, self.id, self._weight_budget, books=self.book_reader,
+                                    slots_for=self.slots.slots_for)
+        self.slots.service = self.trader
+        self.pool = StrategyPool(segment_name(cfg), self.slots, pool_settings(cfg))
+        self.slots.on_change = self.pool.notify
+        self.strategies = StrategySource(
+            cfg.trader.strategies, self.pool.set_strategies, rules_from(self.trader), self.id,
+            trade_tasks=self.tasks.trade_tasks if self.tasks is not None else None,
+            db=TaskDb.from_config(cfg), ensure_book=self._ensure_book)
+        self.components += [*self.paper.values(), self.trader, self.slots, self.pool,
+                            self.strategies]
+
+    def _paper_venues(self) -> dict[str, PaperVenue]:
+        """A paper venue per traded venue with ``paper: true`` whose endpoint is
+        the live one: the live book and trades (from the feed) are mirrored into
+        a local matching engine, and nothing reaches the real venue."""
+        cfg, out = self.config, {}
+        for venue in self._trade_venues():
+            ex = cfg.exchanges.get(venue)
+            if ex is None or not ex.paper or _is_local(ex.spot.rest):
+                continue  # live trading, or already a local venue (--demo, tests)
+            p = cfg.trader.paper
+            out[venue] = PaperVenue(
+                venue, "spot", partial(live_pairs, ex.spot.rest, self._trade_pairs(venue),
+                                       p.maker_fee, p.taker_fee, cfg.venue.symbols),
+                self.book_reader, Path(cfg.daemon.data_dir), dict(p.balances), port=_free_port())
+        return out
+
+    def _ensure_book(self, venue: str, market: str, pair: str) -> None:
+        """A strategy's pair is carried by the feed (a no-op once it is)."""
+        if self.feed is not None and self.feed.pool is not None:
+            self.feed.subscribe([SubscriptionConfig(venue, pair, market)])  # type: ignore[arg-type]
+
+    def _build_demo_venue(self) -> None:
+        """--demo: the local venue (config ``venue:``, forced to its synthetic
+        market on a free port) in this process; the feed and the trader are
+        pointed at it, trading its first account (throwaway local keys)."""
+        from engine.sim.ratelimit import Limits  # noqa: PLC0415 - demo only
+        from engine.sim.server import LocalVenue  # noqa: PLC0415
+        from engine.sim.testkit import DEFAULT_PRICES, account_config, symbol_config  # noqa: PLC0415
+
+        cfg, v = self.config, self.config.venue
+        pairs = {s.pair for s in cfg.feed.subscriptions if s.exchange == "binance"} | \
+            {s.pair for s in cfg.trader.strategies if s.exchange == "binance"} or {"BTC/USDT"}
+        symbols = v.symbols or tuple(symbol_config(p.replace("/", "")) for p in sorted(pairs))
+        prices = {s.symbol: DEFAULT_PRICES.get(s.symbol, "100") for s in symbols}
+        venue_config = dataclasses.replace(
+            v, port=_free_port(), market="synthetic", symbols=symbols,
+            accounts=v.accounts or (account_config(DEMO_ACCOUNT),),
+            synthetic=dataclasses.replace(v.synthetic, start_prices={
+                **prices, **v.synthetic.start_prices}))
+        limits = Limits(weight_per_minute=v.weight_per_minute, orders_per_10s=v.orders_per_10s,
+                        orders_per_day=v.orders_per_day)
+        venue = LocalVenue(venue_config, Path(cfg.daemon.data_dir), fresh=self.fresh,
+                           limits=limits)
+        self.components.append(_VenueComponent(venue))
+        account = venue_config.accounts[0]
+        os.environ[DEMO_KEY_ENV], os.environ[DEMO_SECRET_ENV] = account.api_key, account.api_secret
+        local = EndpointConfig(f"http://127.0.0.1:{venue_config.port}",
+                               f"ws://127.0.0.1:{venue_config.port}")
+        binance = dataclasses.replace(cfg.exchanges.get("binance", ExchangeConfig()), enabled=True,
+                                      spot=local, api_key_env=DEMO_KEY_ENV,
+                                      api_secret_env=DEMO_SECRET_ENV)
+        self.config = dataclasses.replace(cfg, exchanges={**cfg.exchanges, "binance": binance})
 
     # ------------------------------------------------------------ lifecycle
 
@@ -202,7 +321,7 @@ class Daemon:
         feed carries that venue, else one the trader keeps (never two counters
         for one host while both run)."""
         shared = None
-        if self.feed is not None and self.feed.pool is not None:
+        if venue not in self.paper and self.feed is not None and self.feed.pool is not None:
             try:
                 shared = self.feed.pool.rest_limiter(venue, market)
             except KeyError:
@@ -281,3 +400,25 @@ class _VenueComponent:
 
     def status(self) -> dict:
         return {"rest": self.venue.rest_url, "ws": self.venue.ws_url}
+
+
+def _fan_out(listeners: list[Callable[[Any], None]]) -> Callable[[Any], None] | None:
+    """One on_event hook for the feed from several (recorder, paper venues)."""
+    if len(listeners) <= 1:
+        return listeners[0] if listeners else None
+
+    def each(event: Any) -> None:
+        for listener in listeners:
+            listener(event)
+    return each
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _is_local(url: str) -> bool:
+    """An endpoint on this host: the local venue (demo, tests), never a live one."""
+    return bool(url) and urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")

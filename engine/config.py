@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -237,6 +238,30 @@ class RiskConfig:
 
 
 @dataclass(frozen=True)
+class StrategyConfig:
+    """One strategy this daemon always runs (TRADE rows add more at run time)."""
+
+    # In client order ids: letters first, so never a TRADE row's numeric id.
+    id: str
+    strategy: str = "grid"  # engine/trade/strategy.py STRATEGIES
+    exchange: str = "binance"
+    market: Literal["spot"] = "spot"
+    pair: str = "BTC/USDT"
+    # Checked against the strategy's Params at start (engine/strategies/<name>.py);
+    # money as strings ("0.001"), never floats.
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PaperConfig:
+    """The simulated account of a venue with ``paper: true`` and live endpoints."""
+
+    balances: dict[str, str] = field(default_factory=lambda: {"USDT": "10000"})
+    maker_fee: str = "0.001"  # the fee tier to simulate (Binance's default)
+    taker_fee: str = "0.001"
+
+
+@dataclass(frozen=True)
 class TraderConfig:
     # Order entry rate per venue: at most orders_per_s new orders in any 1 s
     # window, of which order_burst may leave back to back after a quiet spell.
@@ -272,6 +297,19 @@ class TraderConfig:
     # api_key_env / api_secret_env name the credentials. Empty: none.
     venues: tuple[str, ...] = ()
     pairs: tuple[str, ...] = ()  # "venue:BASE/QUOTE" to reconcile and track
+    # Strategy worker processes. Strategies in one worker run one after
+    # another; two is the least that can move work off a stuck one.
+    workers: int = 2
+    # Idle sleep between a worker's book-version polls: the worst added delay
+    # from a book change to a decision. Shorter reacts sooner, burns more CPU.
+    strategy_poll_s: float = 0.001
+    # One decision running longer moves its worker's other strategies away;
+    # past hung_strategy_s the worker is killed (and restarted).
+    slow_strategy_s: float = 0.5
+    hung_strategy_s: float = 10.0
+    strategy_modules: tuple[str, ...] = ()  # modules registering strategies of your own
+    strategies: tuple[StrategyConfig, ...] = ()
+    paper: PaperConfig = PaperConfig()
 
 
 @dataclass(frozen=True)
@@ -324,6 +362,14 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("TaskDbConfig", "capacity"): (lambda v: v >= 0, "0 or more"),
     ("TaskDbConfig", "retry_max_s"): (lambda v: v > 0, "a positive number"),
     ("TaskDbConfig", "timeout_s"): (lambda v: v > 0, "a positive number"),
+    ("TraderConfig", "workers"): (lambda v: 1 <= v <= 64, "1..64 workers"),
+    ("TraderConfig", "strategy_poll_s"): (lambda v: 0 < v <= 1, "in (0, 1] seconds"),
+    ("TraderConfig", "slow_strategy_s"): (lambda v: v > 0, "a positive number"),
+    ("TraderConfig", "hung_strategy_s"): (lambda v: v > 0, "a positive number"),
+    ("StrategyConfig", "id"): (lambda v: re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,15}", v) is not None,
+                               "a letter, then up to 15 letters, digits or _"),
+    ("StrategyConfig", "pair"): (lambda v: v.count("/") == 1 and "" not in v.split("/"),
+                                 "BASE/QUOTE, e.g. BTC/USDT"),
 }
 
 
@@ -369,6 +415,8 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
             raise ConfigError(f"{path}: expected a mapping, got {value!r}")
         key_tp, val_tp = typing.get_args(tp)
         return {str(k): _convert(v, val_tp, f"{path}.{k}") for k, v in value.items()}
+    if tp is Any:  # free-form (strategy params): the strategy validates them
+        return value
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{path}: {value!r} is not true or false")

@@ -109,11 +109,14 @@ def test_daemon_stop_unlinks_book_segment(tmp_path):
 
 
 def test_daemon_summary_says_what_is_missing(tmp_path):
-    d = Daemon(make_config(tmp_path), "trader")
-    text = d.summary()
-    assert "NOT BUILT YET" in text and "strategy-pool" in text
-    c = dataclasses.replace(make_config(tmp_path))
-    assert Daemon(c, "both").missing  # never pretends the trader exists
+    # Every role is built now: nothing is listed, and a part that were missing
+    # would be named in the summary (never a role that pretends).
+    for role in ("monitor", "trader", "both"):
+        d = Daemon(make_config(tmp_path / role), role)
+        assert d.missing == [], (role, d.missing)
+        assert "NOT BUILT YET" not in d.summary()
+        d.missing = ["executor"]
+        assert "NOT BUILT YET (this role runs without them): executor" in d.summary()
 
 
 def test_http_trader_halt_needs_trader_role_and_admin_key(daemon, tmp_path, monkeypatch):

@@ -1,0 +1,596 @@
+"""The position-manager side of the strategy pool: durable grid slots and the
+intents that move them. Turns a strategy's intents into executor actions
+(client ids, quantizing, refusing a second order on a busy level), commits
+every slot change to the task DB before memory changes and before its order
+reaches the executor, follows each slot's orders through their fills to the
+exit and the booked profit, and resumes all of it after a crash. Owns the
+TRADER_GRID_SLOTS / SLOT_FILLS / SLOT_CYCLES / STRATEGIES tables; never talks
+to a venue (the executor does).
+
+  intents (pool router thread) ─► handle ─► COMMIT slot | generation ─► executor.submit
+  executor.on_update(record, fills) ─► COMMIT fills into the slot ─► _advance(slot)
+  executor.on_result(REJECTED)      ─► the slot's order is dead  ─► _advance(slot)
+    _advance: entry over + all its fills in ─► LOCKED (COMMIT, place exit) | FREE
+              exit over + all its fills in  ─► book the cycle, FREE | re-arm the exit
+  keeper thread: re-arms exits whose rearm time came; start: recover every busy slot
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from loguru import logger
+
+from engine.clock import SYSTEM, Clock
+from engine.lifecycle import Health
+from engine.model import Market, Side
+from engine.store.taskdb import TaskDb
+from engine.strategies.base import (
+    ZERO,
+    Amend,
+    Cancel,
+    Intent,
+    OrderInfo,
+    Place,
+    PositionInfo,
+    SlotInfo,
+    SlotState,
+)
+from engine.trade import orders as st
+from engine.trade.actions import (
+    ActionResult,
+    AmendOrder,
+    CancelOrder,
+    Outcome,
+    PlaceOrder,
+    make_client_order_id,
+    parse_client_order_id,
+)
+from engine.trade.orders import OrderRecord
+from engine.trade.slotstore import Slot, SlotStore
+from engine.trade.strategy import OwnState, StrategySpec, setting
+
+log = logger.bind(component="slots")
+
+FREE, PENDING, LOCKED = SlotState.FREE, SlotState.PENDING, SlotState.LOCKED
+OVER = frozenset({st.FILLED, st.CANCELED, st.EXPIRED, st.REJECTED})  # the venue is done
+# How often the keeper re-arms exits whose wait is over. Shorter re-arms
+# sooner after a rejection; each pass is one scan of the slots in memory.
+KEEPER_S = 0.2
+# A slot whose order ended but whose fills have not all arrived after this
+# long shows on /health (the user stream's catch-up should bring them).
+FILLS_WAIT_ALERT_S = 60.0
+MAX_SLOTS = 10_000  # per strategy: a runaway strategy cannot fill the table
+@dataclass
+class _Strategy:
+    spec: StrategySpec
+    base: str
+    quote: str
+    slots: dict[int, Slot]
+    generation: int
+    activity_ms: int
+    rearm_ms: int  # spec's rearm_s
+    idle_alert_ms: int
+    refused: int = 0
+    last_refusal: str = ""
+    # Derived from `slots`, kept in step by _remember: what each slot looks
+    # like to the worker, which slot holds each level, and the free slots.
+    infos: dict[int, SlotInfo] = field(default_factory=dict)
+    levels: dict[Decimal, int] = field(default_factory=dict)
+    free: set[int] = field(default_factory=set)
+
+    def remember(self, slot: Slot) -> None:
+        before = self.slots.get(slot.slot_id)
+        if before is not None and self.levels.get(before.entry_price) == slot.slot_id:
+            del self.levels[before.entry_price]
+        self.slots[slot.slot_id] = slot
+        self.infos[slot.slot_id] = _info(slot)
+        if slot.state != FREE or slot.rearm_ms:
+            self.levels[slot.entry_price] = slot.slot_id
+        (self.free.add if slot.state == FREE else self.free.discard)(slot.slot_id)
+
+
+class SlotManager:
+    """A lifecycle Component (start after the TraderService). Thread-safe:
+    intents come from the pool's router thread, order changes from the
+    executor and user-stream threads; one lock serializes them with the DB."""
+
+    name = "slots"
+
+    def __init__(self, db: TaskDb, service: Any = None, clock: Clock = SYSTEM) -> None:
+        """``service``: the started TraderService (executor, store, positions)."""
+        self.store = SlotStore(db)
+        self.db = db
+        self.service = service
+        self.clock = clock
+        self._lock = threading.RLock()
+        self._strategies: dict[str, _Strategy] = {}
+        self._given_up: set[str] = set()  # client ids the executor reported REJECTED
+        self._waiting: dict[tuple[str, int], int] = {}  # slot -> since when fills are missing
+        self._order_infos: dict[str, tuple[OrderRecord, OrderInfo]] = {}
+        self._stop = threading.Event()
+        self._keeper: threading.Thread | None = None
+        self.on_change: Callable[[str], None] = lambda strategy_id: None
+        self.cycles_booked = 0
+
+    # ------------------------------------------------------------- lifecycle
+
+    def _now_ms(self) -> int:
+        return self.clock.now_ns() // 1_000_000
+
+    def start(self) -> None:
+        assert self.service is not None and self.service.executor is not None, \
+            "start the TraderService first"
+        self.store.ensure_schema()
+        self.service.executor.on_update(self.on_update)
+        self.service.executor.on_result(self.on_result)
+        self._keeper = threading.Thread(target=self._keep, name="slot-keeper", daemon=True)
+        self._keeper.start()
+
+    def stop(self, timeout_s: float) -> None:
+        self._stop.set()
+        if self._keeper is not None:
+            self._keeper.join(timeout_s)
+        with self._lock:
+            self.store.close()
+
+    def _keep(self) -> None:
+        while not self._stop.wait(KEEPER_S):
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - the keeper outlives one bad pass
+                log.exception("slot keeper pass failed")
+
+    # ------------------------------------------------------------ strategies
+
+    def attach(self, spec: StrategySpec) -> None:
+        """Start managing ``spec``'s slots: load them and resume each busy one."""
+        with self._lock:
+            self.store.ensure_schema()
+            generation, activity = self.store.strategy(spec.strategy_id, spec.name, spec.venue,
+                                                       spec.pair, self._now_ms())
+            slots = self.store.slots(spec.strategy_id)
+            base, _, quote = spec.pair.partition("/")
+            instrument = self.service.instruments.find(spec.venue, spec.pair) \
+                if self.service is not None else None
+            if instrument is not None:
+                base, quote = instrument.base, instrument.quote
+            strategy = self._strategies[spec.strategy_id] = _Strategy(
+                spec, base, quote, {}, generation, activity,
+                int(setting(spec, "rearm_s", 5.0) * 1000),
+                int(setting(spec, "idle_alert_s", 3600.0) * 1000))
+            for slot in sorted(slots.values(), key=lambda x: x.slot_id):
+                strategy.remember(slot)
+            for slot in list(slots.values()):
+                if slot.state != FREE:
+                    self._recover(slot)
+        log.info("slots attached strategy={} slots={} busy={}", spec.strategy_id, len(slots),
+                 sum(s.state != FREE for s in slots.values()))
+
+    def detach(self, strategy_id: str) -> None:
+        """Stop managing a strategy (its lease moved on); its orders stay."""
+        with self._lock:
+            self._strategies.pop(strategy_id, None)
+
+    def slots_for(self, venue: str) -> int:
+        """Slots on ``venue`` (reconcile's tolerance denominator); works before start()."""
+        with self._lock:
+            self.store.ensure_schema()
+            return self.store.count(venue)
+
+    def slots(self, strategy_id: str) -> list[Slot]:
+        with self._lock:
+            found = self._strategies.get(strategy_id)
+            return sorted(found.slots.values(), key=lambda s: s.slot_id) if found else []
+
+    def slot(self, strategy_id: str, slot_id: int) -> Slot | None:
+        """One slot from memory (the hot read: no lock needed, dict reads are atomic)."""
+        found = self._strategies.get(strategy_id)
+        return found.slots.get(slot_id) if found is not None else None
+
+    # --------------------------------------------------------------- intents
+
+    def handle(self, strategy_id: str, intents: Iterable[Intent]) -> list[str]:
+        """Carry out a strategy's intents; the refusals, as reasons (logged, counted)."""
+        refusals: list[str] = []
+        with self._lock:
+            strategy = self._strategies.get(strategy_id)
+            if strategy is None:
+                return [f"strategy {strategy_id} is not attached"]
+            for intent in intents:
+                try:
+                    if isinstance(intent, Place) and intent.exit_price is not None:
+                        self._open_slot(strategy, intent)
+                    elif isinstance(intent, Place):
+                        self._place_plain(strategy, intent)
+                    elif isinstance(intent, Cancel):
+                        self._cancel(strategy, intent)
+                    elif isinstance(intent, Amend):
+                        self._amend(strategy, intent)
+                    else:
+                        raise _Refused(f"not an intent: {intent!r}")
+                except _Refused as refusal:
+                    strategy.refused += 1
+                    strategy.last_refusal = str(refusal)
+                    refusals.append(str(refusal))
+        for reason in refusals:
+            log.debug("intent refused strategy={} reason={}", strategy_id, reason)
+        return refusals
+
+    def _open_slot(self, strategy: _Strategy, intent: Place) -> None:
+        spec, rules = strategy.spec, strategy.spec.rules
+        assert intent.exit_price is not None
+        price = rules.price(intent.price, intent.side)
+        exit_side = Side.SELL if intent.side == Side.BUY else Side.BUY
+        exit_price = rules.price(intent.exit_price, exit_side)
+        quantity = rules.quantity(intent.quantity)
+        if not rules.tradable(price, quantity):
+            raise _Refused(f"{quantity} at {price} is below the venue's minimums")
+        now = self._now_ms()
+        holder = strategy.slots.get(strategy.levels.get(price, -1))
+        if holder is not None and holder.entry_price == price and \
+                (holder.state != FREE or holder.rearm_ms > now):
+            raise _Refused(f"level {price} is busy (slot {holder.slot_id} {holder.state.value})")
+        free = strategy.slots[min(strategy.free)] if strategy.free else None
+        if free is None:
+            if len(strategy.slots) >= MAX_SLOTS:
+                raise _Refused(f"{MAX_SLOTS} slots already")
+            slot_id = max(strategy.slots, default=-1) + 1
+            free = Slot(spec.strategy_id, slot_id, spec.venue, spec.pair)
+        generation = free.generation + 1
+        cid = make_client_order_id(spec.strategy_id, free.slot_id, generation)
+        opened = dataclasses.replace(
+            free, state=PENDING, generation=generation, client_order_id=cid,
+            entry_side=intent.side, entry_price=price, exit_price=exit_price, quantity=quantity,
+            order_filled=ZERO, bought=ZERO, sold=ZERO, proceeds=ZERO, rearm_ms=0, reason="",
+            updated_ms=now)
+        self._commit(strategy, opened, insert=free.slot_id not in strategy.slots)
+        self._submit(self._order(opened, intent.side, price, quantity, intent.post_only))
+
+    def _place_plain(self, strategy: _Strategy, intent: Place) -> None:
+        rules = strategy.spec.rules
+        price, quantity = rules.price(intent.price, intent.side), rules.quantity(intent.quantity)
+        if not rules.tradable(price, quantity):
+            raise _Refused(f"{quantity} at {price} is below the venue's minimums")
+        cid = self._next_plain_id(strategy)
+        spec = strategy.spec
+        self._submit(PlaceOrder(cid, spec.venue, Market(spec.market), spec.pair, intent.side,
+                                price, quantity, post_only=intent.post_only,
+                                strategy_id=spec.strategy_id))
+
+    def _next_plain_id(self, strategy: _Strategy) -> str:
+        generation = strategy.generation + 1
+        self.store.set_generation(strategy.spec.strategy_id, generation, self._now_ms())
+        strategy.generation = generation
+        return make_client_order_id(strategy.spec.strategy_id, None, generation)
+
+    def _owned(self, strategy: _Strategy, cid: str) -> OrderRecord:
+        record = self.service.store.get(strategy.spec.venue, cid)
+        if record is None or record.strategy_id != strategy.spec.strategy_id:
+            raise _Refused(f"{cid} is not an order of this strategy")
+        if not record.live:
+            raise _Refused(f"{cid} is already {record.state}")
+        return record
+
+    def _cancel(self, strategy: _Strategy, intent: Cancel) -> None:
+        cid = intent.client_order_id
+        parts = parse_client_order_id(cid)
+        spec = strategy.spec
+        if parts is not None and parts.slot_id is not None:
+            slot = strategy.slots.get(parts.slot_id)
+            if slot is None or slot.client_order_id != cid:
+                raise _Refused(f"{cid} is not a slot's current order")
+            if slot.state != PENDING:
+                raise _Refused(f"{cid} is slot {slot.slot_id}'s exit; exits are the slot's")
+            if slot.reason == "closing":
+                return  # already asked
+            self._commit(strategy, dataclasses.replace(slot, reason="closing",
+                                                       updated_ms=self._now_ms()))
+        else:
+            self._owned(strategy, cid)
+        self._submit(CancelOrder(cid, spec.venue, Market(spec.market), spec.pair,
+                                 spec.strategy_id, parts.slot_id if parts else None))
+
+    def _amend(self, strategy: _Strategy, intent: Amend) -> None:
+        parts = parse_client_order_id(intent.client_order_id)
+        if parts is not None and parts.slot_id is not None:
+            raise _Refused("slot orders are not amended: cancel the entry, open another slot")
+        record = self._owned(strategy, intent.client_order_id)
+        rules, spec = strategy.spec.rules, strategy.spec
+        price = rules.price(intent.price, record.side)
+        quantity = rules.quantity(intent.quantity)
+        if not rules.tradable(price, quantity):
+            raise _Refused(f"{quantity} at {price} is below the venue's minimums")
+        replacement = PlaceOrder(self._next_plain_id(strategy), spec.venue, Market(spec.market),
+                                 spec.pair, record.side, price, quantity,
+                                 post_only=intent.post_only, strategy_id=spec.strategy_id)
+        self._submit(AmendOrder(intent.client_order_id, replacement))
+
+    def _order(self, slot: Slot, side: Side, price: Decimal, quantity: Decimal,
+               post_only: bool) -> PlaceOrder:
+        spec = self._strategies[slot.strategy_id].spec
+        return PlaceOrder(slot.client_order_id, slot.venue, Market(spec.market), slot.pair, side,
+                          price, quantity, post_only=post_only, strategy_id=slot.strategy_id,
+                          slot_id=slot.slot_id)
+
+    def _submit(self, action: PlaceOrder | CancelOrder | AmendOrder) -> None:
+        """Hand to the executor; only ever after the slot change is committed."""
+        self.service.executor.submit(action)
+
+    # ----------------------------------------------------------- persistence
+
+    def _commit(self, strategy: _Strategy, slot: Slot, insert: bool = False,
+                also: Callable[[], None] | None = None) -> None:
+        """Write the slot (and ``also``'s statements) in one transaction, then memory."""
+        with self.db.transaction():
+            self.store.write(slot, insert)
+            if also is not None:
+                also()
+        strategy.remember(slot)
+        self.on_change(slot.strategy_id)
+
+    # -------------------------------------------------------- order changes
+
+    def on_update(self, record: OrderRecord, fills: list) -> None:
+        """Executor listener: a committed order change and its new fills."""
+        parts = parse_client_order_id(record.client_order_id)
+        if parts is None:
+            return
+        with self._lock:
+            strategy = self._strategies.get(parts.strategy_id)
+            if strategy is None or strategy.spec.venue != record.venue:
+                return
+            slot = strategy.slots.get(parts.slot_id) if parts.slot_id is not None else None
+            if slot is not None and slot.client_order_id == record.client_order_id:
+                for fill in fills:
+                    slot = self._apply_fill(strategy, slot, fill)
+                self._advance(strategy, slot, record)
+            elif fills:
+                if parts.slot_id is not None:
+                    log.warning("fills for a slot order that is not current client_order_id={}",
+                                record.client_order_id)
+                self._touch(strategy)
+            self.on_change(parts.strategy_id)  # its orders changed, whatever else did
+
+    def on_result(self, result: ActionResult) -> None:
+        """Executor listener: a REJECTED place means the order is dead for good."""
+        action = result.action
+        order = action.replacement if isinstance(action, AmendOrder) else action
+        if result.outcome != Outcome.REJECTED or not isinstance(order, PlaceOrder):
+            return
+        with self._lock:
+            strategy = self._strategies.get(order.strategy_id)
+            if strategy is None or order.slot_id is None:
+                return
+            slot = strategy.slots.get(order.slot_id)
+            if slot is not None and slot.client_order_id == order.client_order_id:
+                self._given_up.add(order.client_order_id)
+                self._advance(strategy, slot, self.service.store.get(slot.venue,
+                                                                     order.client_order_id),
+                              reason=result.reason)
+
+    def _touch(self, strategy: _Strategy) -> None:
+        now = self._now_ms()
+        self.store.touch(strategy.spec.strategy_id, now)
+        strategy.activity_ms = now
+
+    def _apply_fill(self, strategy: _Strategy, slot: Slot, fill: Any) -> Slot:
+        """Book one fill of the slot's current order (once: keyed by trade id)."""
+        price, qty, fee = Decimal(fill.price), Decimal(fill.quantity), Decimal(fill.fee)
+        base_fee = fee if fill.fee_asset == strategy.base else ZERO
+        quote_fee = fee if fill.fee_asset == strategy.quote else ZERO
+        if slot.state == PENDING:
+            after = dataclasses.replace(slot, order_filled=slot.order_filled + qty,
+                                        bought=slot.bought + qty,
+                                        held=slot.held + qty - base_fee,
+                                        cost=slot.cost + price * qty + quote_fee)
+        else:
+            after = dataclasses.replace(slot, order_filled=slot.order_filled + qty,
+                                        sold=slot.sold + qty, held=slot.held - qty - base_fee,
+                                        proceeds=slot.proceeds + price * qty - quote_fee)
+        now = self._now_ms()
+        after = dataclasses.replace(after, updated_ms=now)
+
+        def record_fill() -> None:
+            if not self.store.add_fill(slot, fill, now):
+                raise _Duplicate
+            self.store.touch(slot.strategy_id, now)
+        try:
+            self._commit(strategy, after, also=record_fill)
+        except _Duplicate:
+            return slot
+        strategy.activity_ms = now
+        return after
+
+    def _advance(self, strategy: _Strategy, slot: Slot, record: OrderRecord | None,
+                 reason: str = "") -> None:
+        """Move ``slot`` on if its current order is over and all its fills are in."""
+        if slot.state == FREE or not slot.client_order_id:
+            return
+        cid = slot.client_order_id
+        if record is not None and record.state in OVER:
+            filled = Decimal(record.filled)
+        elif cid in self._given_up and (record is None or record.state == st.ABSENT):
+            filled = ZERO
+        else:
+            return  # still live (or still being resolved by the executor)
+        key = (slot.strategy_id, slot.slot_id)
+        if slot.order_filled < filled:
+            self._waiting.setdefault(key, self._now_ms())
+            return
+        self._waiting.pop(key, None)
+        self._given_up.discard(cid)
+        why = reason or (record.reason if record is not None else "") or \
+            (record.state if record is not None else "not sent")
+        rules, now = strategy.spec.rules, self._now_ms()
+        exit_qty = rules.quantity(slot.held)
+        sellable = rules.tradable(slot.exit_price, exit_qty)
+        if slot.state == PENDING and sellable:
+            self._place_exit(strategy, slot)
+        elif slot.state == PENDING:
+            refused = record is None or record.state in (st.REJECTED, st.ABSENT)
+            self._commit(strategy, dataclasses.replace(
+                slot, state=FREE, client_order_id="", order_filled=ZERO, updated_ms=now,
+                rearm_ms=now + strategy.rearm_ms if refused and not slot.bought else 0,
+                reason=why if refused else ("dust carried" if slot.bought else "")))
+        elif sellable:  # an exit ended with base left to sell: re-arm it
+            self._commit(strategy, dataclasses.replace(
+                slot, client_order_id="", order_filled=ZERO, reason=why, updated_ms=now,
+                rearm_ms=now + (strategy.rearm_ms if record is None or
+                                record.state != st.FILLED else 0)))
+        else:
+            self._book_cycle(strategy, slot)
+
+    def _place_exit(self, strategy: _Strategy, slot: Slot) -> None:
+        generation = slot.generation + 1
+        locked = dataclasses.replace(
+            slot, state=LOCKED, generation=generation, order_filled=ZERO, rearm_ms=0, reason="",
+            client_order_id=make_client_order_id(slot.strategy_id, slot.slot_id, generation),
+            updated_ms=self._now_ms())
+        self._commit(strategy, locked)
+        side = Side.SELL if slot.entry_side == Side.BUY else Side.BUY
+        # A plain limit: one already through the market fills at once, at a better price.
+        self._submit(self._order(locked, side, slot.exit_price,
+                                 strategy.spec.rules.quantity(slot.held), post_only=False))
+
+    def _book_cycle(self, strategy: _Strategy, slot: Slot) -> None:
+        """The exit sold all it could: book proceeds - cost of what was sold."""
+        carry = slot.held
+        carry_cost = (slot.cost * carry / (carry + slot.sold)).quantize(Decimal("1e-12")) \
+            if carry > 0 else ZERO
+        profit = slot.proceeds - (slot.cost - carry_cost)
+        cycle, now = slot.cycles + 1, self._now_ms()
+        done = dataclasses.replace(
+            slot, state=FREE, client_order_id="", order_filled=ZERO, bought=ZERO, held=carry,
+            cost=carry_cost, sold=ZERO, proceeds=ZERO, realized=slot.realized + profit,
+            cycles=cycle, rearm_ms=0, reason="", updated_ms=now)
+
+        def book() -> None:
+            self.store.book_cycle(slot, carry, carry_cost, profit, now)
+        self._commit(strategy, done, also=book)
+        self.cycles_booked += 1
+        log.info("cycle booked strategy={} slot={} cycle={} profit={}", slot.strategy_id,
+                 slot.slot_id, cycle, profit)
+
+    # ---------------------------------------------------------------- keeper
+
+    def tick(self) -> None:
+        """Re-arm exits whose wait is over."""
+        with self._lock:
+            now = self._now_ms()
+            for strategy in list(self._strategies.values()):
+                for slot in list(strategy.slots.values()):
+                    if slot.state == LOCKED and not slot.client_order_id and \
+                            slot.rearm_ms <= now:
+                        if strategy.spec.rules.tradable(
+                                slot.exit_price, strategy.spec.rules.quantity(slot.held)):
+                            self._place_exit(strategy, slot)
+                        else:
+                            self._book_cycle(strategy, slot)
+
+    def _recover(self, slot: Slot) -> None:
+        """After a restart: fills committed by the order store but not yet in
+        the slot, and an order committed here that never reached the executor
+        (sent again under the same id: the executor refuses a second send)."""
+        strategy = self._strategies[slot.strategy_id]
+        if not slot.client_order_id:
+            return  # a LOCKED slot waiting to re-arm its exit: the keeper does it
+        store = self.service.store
+        record = store.get(slot.venue, slot.client_order_id)
+        if record is not None and Decimal(record.filled) > slot.order_filled:
+            since = max(0, (record.created_ms or slot.updated_ms) - 60_000)
+            for fill in store.fills(slot.venue, since_ms=since):
+                if fill.client_order_id == slot.client_order_id:
+                    slot = self._apply_fill(strategy, slot, fill)
+        if record is None or record.state == st.ABSENT:
+            log.warning("re-sending a slot order that never reached the venue "
+                        "client_order_id={} state={}", slot.client_order_id,
+                        record.state if record else "none")
+            side = slot.entry_side if slot.state == PENDING else \
+                (Side.SELL if slot.entry_side == Side.BUY else Side.BUY)
+            price = slot.entry_price if slot.state == PENDING else slot.exit_price
+            quantity = slot.quantity if slot.state == PENDING else \
+                strategy.spec.rules.quantity(slot.held)
+            self._submit(self._order(slot, side, price, quantity,
+                                     post_only=slot.state == PENDING))
+            return
+        self._advance(strategy, slot, record)
+
+    # ------------------------------------------------------------------ views
+
+    def snapshot(self, strategy_id: str) -> OwnState:
+        """The strategy's slots, live orders and position, for its worker."""
+        with self._lock:
+            strategy = self._strategies.get(strategy_id)
+            if strategy is None:
+                return OwnState()
+            spec = strategy.spec
+            infos = strategy.infos
+            slots = tuple(infos[k] for k in sorted(infos))
+            orders = []
+            cache = self._order_infos
+            for r in self.service.store.live_orders(spec.venue):
+                if r.strategy_id != strategy_id:
+                    continue
+                cached = cache.get(r.client_order_id)
+                if cached is None or cached[0] is not r:  # records are replaced on change
+                    cached = cache[r.client_order_id] = (r, OrderInfo(
+                        r.client_order_id, r.side, Decimal(r.price), Decimal(r.quantity),
+                        Decimal(r.filled), r.state, r.slot_id))
+                orders.append(cached[1])
+            if len(cache) > 4 * len(orders) + 1000:
+                live = {o.client_order_id for o in orders}
+                self._order_infos = {c: v for c, v in cache.items() if c in live}
+        p = self.service.positions.position(spec.venue, spec.pair)
+        return OwnState(tuple(orders), slots,
+                        PositionInfo(p.quantity, p.average_price, p.realized_pnl))
+
+    def health(self) -> list[Health]:
+        out: list[Health] = []
+        now = self._now_ms()
+        with self._lock:
+            for sid, strategy in self._strategies.items():
+                idle = now - strategy.activity_ms
+                if strategy.idle_alert_ms and idle > strategy.idle_alert_ms:
+                    out.append(Health(f"strategy:{sid}", False,
+                                      f"grid idle: no fill for {idle // 1000}s (idle_alert_s="
+                                      f"{strategy.idle_alert_ms // 1000})"))
+            stuck = [f"{sid}/{slot}" for (sid, slot), since in self._waiting.items()
+                     if now - since > FILLS_WAIT_ALERT_S * 1000]
+        if stuck:
+            out.append(Health(self.name, False, f"slots waiting for fills of finished orders: "
+                                                f"{', '.join(stuck[:5])}"))
+        return out or [Health(self.name, True, "")]
+
+    def status(self) -> dict:
+        with self._lock:
+            return {sid: {
+                "strategy": s.spec.name, "pair": f"{s.spec.venue}:{s.spec.pair}",
+                "slots": {state.value: sum(x.state == state for x in s.slots.values())
+                          for state in SlotState},
+                "cycles": sum(x.cycles for x in s.slots.values()),
+                "realized": str(sum((x.realized for x in s.slots.values()), ZERO)),
+                "held": str(sum((x.held for x in s.slots.values()), ZERO)),
+                "refused": s.refused, "last_refusal": s.last_refusal,
+                "idle_s": (self._now_ms() - s.activity_ms) // 1000}
+                for sid, s in self._strategies.items()}
+
+
+def _info(s: Slot) -> SlotInfo:
+    return SlotInfo(s.slot_id, s.state, s.entry_side, s.entry_price, s.exit_price, s.quantity,
+                    s.order_filled if s.state == PENDING else s.bought, s.held,
+                    s.client_order_id, s.reason == "closing", s.rearm_ms * 1_000_000,
+                    s.cycles, s.realized)
+
+
+class _Refused(Exception):
+    pass
+
+
+class _Duplicate(Exception):
+    pass
