@@ -1,7 +1,6 @@
 """The daemon's HTTP face over a real socket: /health, /status, /metrics and
 book views, with the Daemon started in-process on a free port."""
 
-import dataclasses
 import uuid
 
 import pytest
