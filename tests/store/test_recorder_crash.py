@@ -13,6 +13,7 @@ import signal
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -169,22 +170,26 @@ def test_recorder_killed_while_replaying_its_spill_writes_each_batch_once(
     server.start()
     store = open_store(raw)
     store.ensure_schema()
-    kills = 0
-    for _ in range(4):  # kill replays part-way, each at a different point
+    kills = interrupted = 0
+    for attempt in range(12):  # SIGKILL each replay at a later moment than the last
         replay = start_child(tmp_path, raw, "replay")
         done = count_markers(store)
         try:
-            eventually(lambda d=done: count_markers(store) > d + 5 or not list(spill_dir.glob(f"*{SUFFIX}")),
-                       timeout=60, interval=0.005)
+            # Waiting for progress alone misses a fast replay (markers land in
+            # groups, the last when it goes idle), so the kill time is forced.
+            time.sleep(0.05 + 0.08 * attempt)
         finally:
             kill(replay)
         kills += 1
         if not list(spill_dir.glob(f"*{SUFFIX}")):
             break
+        if count_markers(store) > done:
+            interrupted += 1  # it wrote part of the spill, then died
     final = start_child(tmp_path, raw, "replay")
     assert final.stdout is not None and final.stdout.readline().strip() == "idle"
     kill(final)
     assert kills >= 2, "the spill must outlast at least two killed replays"
+    assert interrupted >= 1, "no replay was killed after writing part of the spill"
     (trade_count, unique), deltas = stored(store)[0][0], stored(store)[1]
     assert trade_count == unique == len(want_trades)
     assert deltas == want_deltas
