@@ -18,7 +18,7 @@ from tests.sim.binance_client import BinanceClient
 
 
 def recv_json(ws: websocket.WebSocket, match: Callable[[Any], bool] = lambda m: True,
-              timeout_s: float = 5.0) -> Any:
+              timeout_s: float = 15.0) -> Any:
     """The next message on ``ws`` that satisfies ``match``."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -26,7 +26,10 @@ def recv_json(ws: websocket.WebSocket, match: Callable[[Any], bool] = lambda m: 
         if remaining <= 0:
             raise AssertionError("no matching WebSocket message in time")
         ws.settimeout(remaining)
-        message = orjson.loads(ws.recv())
+        try:
+            message = orjson.loads(ws.recv())
+        except websocket.WebSocketTimeoutException:
+            raise AssertionError(f"no matching WebSocket message in {timeout_s}s") from None
         if match(message):
             return message
 

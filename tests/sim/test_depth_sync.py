@@ -105,7 +105,9 @@ def test_local_book_synced_by_the_recipe_matches_the_venue(
     assert book.last_u == final["lastUpdateId"]
     bids, asks = book.sorted_levels()
     assert (bids, asks) == (final["bids"], final["asks"])
-    assert len(bids) > 5 and len(asks) > 5
+    # A non-trivial book: the synthetic maker quotes 15 levels a side, takers
+    # eat some (a loaded host refills late), so a few must remain on each.
+    assert len(bids) >= 3 and len(asks) >= 3
     update_id, venue_bids, venue_asks = venue.exchange.depth("BTCUSDT", 10_000)
     assert update_id == final["lastUpdateId"]
     assert len(venue_bids) == len(bids) and len(venue_asks) == len(asks)
