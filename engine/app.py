@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,11 @@ from urllib.parse import urlsplit
 from loguru import logger
 
 from engine import __version__
-from engine.api import market, routes
-from engine.api.http import HttpServer, Router
+from engine.api import front
+from engine.api.http import HttpServer
 from engine.api.metrics import new_registry
+from engine.api.streams import StreamHub
+from engine.api.views import ChangeListener, fill_dict, order_dict
 from engine.book.reader import BookReader
 from engine.book.store import BookStore
 from engine.book.writer import BookWriter
@@ -30,6 +33,7 @@ from engine.config import Config, EndpointConfig, ExchangeConfig, SubscriptionCo
 from engine.feed.limiter import RestLimiter
 from engine.feed.service import FeedService
 from engine.lifecycle import Component, Health
+from engine.store import leases
 from engine.store.history import HistoryStore
 from engine.store.recorder import Recorder
 from engine.store.taskdb import TaskDb
@@ -134,6 +138,8 @@ class Daemon:
         self.paper: dict[str, PaperVenue] = {}
         self._trade_limiters: dict[tuple[str, str], RestLimiter] = {}
         self.recorder: Recorder | None = None
+        self._trading_view: _TraderView | None = None
+        self.hub: StreamHub = front.hub_for(self, self.trading_view)
         self._build()
 
     # ---------------------------------------------------------------- build
@@ -146,7 +152,7 @@ class Daemon:
             self.books = BooksComponent(self.config)
             self.components.append(self.books)
             built.add("books")
-            listeners: list[Callable[[Any], None]] = []
+            listeners: list[Callable[[Any], None]] = [self.hub.on_event]  # /ws trades
             if self.role in ("monitor", "both") and self.config.storage.history.backend != "none":
                 # Before the feed: started first, stopped after it (nothing recorded is lost).
                 self.history = HistoryStore(self.config)
@@ -288,12 +294,9 @@ class Daemon:
                 c.start()
                 started.append(c)
             if self.config.http.enabled:
-                router = Router()
-                routes.install(router, self)
-                if self.role in ("monitor", "both"):
-                    market.install(router, self.history)  # 503s when history is off
-                self.http = HttpServer(self.config.http.host, self.config.http.port, router)
+                self.http = front.build(self, self.trading_view, self.tasks_view, self.hub)
                 self.http.start()
+                self.hub.start()
         except BaseException:
             for c in reversed(started):
                 c.stop(2.0)
@@ -304,6 +307,7 @@ class Daemon:
         deadline = time.monotonic() + self.config.daemon.shutdown_timeout_s
         ok = True
         if self.http is not None:
+            self.hub.stop(1.0)
             self.http.stop(1.0)
             self.http = None
         for c in reversed(self.components):
@@ -336,6 +340,16 @@ class Daemon:
     def book_reader(self) -> BookReader | None:
         return self.books.reader if self.books is not None else None
 
+    def trading_view(self) -> _TraderView | None:
+        """engine.api.views.TradingView of the started trader (None before)."""
+        if self._trading_view is None and self.trader is not None and \
+                self.trader.executor is not None:
+            self._trading_view = _TraderView(self)
+        return self._trading_view
+
+    def tasks_view(self) -> _TasksView | None:
+        return _TasksView(self.tasks, self.id) if self.tasks is not None else None
+
     def health(self) -> list[Health]:
         out: list[Health] = []
         for c in self.components:
@@ -349,7 +363,7 @@ class Daemon:
         return {
             "role": self.role, "daemon_id": self.id, "version": __version__,
             "uptime_s": round(time.monotonic() - self.started_monotonic, 3),
-            "http": self.http.url if self.http else None,
+            "http": self.http.status() if self.http else None,
             "components": {c.name: c.status() for c in self.components},
             "not_built_yet": self.missing,
             "config": to_public_dict(self.config),
@@ -378,6 +392,112 @@ class Daemon:
             lines.append(f"  NOT BUILT YET (this role runs without them): {', '.join(self.missing)}")
         lines.append(f"  http:     {self.http.url if self.http else 'disabled'}")
         return "\n".join(lines)
+
+
+class _TraderView:
+    """engine.api.views.TradingView over the trader (wiring only: the API reads
+    the trade side through this and nothing else)."""
+
+    RECENT = 1000  # finished orders kept for GET /orders?status=recent
+    FILLS_LOOKBACK_MS = 7 * 86400 * 1000  # /fills without since_ms looks back this far
+
+    def __init__(self, daemon: Daemon) -> None:
+        assert daemon.trader is not None
+        self.trader, self.daemon = daemon.trader, daemon
+        self._recent: dict[tuple[str, str], dict] = {}  # insertion order = change order
+        self._listeners: list[ChangeListener] = []
+        self.trader.store.listeners.append(self._on_change)
+
+    def _on_change(self, record: Any, fills: list) -> None:
+        order = order_dict(record)
+        key = (record.venue, record.client_order_id)
+        self._recent.pop(key, None)
+        self._recent[key] = order
+        while len(self._recent) > self.RECENT:
+            self._recent.pop(next(iter(self._recent)))
+        for listener in list(self._listeners):
+            listener("order", order)
+            for fill in fills:
+                listener("fill", fill_dict(fill))
+
+    def subscribe(self, listener: ChangeListener) -> None:
+        self._listeners.append(listener)
+
+    def orders(self, open_only: bool, venue: str | None, pair: str | None,
+               strategy: str | None, limit: int) -> list[dict]:
+        rows = {(r.venue, r.client_order_id): order_dict(r)
+                for r in self.trader.store.live_orders(venue)}
+        if not open_only:
+            rows = {**dict(list(self._recent.items())), **rows}
+        out = [o for o in rows.values() if (venue is None or o["venue"] == venue) and
+               (pair is None or o["pair"] == pair) and
+               (strategy is None or o["strategy_id"] == strategy)]
+        return sorted(out, key=lambda o: -o["updated_ms"])[:limit]
+
+    def fills(self, venue: str | None, pair: str | None, since_ms: int, limit: int) -> list[dict]:
+        since = since_ms or time.time_ns() // 1_000_000 - self.FILLS_LOOKBACK_MS
+        found = [fill_dict(f) for f in self.trader.store.fills(venue, since)
+                 if pair is None or f.pair == pair]
+        return found[::-1][:limit]
+
+    def positions(self) -> list[dict]:
+        return [{"venue": k.split(":", 1)[0], "pair": k.split(":", 1)[1], **v}
+                for k, v in self.trader.positions.status()["positions"].items()]
+
+    def balances(self) -> list[dict]:
+        return [{"venue": k.split(":", 1)[0], "asset": k.split(":", 1)[1], **v}
+                for k, v in self.trader.positions.status()["balances"].items()]
+
+    def pnl(self) -> dict:
+        rows = self.trader.positions.status()["positions"].values()
+        realized = sum((Decimal(p["realized_pnl"]) for p in rows), Decimal(0))
+        unrealized = sum((Decimal(p["unrealized_pnl"]) for p in rows), Decimal(0))
+        return {"realized": str(realized), "unrealized": str(unrealized),
+                "total": str(realized + unrealized), "time_ms": time.time_ns() // 1_000_000}
+
+    def strategies(self) -> list[dict]:
+        slots, pool = self.daemon.slots, self.daemon.pool
+        specs = dict(getattr(pool, "_specs", {}))  # the pool's running specs
+        state = slots.status() if slots is not None else {}
+        out = []
+        for sid, spec in sorted(specs.items()):
+            levels = [{"slot_id": x.slot_id, "state": x.state.value,
+                       "side": x.entry_side.value, "entry_price": str(x.entry_price),
+                       "exit_price": str(x.exit_price), "quantity": str(x.quantity)}
+                      for x in (slots.slots(sid) if slots is not None else [])]
+            out.append({"id": sid, "strategy": spec.name, "venue": spec.venue,
+                        "market": spec.market, "pair": spec.pair, "params": dict(spec.params),
+                        "state": state.get(sid, {}), "levels": levels})
+        return out
+
+    def halted(self) -> bool:
+        return bool(self.trader.risk.halted)
+
+    def halt(self, reason: str) -> dict:
+        return self.trader.halt(reason)
+
+    def resume(self) -> dict:
+        return self.trader.resume()
+
+
+@dataclass
+class _TasksView:
+    """engine.api.views.TasksView over the task fetcher and the lease table."""
+
+    fetcher: TaskFetcher
+    daemon_id: str
+
+    def tasks(self) -> dict:
+        status = self.fetcher.status()
+        try:
+            held = [dataclasses.asdict(x) for x in leases.leases(self.fetcher.db)]
+        except Exception as e:  # noqa: BLE001 - the DB may be down; the tasks still show
+            held, status["error"] = [], f"leases unreadable: {e}"
+        return {"daemon_id": self.daemon_id, "monitor": status["tasks"],
+                "trade": [{"id": t.id, "exchange": t.exchange, "market": t.market,
+                           "pair": t.pair, "strategy": t.strategy, "params": dict(t.params),
+                           "priority": t.priority} for t in self.fetcher.trade_tasks()],
+                "leases": held, "error": status["error"]}
 
 
 class _VenueComponent:

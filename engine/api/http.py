@@ -75,6 +75,13 @@ class Router:
         else:
             self._exact[(method, path)] = route
 
+    def rebuild(self) -> None:
+        """After ``routes`` was edited (scopes changed)."""
+        routes, self.routes = self.routes, []
+        self._exact, self._prefix = {}, []
+        for r in routes:
+            self.add(r.method, r.path, r.handler, r.scope, r.summary, r.query)
+
     def match(self, method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
         """(route, params, path_exists_for_other_method)."""
         if method == "HEAD":

@@ -1,6 +1,7 @@
 """The daemon's HTTP face over a real socket: /health, /status, /metrics and
 book views, with the Daemon started in-process on a free port."""
 
+import dataclasses
 import uuid
 
 import pytest
@@ -119,9 +120,18 @@ def test_daemon_summary_says_what_is_missing(tmp_path):
 
 
 def test_http_trader_halt_needs_trader_role_and_admin_key(daemon, tmp_path, monkeypatch):
-    # A monitor does not trade.
-    assert requests.post(daemon.http.url + "/trader/halt", timeout=5).status_code == 404
+    # The key is checked first (no key: 401 on any role); a monitor does not trade.
+    assert requests.post(daemon.http.url + "/trader/halt", timeout=5).status_code == 401
     monkeypatch.setenv("ENGINE_ADMIN_KEY", "right-key")
+    m = Daemon(dataclasses.replace(make_config(tmp_path / "m"), storage=cfg.parse(
+        {"storage": {"history": {"backend": "none"}}}).storage), "monitor")  # one chdb per process
+    m.start()
+    try:
+        r = requests.post(m.http.url + "/trader/halt", headers={"X-Admin-Key": "right-key"},
+                          timeout=5)
+        assert r.status_code == 404 and "does not trade" in r.json()["error"]
+    finally:
+        m.stop()
     t = Daemon(make_config(tmp_path / "t"), "trader")
     t.start()
     try:
