@@ -310,6 +310,12 @@ class HttpServer(WebSocketSide):
             if isinstance(event, h11.Request):
                 conn.phase = "reading"
                 conn.request, conn.body = event, bytearray()
+                # h11 bounds a head that arrives in pieces; one that arrives whole is
+                # measured here.
+                size = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
+                if size > s.max_header_bytes:
+                    self._fail(conn, 431, f"request head over {s.max_header_bytes} bytes")
+                    return
                 length = header(event.headers, b"content-length")
                 if length and int(length) > s.max_body_bytes:  # h11 checked it is digits
                     self._fail(conn, 413, f"body of {int(length)} bytes is over the "
