@@ -20,7 +20,7 @@ from engine.api.security import origin_allowed
 
 log = logger.bind(component="http")
 
-WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B85"
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 class WebSocketSide:
