@@ -12,6 +12,7 @@ from loguru import logger
 
 from engine.api import console, market, openapi, routes, streams, trading
 from engine.api.http import HttpServer, Router
+from engine.api.metrics import HttpCollector
 from engine.api.security import LOOPBACK, Keys, TokenBuckets
 from engine.api.server import ServerSettings, tls_context
 from engine.api.views import TasksView, TradingView
@@ -71,7 +72,9 @@ def open_paths(router: Router, paths: tuple[str, ...]) -> None:
 
 def hub_for(daemon: Daemon, trading_view: Callable[[], TradingView | None]
             ) -> streams.StreamHub:
-    """Built with the daemon (the feed's event hook needs it), started with HTTP."""
+    """Built with the daemon (the feed's event hook needs it), started with HTTP.
+    Also registers the server's Prometheus collector (once per daemon)."""
+    daemon.registry.register(HttpCollector(lambda: daemon.http))
     return streams.StreamHub(daemon.book_reader, trading_view, lambda: _health(daemon),
                              interval_ms=daemon.config.http.ws_interval_ms)
 

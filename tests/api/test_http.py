@@ -71,6 +71,8 @@ def test_http_metrics_prometheus_text_with_process_figures(daemon):
     rss = [line for line in r.text.splitlines() if line.startswith("engine_process_resident_memory_bytes ")]
     assert rss and float(rss[0].split()[1]) > 10e6
     assert "engine_uptime_seconds" in r.text and "engine_process_cpu_seconds_total" in r.text
+    assert 'engine_http_events_total{event="accepted"}' in r.text
+    assert "engine_http_connections 1.0" in r.text  # this request's
 
 
 def test_http_books_lists_and_reads_book(daemon):
