@@ -490,14 +490,22 @@ class _TasksView:
     def tasks(self) -> dict:
         status = self.fetcher.status()
         try:
-            held = [dataclasses.asdict(x) for x in leases.leases(self.fetcher.db)]
+            held = {(x.kind, x.task_id): x for x in leases.leases(self.fetcher.db)}
         except Exception as e:  # noqa: BLE001 - the DB may be down; the tasks still show
-            held, status["error"] = [], f"leases unreadable: {e}"
-        return {"daemon_id": self.daemon_id, "monitor": status["tasks"],
+            held, status["error"] = {}, f"leases unreadable: {e}"
+
+        def lease(kind: str, task_id: int) -> dict:
+            x = held.get((kind, task_id))
+            return {"lease_holder": x.daemon_id if x else None,
+                    "lease_expires_ms": x.expires_ms if x else None}
+        return {"daemon_id": self.daemon_id,
+                "monitor": [t | lease(leases.MONITORING, t["id"]) for t in status["tasks"]],
                 "trade": [{"id": t.id, "exchange": t.exchange, "market": t.market,
                            "pair": t.pair, "strategy": t.strategy, "params": dict(t.params),
-                           "priority": t.priority} for t in self.fetcher.trade_tasks()],
-                "leases": held, "error": status["error"]}
+                           "priority": t.priority} | lease(leases.TRADE, t.id)
+                          for t in self.fetcher.trade_tasks()],
+                "leases": [dataclasses.asdict(x) for x in held.values()],
+                "error": status["error"]}
 
 
 class _VenueComponent:

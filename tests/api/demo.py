@@ -32,6 +32,7 @@ class Demo:
     admin_key: str
     log: Path
     process: subprocess.Popen
+    config: Path
 
     def get(self, path: str, key: str | None = "read", **params) -> requests.Response:
         key_value = {"read": self.read_key, "admin": self.admin_key}.get(key or "", key)
@@ -74,7 +75,7 @@ def demo_daemon(tmp_path: Path, **http) -> Iterator[Demo]:
         process = subprocess.Popen([sys.executable, "run.py", "--role", "both", "--demo",
                                     "--config", str(config)], cwd=ROOT, stdout=out,
                                    stderr=subprocess.STDOUT, env=env)
-    demo = Demo(f"http://127.0.0.1:{port}", read, admin, log, process)
+    demo = Demo(f"http://127.0.0.1:{port}", read, admin, log, process, config)
 
     def trading() -> bool:
         if process.poll() is not None:

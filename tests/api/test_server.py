@@ -18,6 +18,7 @@ from loguru import logger
 from engine.api.http import HttpServer, Request, Response, Router, ServerSettings
 from engine.api.params import BadRequest, int_param
 from engine.api.security import TokenBuckets
+from engine.api.server import text_frame
 from tests.support.eventually import eventually
 
 
@@ -248,3 +249,49 @@ def test_server_connections_over_max_get_503() -> None:
     finally:
         server.stop()
     assert _status(refused) == 503
+
+
+class _Flood:
+    """A WsHandler that pushes 16 KiB frames at a client until the server
+    refuses one (the client reads nothing)."""
+
+    def __init__(self) -> None:
+        self.pushed = 0
+        self.refused = threading.Event()
+
+    def opened(self, session) -> None:  # noqa: ANN001
+        pass
+
+    def message(self, session, text: str) -> None:  # noqa: ANN001
+        def flood() -> None:
+            frame = text_frame("x" * 16384)
+            while self.pushed < 20_000:  # 320 MiB: far past any socket buffer
+                if not session.send_frame(frame):
+                    self.refused.set()
+                    return
+                self.pushed += 1
+        threading.Thread(target=flood, daemon=True).start()
+
+    def closed(self, session) -> None:  # noqa: ANN001
+        pass
+
+
+def test_server_slow_websocket_consumer_dropped() -> None:
+    import websocket  # noqa: PLC0415
+
+    handler = _Flood()
+    router = _router()
+    router.add("GET", "/ws", lambda _: Response.error(426, "upgrade"), scope="open")
+    server = HttpServer("127.0.0.1", 0, router, ServerSettings(ws_buffer_bytes=256 * 1024),
+                        ws_handler=handler)
+    server.start()
+    try:
+        ws = websocket.create_connection(server.url.replace("http", "ws") + "/ws", timeout=10)
+        ws.send("go")  # and read nothing
+        assert handler.refused.wait(60), handler.pushed
+        eventually(lambda: server.counts["ws_dropped_slow"] == 1 and
+                   server.status()["connections"] == 0)
+        ws.close()
+    finally:
+        server.stop()
+    assert handler.pushed < 20_000  # dropped long before the flood ended
