@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from engine.api import front
 from engine.api.http import HttpServer
 from engine.api.metrics import new_registry
 from engine.api.streams import StreamHub
-from engine.api.views import ChangeListener, fill_dict, order_dict
+from engine.api_views import TasksFromDb, TraderView
 from engine.book.reader import BookReader
 from engine.book.store import BookStore
 from engine.book.writer import BookWriter
@@ -33,7 +32,6 @@ from engine.config import Config, EndpointConfig, ExchangeConfig, SubscriptionCo
 from engine.feed.limiter import RestLimiter
 from engine.feed.service import FeedService
 from engine.lifecycle import Component, Health
-from engine.store import leases
 from engine.store.history import HistoryStore
 from engine.store.recorder import Recorder
 from engine.store.taskdb import TaskDb
@@ -138,7 +136,8 @@ class Daemon:
         self.paper: dict[str, PaperVenue] = {}
         self._trade_limiters: dict[tuple[str, str], RestLimiter] = {}
         self.recorder: Recorder | None = None
-        self._trading_view: _TraderView | None = None
+        self._trading_view: TraderView | None = None
+        self._view_lock = threading.Lock()
         self.hub: StreamHub = front.hub_for(self, self.trading_view)
         self._build()
 
@@ -340,15 +339,16 @@ class Daemon:
     def book_reader(self) -> BookReader | None:
         return self.books.reader if self.books is not None else None
 
-    def trading_view(self) -> _TraderView | None:
+    def trading_view(self) -> TraderView | None:
         """engine.api.views.TradingView of the started trader (None before)."""
-        if self._trading_view is None and self.trader is not None and \
-                self.trader.executor is not None:
-            self._trading_view = _TraderView(self)
+        with self._view_lock:  # one view (one store listener), whoever asks first
+            if self._trading_view is None and self.trader is not None and \
+                    self.trader.executor is not None:
+                self._trading_view = TraderView(self.trader, self.slots, self.pool)
         return self._trading_view
 
-    def tasks_view(self) -> _TasksView | None:
-        return _TasksView(self.tasks, self.id) if self.tasks is not None else None
+    def tasks_view(self) -> TasksFromDb | None:
+        return TasksFromDb(self.tasks, self.id) if self.tasks is not None else None
 
     def health(self) -> list[Health]:
         out: list[Health] = []
@@ -392,120 +392,6 @@ class Daemon:
             lines.append(f"  NOT BUILT YET (this role runs without them): {', '.join(self.missing)}")
         lines.append(f"  http:     {self.http.url if self.http else 'disabled'}")
         return "\n".join(lines)
-
-
-class _TraderView:
-    """engine.api.views.TradingView over the trader (wiring only: the API reads
-    the trade side through this and nothing else)."""
-
-    RECENT = 1000  # finished orders kept for GET /orders?status=recent
-    FILLS_LOOKBACK_MS = 7 * 86400 * 1000  # /fills without since_ms looks back this far
-
-    def __init__(self, daemon: Daemon) -> None:
-        assert daemon.trader is not None
-        self.trader, self.daemon = daemon.trader, daemon
-        self._recent: dict[tuple[str, str], dict] = {}  # insertion order = change order
-        self._listeners: list[ChangeListener] = []
-        self.trader.store.listeners.append(self._on_change)
-
-    def _on_change(self, record: Any, fills: list) -> None:
-        order = order_dict(record)
-        key = (record.venue, record.client_order_id)
-        self._recent.pop(key, None)
-        self._recent[key] = order
-        while len(self._recent) > self.RECENT:
-            self._recent.pop(next(iter(self._recent)))
-        for listener in list(self._listeners):
-            listener("order", order)
-            for fill in fills:
-                listener("fill", fill_dict(fill))
-
-    def subscribe(self, listener: ChangeListener) -> None:
-        self._listeners.append(listener)
-
-    def orders(self, open_only: bool, venue: str | None, pair: str | None,
-               strategy: str | None, limit: int) -> list[dict]:
-        rows = {(r.venue, r.client_order_id): order_dict(r)
-                for r in self.trader.store.live_orders(venue)}
-        if not open_only:
-            rows = {**dict(list(self._recent.items())), **rows}
-        out = [o for o in rows.values() if (venue is None or o["venue"] == venue) and
-               (pair is None or o["pair"] == pair) and
-               (strategy is None or o["strategy_id"] == strategy)]
-        return sorted(out, key=lambda o: -o["updated_ms"])[:limit]
-
-    def fills(self, venue: str | None, pair: str | None, since_ms: int, limit: int) -> list[dict]:
-        since = since_ms or time.time_ns() // 1_000_000 - self.FILLS_LOOKBACK_MS
-        found = [fill_dict(f) for f in self.trader.store.fills(venue, since)
-                 if pair is None or f.pair == pair]
-        return found[::-1][:limit]
-
-    def positions(self) -> list[dict]:
-        return [{"venue": k.split(":", 1)[0], "pair": k.split(":", 1)[1], **v}
-                for k, v in self.trader.positions.status()["positions"].items()]
-
-    def balances(self) -> list[dict]:
-        return [{"venue": k.split(":", 1)[0], "asset": k.split(":", 1)[1], **v}
-                for k, v in self.trader.positions.status()["balances"].items()]
-
-    def pnl(self) -> dict:
-        rows = self.trader.positions.status()["positions"].values()
-        realized = sum((Decimal(p["realized_pnl"]) for p in rows), Decimal(0))
-        unrealized = sum((Decimal(p["unrealized_pnl"]) for p in rows), Decimal(0))
-        return {"realized": str(realized), "unrealized": str(unrealized),
-                "total": str(realized + unrealized), "time_ms": time.time_ns() // 1_000_000}
-
-    def strategies(self) -> list[dict]:
-        slots, pool = self.daemon.slots, self.daemon.pool
-        specs = dict(getattr(pool, "_specs", {}))  # the pool's running specs
-        state = slots.status() if slots is not None else {}
-        out = []
-        for sid, spec in sorted(specs.items()):
-            levels = [{"slot_id": x.slot_id, "state": x.state.value,
-                       "side": x.entry_side.value, "entry_price": str(x.entry_price),
-                       "exit_price": str(x.exit_price), "quantity": str(x.quantity)}
-                      for x in (slots.slots(sid) if slots is not None else [])]
-            out.append({"id": sid, "strategy": spec.name, "venue": spec.venue,
-                        "market": spec.market, "pair": spec.pair, "params": dict(spec.params),
-                        "state": state.get(sid, {}), "levels": levels})
-        return out
-
-    def halted(self) -> bool:
-        return bool(self.trader.risk.halted)
-
-    def halt(self, reason: str) -> dict:
-        return self.trader.halt(reason)
-
-    def resume(self) -> dict:
-        return self.trader.resume()
-
-
-@dataclass
-class _TasksView:
-    """engine.api.views.TasksView over the task fetcher and the lease table."""
-
-    fetcher: TaskFetcher
-    daemon_id: str
-
-    def tasks(self) -> dict:
-        status = self.fetcher.status()
-        try:
-            held = {(x.kind, x.task_id): x for x in leases.leases(self.fetcher.db)}
-        except Exception as e:  # noqa: BLE001 - the DB may be down; the tasks still show
-            held, status["error"] = {}, f"leases unreadable: {e}"
-
-        def lease(kind: str, task_id: int) -> dict:
-            x = held.get((kind, task_id))
-            return {"lease_holder": x.daemon_id if x else None,
-                    "lease_expires_ms": x.expires_ms if x else None}
-        return {"daemon_id": self.daemon_id,
-                "monitor": [t | lease(leases.MONITORING, t["id"]) for t in status["tasks"]],
-                "trade": [{"id": t.id, "exchange": t.exchange, "market": t.market,
-                           "pair": t.pair, "strategy": t.strategy, "params": dict(t.params),
-                           "priority": t.priority} | lease(leases.TRADE, t.id)
-                          for t in self.fetcher.trade_tasks()],
-                "leases": [dataclasses.asdict(x) for x in held.values()],
-                "error": status["error"]}
 
 
 class _VenueComponent:
