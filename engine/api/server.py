@@ -50,6 +50,7 @@ log = logger.bind(component="http")
 
 RECV_BYTES = 65536
 SWEEP_S = 0.2  # timeout sweep cadence: a closed deadline is acted on within this
+ACCEPT_PAUSE_S = 0.5  # out of descriptors: accepts wait this long (the backlog holds clients)
 
 
 class HttpServer(WebSocketSide):
@@ -80,6 +81,7 @@ class HttpServer(WebSocketSide):
         self._running = False
         self._thread: threading.Thread | None = None
         self._next_id = 0
+        self._accept_paused_until = 0.0  # set while out of descriptors
         self.counts = {"accepted": 0, "refused_full": 0, "timeouts": 0, "protocol_errors": 0,
                        "rate_limited": 0, "unauthorized": 0, "handler_errors": 0,
                        "ws_opened": 0, "ws_dropped_slow": 0, "ws_origin_refused": 0}
@@ -170,9 +172,11 @@ class HttpServer(WebSocketSide):
                 sock, addr = self._listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as e:  # EMFILE and kin: counted, retried on the next event
+            except OSError as e:  # EMFILE and kin: pause accepting, or the loop would spin
                 self.counts["refused_full"] += 1
-                log.warning("accept failed error={}", e)
+                log.warning("accept failed error={}; pausing accepts for {}s", e, ACCEPT_PAUSE_S)
+                self._selector.unregister(self._listener)
+                self._accept_paused_until = time.monotonic() + ACCEPT_PAUSE_S
                 return
             if len(self._conns) >= s.max_connections:
                 self.counts["refused_full"] += 1
@@ -233,6 +237,9 @@ class HttpServer(WebSocketSide):
 
     def _sweep(self, now: float) -> None:
         s = self.settings
+        if self._accept_paused_until and now >= self._accept_paused_until:
+            self._accept_paused_until = 0.0
+            self._selector.register(self._listener, selectors.EVENT_READ, "accept")
         for conn in list(self._conns):
             if conn.out and conn.last_write and now - conn.last_write > s.write_timeout_s:
                 self.counts["timeouts"] += 1

@@ -295,3 +295,43 @@ def test_server_slow_websocket_consumer_dropped() -> None:
     finally:
         server.stop()
     assert handler.pushed < 20_000  # dropped long before the flood ended
+
+
+SERVE_WITH_FEW_FDS = """
+import resource, sys, time
+resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
+from engine.api.http import HttpServer, Response, Router
+router = Router()
+router.add("GET", "/health", lambda _: Response.json({"ok": True}), scope="open")
+server = HttpServer("127.0.0.1", 0, router)
+server.start()
+print(server.port, flush=True)
+sys.stdin.read()
+print(server.counts["refused_full"], flush=True)
+"""
+
+
+def test_server_out_of_descriptors_pauses_accepts_and_recovers() -> None:
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    proc = subprocess.Popen([sys.executable, "-c", SERVE_WITH_FEW_FDS], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        port = int(proc.stdout.readline())
+        held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(80)]
+        # The connects complete in the backlog; accepting them runs the server out of fds
+        # (48 allowed), whether or not the clients are still there.
+        for s in held:
+            s.close()
+        ok = eventually(lambda: requests.get(f"http://127.0.0.1:{port}/health", timeout=2).ok,
+                        timeout=30, ignoring=(AssertionError, OSError))
+        assert ok
+        proc.stdin.close()
+        refused = int(proc.stdout.readline())
+    finally:
+        proc.kill()
+        stderr = proc.stderr.read() if proc.stderr else ""
+    assert refused >= 1, stderr[-2000:]
+    assert "pausing accepts" in stderr
