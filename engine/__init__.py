@@ -30,6 +30,8 @@ LAYERS: dict[str, set[str]] = {
     "trade": {"model", "config", "clock", "lifecycle", "book", "venues", "store", "strategies", "sim"},
     "sim": {"model", "config", "clock", "lifecycle"},
     "api": {"model", "config", "lifecycle", "book", "app"},
+    # the API's views over the trader and the task DB (what api reads, wired by app)
+    "api_views": {"api", "store"},
     "app": {"model", "config", "clock", "lifecycle", "logconfig", "book", "venues", "feed",
-            "store", "strategies", "trade", "sim", "api"},
+            "store", "strategies", "trade", "sim", "api", "api_views"},
 }

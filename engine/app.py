@@ -20,9 +20,11 @@ from urllib.parse import urlsplit
 from loguru import logger
 
 from engine import __version__
-from engine.api import market, routes
-from engine.api.http import HttpServer, Router
+from engine.api import front
+from engine.api.http import HttpServer
 from engine.api.metrics import new_registry
+from engine.api.streams import StreamHub
+from engine.api_views import TasksFromDb, TraderView
 from engine.book.reader import BookReader
 from engine.book.store import BookStore
 from engine.book.writer import BookWriter
@@ -134,6 +136,9 @@ class Daemon:
         self.paper: dict[str, PaperVenue] = {}
         self._trade_limiters: dict[tuple[str, str], RestLimiter] = {}
         self.recorder: Recorder | None = None
+        self._trading_view: TraderView | None = None
+        self._view_lock = threading.Lock()
+        self.hub: StreamHub = front.hub_for(self, self.trading_view)
         self._build()
 
     # ---------------------------------------------------------------- build
@@ -146,7 +151,7 @@ class Daemon:
             self.books = BooksComponent(self.config)
             self.components.append(self.books)
             built.add("books")
-            listeners: list[Callable[[Any], None]] = []
+            listeners: list[Callable[[Any], None]] = [self.hub.on_event]  # /ws trades
             if self.role in ("monitor", "both") and self.config.storage.history.backend != "none":
                 # Before the feed: started first, stopped after it (nothing recorded is lost).
                 self.history = HistoryStore(self.config)
@@ -288,12 +293,9 @@ class Daemon:
                 c.start()
                 started.append(c)
             if self.config.http.enabled:
-                router = Router()
-                routes.install(router, self)
-                if self.role in ("monitor", "both"):
-                    market.install(router, self.history)  # 503s when history is off
-                self.http = HttpServer(self.config.http.host, self.config.http.port, router)
+                self.http = front.build(self, self.trading_view, self.tasks_view, self.hub)
                 self.http.start()
+                self.hub.start()
         except BaseException:
             for c in reversed(started):
                 c.stop(2.0)
@@ -304,6 +306,7 @@ class Daemon:
         deadline = time.monotonic() + self.config.daemon.shutdown_timeout_s
         ok = True
         if self.http is not None:
+            self.hub.stop(1.0)
             self.http.stop(1.0)
             self.http = None
         for c in reversed(self.components):
@@ -336,6 +339,17 @@ class Daemon:
     def book_reader(self) -> BookReader | None:
         return self.books.reader if self.books is not None else None
 
+    def trading_view(self) -> TraderView | None:
+        """engine.api.views.TradingView of the started trader (None before)."""
+        with self._view_lock:  # one view (one store listener), whoever asks first
+            if self._trading_view is None and self.trader is not None and \
+                    self.trader.executor is not None:
+                self._trading_view = TraderView(self.trader, self.slots, self.pool)
+        return self._trading_view
+
+    def tasks_view(self) -> TasksFromDb | None:
+        return TasksFromDb(self.tasks, self.id) if self.tasks is not None else None
+
     def health(self) -> list[Health]:
         out: list[Health] = []
         for c in self.components:
@@ -349,7 +363,7 @@ class Daemon:
         return {
             "role": self.role, "daemon_id": self.id, "version": __version__,
             "uptime_s": round(time.monotonic() - self.started_monotonic, 3),
-            "http": self.http.url if self.http else None,
+            "http": self.http.status() if self.http else None,
             "components": {c.name: c.status() for c in self.components},
             "not_built_yet": self.missing,
             "config": to_public_dict(self.config),

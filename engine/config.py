@@ -67,6 +67,23 @@ class HttpConfig:
     port: int = 8080  # 0 picks a free port (tests)
     # Key for mutating endpoints (halt, cancel-all) comes from this env var.
     admin_key_env: str = "ENGINE_ADMIN_KEY"
+    # Read keys (comma-separated) come from this env var. Unset on a loopback
+    # listener: reads need no key; off loopback a read key is required.
+    read_keys_env: str = "ENGINE_READ_KEYS"
+    open_paths: tuple[str, ...] = ("/health", "/metrics")  # served without a key
+    tls_cert: str = ""  # PEM certificate chain; with tls_key turns on HTTPS and WSS
+    tls_key: str = ""  # PEM private key
+    allow_plain_remote: bool = False  # plain HTTP off loopback only when true
+    ws_origins: tuple[str, ...] = ()  # browser Origins allowed on /ws besides the page's own
+    ws_interval_ms: int = 250  # book pushes per topic at most this often: latency vs. CPU
+    rate_limit_per_s: float = 50.0  # requests per second per key and per address; 0 = off
+    rate_limit_burst: int = 200  # bucket size: a page load's burst fits
+    backlog: int = 1024  # listen queue (capped by net.core.somaxconn)
+    workers: int = 8  # handler threads; slow clients wait in the selector, not here
+    max_connections: int = 2048  # open sockets; more get 503
+    idle_timeout_s: float = 30.0  # keep-alive connection silent this long is closed
+    request_timeout_s: float = 10.0  # whole request (headers and body) within this, else 408
+    max_body_bytes: int = 1048576  # larger bodies get 413
 
 
 @dataclass(frozen=True)
@@ -330,6 +347,15 @@ class Config:
 
 _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("HttpConfig", "port"): (lambda v: 0 <= v <= 65535, "a port 0..65535"),
+    ("HttpConfig", "ws_interval_ms"): (lambda v: 10 <= v <= 60000, "10..60000 ms"),
+    ("HttpConfig", "rate_limit_per_s"): (lambda v: v >= 0, "0 (off) or more"),
+    ("HttpConfig", "rate_limit_burst"): (lambda v: v >= 1, "at least 1"),
+    ("HttpConfig", "backlog"): (lambda v: 1 <= v <= 65535, "1..65535"),
+    ("HttpConfig", "workers"): (lambda v: 1 <= v <= 256, "1..256 threads"),
+    ("HttpConfig", "max_connections"): (lambda v: v >= 1, "at least 1"),
+    ("HttpConfig", "idle_timeout_s"): (lambda v: v > 0, "a positive number"),
+    ("HttpConfig", "request_timeout_s"): (lambda v: v > 0, "a positive number"),
+    ("HttpConfig", "max_body_bytes"): (lambda v: v >= 0, "0 or more"),
     ("LocalVenueConfig", "port"): (lambda v: 0 <= v <= 65535, "a port 0..65535"),
     ("TaskDbConfig", "port"): (lambda v: 0 < v <= 65535, "a port 1..65535"),
     ("HistoryConfig", "port"): (lambda v: 0 < v <= 65535, "a port 1..65535"),

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmarks: python tools/bench.py book|feed|match|store|trader [options].
+"""Benchmarks: python tools/bench.py book|feed|match|store|trader|api [options].
 
 Prints one JSON object per line: {"bench", "metric", "value", "unit"}.
 Figures, not tests: compare ratios within one run on a noisy machine."""
@@ -22,6 +22,7 @@ BENCHES = {
     "match": ["bench_match"],
     "store": ["bench_store"],
     "trader": ["bench_trader", "bench_trader_strategy"],
+    "api": ["bench_api"],
 }
 
 

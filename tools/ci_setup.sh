@@ -2,7 +2,8 @@
 # Prepares a Debian 12 machine (Python 3.11) for the test suite; idempotent.
 # Installs, only when missing, the Debian packages whose binaries the tests
 # start as private servers (mariadb-server, clickhouse-server, clickhouse-client),
-# then the Python test extra: pip install -e '.[test]'.
+# Debian's chromium for the web-console test, then the Python test extra:
+# pip install -e '.[test]'.
 # It must not leave a system database server running: services are kept from
 # starting during the install (policy-rc.d), and a newly installed service is
 # stopped and disabled should it start anyway. Runs as root (no sudo needed);
@@ -12,6 +13,8 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 SERVER_PACKAGES=(mariadb-server clickhouse-server clickhouse-client)
+# Debian's chromium: the web console test drives it headless through Playwright.
+BROWSER_PACKAGES=(chromium)
 # service name of each server package, to stop/disable after a fresh install
 declare -A SERVICE_OF=([mariadb-server]=mariadb [clickhouse-server]=clickhouse-server)
 POLICY_RC=/usr/sbin/policy-rc.d
@@ -33,6 +36,9 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install o
 
 missing=()
 for package in "${SERVER_PACKAGES[@]}"; do
+    installed "$package" || missing+=("$package")
+done
+for package in "${BROWSER_PACKAGES[@]}"; do
     installed "$package" || missing+=("$package")
 done
 # .ci/run and the README call `python`; fresh Debian only has python3.
@@ -92,7 +98,7 @@ else
 fi
 
 PATH="$PATH:/usr/sbin:/sbin"
-for binary in mariadbd mariadb-install-db clickhouse-server; do
+for binary in mariadbd mariadb-install-db clickhouse-server chromium; do
     if ! command -v "$binary" >/dev/null 2>&1; then
         log "$binary still missing after the install; the tests need it"
         exit 1

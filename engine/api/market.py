@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from engine.api.http import Request, Response, Router
+from engine.api.params import BadRequest, int_param
 
 NS = 1_000_000_000
 INTERVAL_NS = {"1m": 60 * NS, "5m": 300 * NS, "15m": 900 * NS, "1h": 3600 * NS,
@@ -45,10 +46,6 @@ class MarketHistory(Protocol):
                 depth: int) -> dict[str, Any] | None: ...
 
 
-class BadRequest(ValueError):
-    pass
-
-
 def _book_key(req: Request) -> tuple[str, str, str]:
     parts = req.params["key"].split(":", 2)
     if len(parts) != 3 or not all(parts):
@@ -57,13 +54,9 @@ def _book_key(req: Request) -> tuple[str, str, str]:
 
 
 def _int(req: Request, name: str, default: int) -> int:
-    text = req.query.get(name)
-    if text is None or text == "":
-        return default
-    try:
-        return int(text)
-    except ValueError:
-        raise BadRequest(f"{name}: {text!r} is not an integer") from None
+    """Times in ns and sizes: any 64-bit integer is accepted here; the
+    queries check their own ranges (limit, depth) and say which."""
+    return int_param(req, name, default, low=0)
 
 
 def install(router: Router, history: MarketHistory | None,
@@ -125,8 +118,14 @@ def install(router: Router, history: MarketHistory | None,
                                        f"at or before {at_ns}")
         return found
 
-    router.add("GET", "/market/pairs", guarded(pairs))
-    router.add("GET", "/market/candles/{key}", guarded(candles))
-    router.add("GET", "/market/trades/{key}", guarded(trades))
-    router.add("GET", "/market/stats/{key}", guarded(stats))
-    router.add("GET", "/market/book/{key}", guarded(book))
+    router.add("GET", "/market/pairs", guarded(pairs), summary="Recorded venues, markets and pairs")
+    router.add("GET", "/market/candles/{key}", guarded(candles),
+               summary="OHLCV candles of a recorded pair",
+               query=("interval: 1m 5m 15m 1h 4h 1d", "start_ns: int64", "end_ns: int64"))
+    router.add("GET", "/market/trades/{key}", guarded(trades),
+               summary="A page of recorded trades, oldest first",
+               query=("start_ns: int64", "end_ns: int64", "limit: int", "cursor: from a page"))
+    router.add("GET", "/market/stats/{key}", guarded(stats), summary="24-hour statistics",
+               query=("at_ns: int64",))
+    router.add("GET", "/market/book/{key}", guarded(book),
+               summary="The recorded book at a time", query=("at_ns: int64", "depth: int"))

@@ -37,3 +37,24 @@ def new_registry(started_monotonic: float) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=True)
     registry.register(ProcessCollector(started_monotonic))
     return registry
+
+
+class HttpCollector:
+    """The API server's counters (refusals, timeouts, rate limits, WebSocket
+    drops) and open connections, read at scrape time from ``server()``."""
+
+    def __init__(self, server) -> None:
+        self.server = server  # () -> HttpServer | None (None while stopped)
+
+    def collect(self):
+        server = self.server()
+        if server is None:
+            return
+        status = server.status()
+        events = CounterMetricFamily("engine_http_events", "HTTP server events by kind",
+                                     labels=["event"])
+        for name, value in server.counts.items():
+            events.add_metric([name], value)
+        yield events
+        yield GaugeMetricFamily("engine_http_connections", "Open client connections",
+                                value=status["connections"])

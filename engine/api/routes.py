@@ -1,4 +1,4 @@
-"""The core routes: /health, /status, /metrics and read-only book views.
+"""The core routes: /health, /status, /metrics and the live book views.
 Each handler reads components through the Daemon object it is given."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from engine.api.http import Request, Response, Router
+from engine.api.params import BadRequest, int_param
 from engine.book.store import UnknownBook
 
 if TYPE_CHECKING:
@@ -49,34 +50,19 @@ def install(router: Router, daemon: Daemon) -> None:
             return Response.error(404, "this role keeps no books")
         key = req.params["key"]
         try:
-            depth = int(req.query.get("depth", "20"))
-        except ValueError:
-            return Response.error(400, f"depth: {req.query.get('depth')!r} is not an integer")
-        if not 1 <= depth <= MAX_BOOK_DEPTH:
-            return Response.error(400, f"depth: {depth} is not in 1..{MAX_BOOK_DEPTH}")
+            depth = int_param(req, "depth", 20, 1, MAX_BOOK_DEPTH)
+        except BadRequest as e:
+            return Response.error(400, str(e))
         try:
             view = reader.read(key, depth)
         except UnknownBook:
             return Response.error(404, f"unknown book {key!r} (see /books)")
         return Response.json(view.to_dict(depth))
 
-    def trader_action(action: str):
-        def handle(req: Request) -> Response:
-            trader = getattr(daemon, "trader", None)
-            if trader is None:
-                return Response.error(404, "this role does not trade")
-            key = next((v for k, v in req.headers.items() if k.lower() == "x-admin-key"), "")
-            if not trader.authorized(key):
-                return Response.error(401, "missing or wrong X-Admin-Key (see http.admin_key_env)")
-            if action == "halt":
-                return Response.json(trader.halt(req.query.get("reason", "halted via API")))
-            return Response.json(trader.resume())
-        return handle
-
-    router.add("POST", "/trader/halt", trader_action("halt"))
-    router.add("POST", "/trader/resume", trader_action("resume"))
-    router.add("GET", "/health", health)
-    router.add("GET", "/status", status)
-    router.add("GET", "/metrics", metrics)
-    router.add("GET", "/books", books)
-    router.add("GET", "/books/{key}", book)
+    router.add("GET", "/health", health, scope="open",
+               summary="Component health: 200 when all are ok, else 503 with the reasons")
+    router.add("GET", "/status", status, summary="Role, components and the effective config")
+    router.add("GET", "/metrics", metrics, scope="open", summary="Prometheus metrics (text)")
+    router.add("GET", "/books", books, summary="Every book with its state and best prices")
+    router.add("GET", "/books/{key}", book, summary="One live book from shared memory",
+               query=(f"depth: 1..{MAX_BOOK_DEPTH}",))

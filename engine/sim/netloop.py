@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from loguru import logger
 from websockets.frames import Frame, Opcode
@@ -127,8 +128,13 @@ class Connection:
         protocol.receive_data(request.raw_head)
         handshake = protocol.events_received()[0]
         assert isinstance(handshake, Request), "the head we parsed is a request"
-        error = self.loop.ws.check(request.target)
-        response = protocol.reject(400, error) if error else protocol.accept(handshake)
+        error, status = self.loop.ws.check(request.target), 400
+        origin = handshake.headers.get("Origin")
+        if not error and not origin_allowed(origin, handshake.headers.get("Host") or "",
+                                            self.loop.ws_origins):
+            error, status = f"Origin {origin!r} is not allowed", 403
+            self.loop.origins_refused += 1
+        response = protocol.reject(status, error) if error else protocol.accept(handshake)
         protocol.send_response(response)
         self.protocol = protocol
         self._flush_protocol()
@@ -266,9 +272,22 @@ class Connection:
             self.loop.ws.on_closed(self)
 
 
+def origin_allowed(origin: str | None, host: str, allowed: tuple[str, ...]) -> bool:
+    """A browser's WebSocket Origin (the market-maker plan's check, as the
+    daemon's /ws does it): absent (not a browser), the page's own host, or
+    listed; "*" allows any."""
+    if not origin or "*" in allowed or origin.rstrip("/") in allowed:
+        return True
+    netloc = urlsplit(origin).netloc.lower()
+    return bool(netloc) and netloc == host.lower()
+
+
 class NetLoop:
-    def __init__(self, host: str, port: int, http: HttpHandler, ws: WsApp) -> None:
+    def __init__(self, host: str, port: int, http: HttpHandler, ws: WsApp,
+                 ws_origins: tuple[str, ...] = ()) -> None:
         self.host, self.requested_port = host, port
+        self.ws_origins = ws_origins  # browser Origins allowed besides the venue's own
+        self.origins_refused = 0
         self.http, self.ws = http, ws
         self.port = 0
         self.selector = selectors.DefaultSelector()

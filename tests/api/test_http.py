@@ -1,6 +1,7 @@
 """The daemon's HTTP face over a real socket: /health, /status, /metrics and
 book views, with the Daemon started in-process on a free port."""
 
+import dataclasses
 import uuid
 
 import pytest
@@ -70,6 +71,8 @@ def test_http_metrics_prometheus_text_with_process_figures(daemon):
     rss = [line for line in r.text.splitlines() if line.startswith("engine_process_resident_memory_bytes ")]
     assert rss and float(rss[0].split()[1]) > 10e6
     assert "engine_uptime_seconds" in r.text and "engine_process_cpu_seconds_total" in r.text
+    assert 'engine_http_events_total{event="accepted"}' in r.text
+    assert "engine_http_connections 1.0" in r.text  # this request's
 
 
 def test_http_books_lists_and_reads_book(daemon):
@@ -119,9 +122,18 @@ def test_daemon_summary_says_what_is_missing(tmp_path):
 
 
 def test_http_trader_halt_needs_trader_role_and_admin_key(daemon, tmp_path, monkeypatch):
-    # A monitor does not trade.
-    assert requests.post(daemon.http.url + "/trader/halt", timeout=5).status_code == 404
+    # The key is checked first (no key: 401 on any role); a monitor does not trade.
+    assert requests.post(daemon.http.url + "/trader/halt", timeout=5).status_code == 401
     monkeypatch.setenv("ENGINE_ADMIN_KEY", "right-key")
+    m = Daemon(dataclasses.replace(make_config(tmp_path / "m"), storage=cfg.parse(
+        {"storage": {"history": {"backend": "none"}}}).storage), "monitor")  # one chdb per process
+    m.start()
+    try:
+        r = requests.post(m.http.url + "/trader/halt", headers={"X-Admin-Key": "right-key"},
+                          timeout=5)
+        assert r.status_code == 404 and "does not trade" in r.json()["error"]
+    finally:
+        m.stop()
     t = Daemon(make_config(tmp_path / "t"), "trader")
     t.start()
     try:
