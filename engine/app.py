@@ -35,6 +35,7 @@ from engine.store.recorder import Recorder
 from engine.store.taskdb import TaskDb
 from engine.store.tasks import TaskFetcher
 from engine.trade.paper import PaperVenue, live_pairs
+from engine.trade.metrics import TraderMetrics
 from engine.trade.pool import StrategyPool, pool_settings
 from engine.trade.service import TraderService
 from engine.trade.slots import SlotManager
@@ -222,7 +223,8 @@ class Daemon:
             cfg.trader.strategies, self.pool.set_strategies, rules_from(self.trader), self.id,
             trade_tasks=self.tasks.trade_tasks if self.tasks is not None else None,
             db=TaskDb.from_config(cfg), ensure_book=self._ensure_book)
-        self.components += [*self.paper.values(), self.trader, self.slots, self.pool,
+        metrics = TraderMetrics(self.registry, self.trader, self.slots.status)
+        self.components += [*self.paper.values(), self.trader, metrics, self.slots, self.pool,
                             self.strategies]
 
     def _paper_venues(self) -> dict[str, PaperVenue]:
