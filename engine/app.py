@@ -22,7 +22,7 @@ from loguru import logger
 from engine import __version__
 from engine.api import market, routes
 from engine.api.http import HttpServer, Router
-from engine.api.metrics import new_registry
+from engine.api.metrics import HealthCollector, new_registry
 from engine.book.reader import BookReader
 from engine.book.store import BookStore
 from engine.book.writer import BookWriter
@@ -183,6 +183,7 @@ class Daemon:
             self.components.append(_VenueComponent(venue))
             built.add("venue")
         self.missing = [p for p in ROLE_PARTS[self.role] if p not in built]
+        self.registry.register(HealthCollector(self.health))
 
     # ---------------------------------------------------------- trader role
 

@@ -7,9 +7,12 @@ every exported name is documented in docs/metrics.md (a test holds that)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import psutil
-from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+from prometheus_client import (CollectorRegistry, PlatformCollector, ProcessCollector,
+                               disable_created_metrics)
 from prometheus_client.core import GaugeMetricFamily
 
 
@@ -27,7 +30,30 @@ class DaemonCollector:
                                 value=self.proc.num_threads())
 
 
+class HealthCollector:
+    """``engine_component_healthy{component}``: /health as a metric, so an
+    alert sees a background task (a feed thread, the recorder, a user stream)
+    fail. Read at scrape time from ``health()`` (lifecycle.Health items)."""
+
+    def __init__(self, health: Callable[[], list[Any]]) -> None:
+        self.health = health
+
+    def collect(self):
+        family = GaugeMetricFamily("engine_component_healthy", "1 when every health check of "
+                                   "the component passes, 0 when one fails (see /health)",
+                                   labels=("component",))
+        worst: dict[str, bool] = {}
+        for item in self.health():
+            worst[item.component] = worst.get(item.component, True) and bool(item.ok)
+        for component, ok in sorted(worst.items()):
+            family.add_metric([component], 1 if ok else 0)
+        yield family
+
+
 def new_registry(started_monotonic: float) -> CollectorRegistry:
+    # No ``*_created`` gauge beside every counter: it doubles the series and
+    # no dashboard or alert reads it (process-wide, as prometheus-client has it).
+    disable_created_metrics()
     registry = CollectorRegistry(auto_describe=True)
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)

@@ -23,11 +23,12 @@ from tests.support.process import ServerProcess, find_binary, free_port
 PACKAGE = "prometheus"
 
 
-def promtool(*args: str, timeout_s: float = 120.0) -> subprocess.CompletedProcess[str]:
+def promtool(*args: str, stdin: str | None = None,
+             timeout_s: float = 120.0) -> subprocess.CompletedProcess[str]:
     """Run promtool (from Debian's prometheus package); output in the result."""
     binary = find_binary("promtool", package=PACKAGE)
     return subprocess.run([binary, *args], capture_output=True, text=True, timeout=timeout_s,
-                          stdin=subprocess.DEVNULL)
+                          input=stdin if stdin is not None else "")
 
 
 class PrometheusServer(ServerProcess):
