@@ -34,8 +34,8 @@ from engine.store.history import HistoryStore
 from engine.store.recorder import Recorder
 from engine.store.taskdb import TaskDb
 from engine.store.tasks import TaskFetcher
-from engine.trade.paper import PaperVenue, live_pairs
 from engine.trade.metrics import TraderMetrics
+from engine.trade.paper import PaperVenue, live_pairs
 from engine.trade.pool import StrategyPool, pool_settings
 from engine.trade.service import TraderService
 from engine.trade.slots import SlotManager

@@ -11,8 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import psutil
-from prometheus_client import (CollectorRegistry, PlatformCollector, ProcessCollector,
-                               disable_created_metrics)
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily
 
 
