@@ -22,7 +22,7 @@ from loguru import logger
 from engine import __version__
 from engine.api import front
 from engine.api.http import HttpServer
-from engine.api.metrics import new_registry
+from engine.api.metrics import HealthCollector, new_registry
 from engine.api.streams import StreamHub
 from engine.api_views import TasksFromDb, TraderView
 from engine.book.reader import BookReader
@@ -36,6 +36,7 @@ from engine.store.history import HistoryStore
 from engine.store.recorder import Recorder
 from engine.store.taskdb import TaskDb
 from engine.store.tasks import TaskFetcher
+from engine.trade.metrics import TraderMetrics
 from engine.trade.paper import PaperVenue, live_pairs
 from engine.trade.pool import StrategyPool, pool_settings
 from engine.trade.service import TraderService
@@ -187,6 +188,7 @@ class Daemon:
             self.components.append(_VenueComponent(venue))
             built.add("venue")
         self.missing = [p for p in ROLE_PARTS[self.role] if p not in built]
+        self.registry.register(HealthCollector(self.health))
 
     # ---------------------------------------------------------- trader role
 
@@ -227,7 +229,8 @@ class Daemon:
             cfg.trader.strategies, self.pool.set_strategies, rules_from(self.trader), self.id,
             trade_tasks=self.tasks.trade_tasks if self.tasks is not None else None,
             db=TaskDb.from_config(cfg), ensure_book=self._ensure_book)
-        self.components += [*self.paper.values(), self.trader, self.slots, self.pool,
+        metrics = TraderMetrics(self.registry, self.trader, self.slots.status)
+        self.components += [*self.paper.values(), self.trader, metrics, self.slots, self.pool,
                             self.strategies]
 
     def _paper_venues(self) -> dict[str, PaperVenue]:

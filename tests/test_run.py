@@ -50,7 +50,7 @@ def test_run_role_serves_health_and_stops_cleanly_on_sigint(tmp_path, role):
         # Every role is complete: nothing is reported missing.
         assert "NOT BUILT YET" not in text
         assert requests.get(url + "/health", timeout=5).status_code == 200
-        assert "engine_process_resident_memory_bytes" in requests.get(url + "/metrics", timeout=5).text
+        assert "process_resident_memory_bytes" in requests.get(url + "/metrics", timeout=5).text
         assert os.path.exists(f"/dev/shm/{seg}")
         t0 = time.monotonic()
         proc.send_signal(signal.SIGINT)

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Prepares a Debian 12 machine (Python 3.11) for the test suite; idempotent.
 # Installs, only when missing, the Debian packages whose binaries the tests
-# start as private servers (mariadb-server, clickhouse-server, clickhouse-client),
-# Debian's chromium for the web-console test, then the Python test extra:
-# pip install -e '.[test]'.
+# start as private servers (mariadb-server, clickhouse-server, clickhouse-client,
+# prometheus with promtool for the observability tests), Debian's chromium
+# for the web-console test, then the Python test extra: pip install -e '.[test]'.
 # It must not leave a system database server running: services are kept from
 # starting during the install (policy-rc.d), and a newly installed service is
 # stopped and disabled should it start anyway. Runs as root (no sudo needed);
@@ -12,11 +12,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-SERVER_PACKAGES=(mariadb-server clickhouse-server clickhouse-client)
+SERVER_PACKAGES=(mariadb-server clickhouse-server clickhouse-client prometheus)
 # Debian's chromium: the web console test drives it headless through Playwright.
-BROWSER_PACKAGES=(chromium)
+BROWSER_PACKAGES=(chromium fonts-liberation)  # fonts: readable text in screenshots
 # service name of each server package, to stop/disable after a fresh install
-declare -A SERVICE_OF=([mariadb-server]=mariadb [clickhouse-server]=clickhouse-server)
+declare -A SERVICE_OF=([mariadb-server]=mariadb [clickhouse-server]=clickhouse-server
+                       [prometheus]=prometheus)
 POLICY_RC=/usr/sbin/policy-rc.d
 
 log() { echo "ci_setup: $*" >&2; }
@@ -98,7 +99,7 @@ else
 fi
 
 PATH="$PATH:/usr/sbin:/sbin"
-for binary in mariadbd mariadb-install-db clickhouse-server chromium; do
+for binary in mariadbd mariadb-install-db clickhouse-server prometheus promtool chromium; do
     if ! command -v "$binary" >/dev/null 2>&1; then
         log "$binary still missing after the install; the tests need it"
         exit 1

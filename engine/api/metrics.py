@@ -1,41 +1,62 @@
-"""The daemon's Prometheus registry and the process-level collector (RSS, CPU,
-uptime via psutil). Components add their own metrics to ``registry``."""
+"""The daemon's Prometheus registry: prometheus-client's standard process and
+platform collectors (``process_resident_memory_bytes``, ``process_cpu_seconds_total``,
+``python_info``: the names stock dashboards and alerts know) plus the daemon's
+own uptime and thread count. Components add their metrics to ``registry``;
+every exported name is documented in docs/metrics.md (a test holds that)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import psutil
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector, disable_created_metrics
+from prometheus_client.core import GaugeMetricFamily
 
 
-class ProcessCollector:
-    """Reads the process's figures at scrape time (no background thread)."""
+class DaemonCollector:
+    """Figures the standard collectors lack, read at scrape time (no thread)."""
 
     def __init__(self, started_monotonic: float) -> None:
         self.started = started_monotonic
         self.proc = psutil.Process()
 
     def collect(self):
-        with self.proc.oneshot():
-            mem = self.proc.memory_info()
-            cpu = self.proc.cpu_times()
-            threads = self.proc.num_threads()
-        yield GaugeMetricFamily("engine_process_resident_memory_bytes",
-                                "Resident set size of the daemon process", value=mem.rss)
-        yield CounterMetricFamily("engine_process_cpu_seconds",
-                                  "User plus system CPU time of the daemon process",
-                                  value=cpu.user + cpu.system)
-        yield GaugeMetricFamily("engine_process_threads", "Threads in the daemon process",
-                                value=threads)
         yield GaugeMetricFamily("engine_uptime_seconds", "Seconds since the daemon started",
                                 value=time.monotonic() - self.started)
+        yield GaugeMetricFamily("engine_process_threads", "Threads in the daemon process",
+                                value=self.proc.num_threads())
+
+
+class HealthCollector:
+    """``engine_component_healthy{component}``: /health as a metric, so an
+    alert sees a background task (a feed thread, the recorder, a user stream)
+    fail. Read at scrape time from ``health()`` (lifecycle.Health items)."""
+
+    def __init__(self, health: Callable[[], list[Any]]) -> None:
+        self.health = health
+
+    def collect(self):
+        family = GaugeMetricFamily("engine_component_healthy", "1 when every health check of "
+                                   "the component passes, 0 when one fails (see /health)",
+                                   labels=("component",))
+        worst: dict[str, bool] = {}
+        for item in self.health():
+            worst[item.component] = worst.get(item.component, True) and bool(item.ok)
+        for component, ok in sorted(worst.items()):
+            family.add_metric([component], 1 if ok else 0)
+        yield family
 
 
 def new_registry(started_monotonic: float) -> CollectorRegistry:
+    # No ``*_created`` gauge beside every counter: it doubles the series and
+    # no dashboard or alert reads it (process-wide, as prometheus-client has it).
+    disable_created_metrics()
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(ProcessCollector(started_monotonic))
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    registry.register(DaemonCollector(started_monotonic))
     return registry
 
 

@@ -318,6 +318,8 @@ class FeedCollector:
                 seen.add((venue, host))
                 used.add_metric([venue, host], w_used)
                 pause.add_metric([venue, host], w_pause)
-                for status, value in penalties.items():
+                # 429 and 418 always present (0 until the first), so an alert
+                # on their increase reads a real series from the start
+                for status, value in sorted({429: 0, 418: 0, **penalties}.items()):
                     penal.add_metric([venue, host, str(status)], value)
         yield from (rest, pending, used, pause, penal)

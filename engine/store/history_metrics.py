@@ -18,6 +18,9 @@ class HistoryMetrics:
             "engine_recorder_dropped_events",
             "Events not recorded: queue_full (feed faster than the recorder), stopped, "
             "spill_full (store down and the spill at its limit)", ["kind", "reason"], registry=r)
+        for kind in ("trade", "delta", "snapshot"):  # 0 until the first loss: alerts see a series
+            for reason in ("queue_full", "stopped", "spill_full"):
+                self.dropped.labels(kind, reason)
         self.queue = Gauge("engine_recorder_queue_events", "Events waiting in the recorder queue",
                            registry=r)
         self.queue_capacity = Gauge("engine_recorder_queue_capacity",

@@ -103,6 +103,8 @@ class Dispatcher:
         self.pause_orders = pause_orders  # (venue, seconds): the venue said -1015
         self.take_token = take_token  # venue -> when the order token was spent
         self.on_wire = on_wire
+        # (venue, path, seconds from the executor taking the action to its write)
+        self.wire_listeners: list[Callable[[str, str, float], None]] = []
         self.rng = rng or random.Random()
         self.counts: Counter[str] = Counter()  # sent, acknowledged, rejected, unknown, ...
         self.fallbacks: Counter[str] = Counter()  # limit | reprice | none
@@ -134,6 +136,8 @@ class Dispatcher:
             stamp = self.take_token(job.venue)
             if self.on_wire is not None:
                 self.on_wire(job.action, stamp)
+            for listener in self.wire_listeners:  # decision (taken) to wire, per venue/path
+                listener(job.venue, "rest", stamp - job.first_mono)
         reply = session.call(request)
         self.risk.record_send(job.venue, reply.kind == "ok" or reply.would_take or
                               reply.not_found, reply.message)

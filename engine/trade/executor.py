@@ -121,6 +121,11 @@ class Executor:
         (executor or user-stream thread)."""
         self.store.listeners.append(listener)
 
+    def add_wire_listener(self, listener: Callable[[str, str, float], None]) -> None:
+        """``listener(venue, path, seconds)`` as each new order is written: the
+        seconds since this executor took the action (executor thread)."""
+        self.dispatch.wire_listeners.append(listener)
+
     def cancel_all(self, venue: str | None = None) -> int:
         """Queue a cancel for every live order of ours, ahead of everything
         else; orders of anyone else are never touched. Returns how many."""

@@ -64,6 +64,11 @@ class OrderRateLimiter:
             self.acquired += 1
             return True
 
+    def window_used(self, now: float) -> int:
+        """Orders sent in the window ending ``now`` (the metric of the budget used)."""
+        with self._lock:
+            return sum(1 for stamp in self._sent if stamp > now - WINDOW_S)
+
     def pause(self, now: float, seconds: float) -> None:
         """The venue said "too many orders" (-1015): send none for a while."""
         with self._lock:

@@ -79,6 +79,7 @@ class UserStream:
         self.down_since = time.monotonic()
         self.connects = 0
         self.frames = 0
+        self.last_frame_mono = 0.0  # monotonic time of the last frame (0: none yet)
         self.catch_ups = 0
         self.errors = 0
 
@@ -184,6 +185,7 @@ class UserStream:
     def on_frame(self, data: bytes | str, recv_ns: int) -> bool:
         """Apply one frame; False when the stream must be renewed."""
         self.frames += 1
+        self.last_frame_mono = time.monotonic()
         event = self.driver.parse_user(data, recv_ns)
         if event.error:
             self.errors += 1

@@ -12,6 +12,8 @@ Fixtures:
 - ``mariadb_factory`` / ``clickhouse_factory`` (function): call to get another
   started private server in the test's tmp dir, stopped at teardown; for
   tests that kill or restart a server, so the shared one stays intact.
+- ``prometheus_factory`` (function): call with ``targets=[...]`` (and
+  ``rule_files=[...]``) to get a started private Prometheus scraping them.
 - ``chdb_session`` (function): a ``chdb.session.Session`` on the test's tmp
   dir, closed at teardown (chdb allows one open data path per process).
 
@@ -30,6 +32,7 @@ from typing import Any, NoReturn, TypeVar
 import pytest
 
 from tests.support.process import ServerBinaryMissing, ServerProcess
+from tests.support.prometheus import PrometheusServer
 from tests.support.servers import ClickHouseServer, MariaDbServer
 
 ServerT = TypeVar("ServerT", bound=ServerProcess)
@@ -98,6 +101,27 @@ def mariadb_factory(tmp_path: Path) -> Iterator[Callable[[], MariaDbServer]]:
 @pytest.fixture
 def clickhouse_factory(tmp_path: Path) -> Iterator[Callable[[], ClickHouseServer]]:
     yield from _factory(ClickHouseServer, tmp_path)
+
+
+@pytest.fixture
+def prometheus_factory(tmp_path: Path) -> Iterator[Callable[..., PrometheusServer]]:
+    servers: list[PrometheusServer] = []
+
+    def make(**options: Any) -> PrometheusServer:
+        base = tmp_path / f"prometheus{len(servers)}"
+        try:
+            server = PrometheusServer(base, **options)
+        except ServerBinaryMissing as missing:
+            unavailable(str(missing))
+        servers.append(server)
+        server.start()
+        return server
+
+    try:
+        yield make
+    finally:
+        for server in servers:
+            server.stop()
 
 
 @pytest.fixture
