@@ -12,7 +12,7 @@ from typing import Any
 
 import psutil
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector, disable_created_metrics
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 
 class DaemonCollector:
