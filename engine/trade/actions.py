@@ -113,8 +113,15 @@ class PlaceOrder:
     time_in_force: TimeInForce = TimeInForce.GTC
     strategy_id: str = ""
     slot_id: int | None = None
+    # Futures: ``reduce_only`` closes (never grows) a position; ``position_side``
+    # ("long" / "short") names the hedge-mode side the order belongs to ("" = derive
+    # it from side and reduce_only). Spot drivers ignore both.
+    reduce_only: bool = False
+    position_side: str = ""
 
     def __post_init__(self) -> None:
+        if self.position_side not in ("", "long", "short"):
+            raise ValueError(f"{self.client_order_id}: position_side must be long, short or ''")
         if not isinstance(self.price, Decimal) or not isinstance(self.quantity, Decimal):
             raise TypeError("price and quantity must be Decimal (never float)")
         if self.price <= 0 or self.quantity <= 0:

@@ -89,7 +89,7 @@ class _Strategy:
         if before is not None and self.levels.get(before.entry_price) == slot.slot_id:
             del self.levels[before.entry_price]
         self.slots[slot.slot_id] = slot
-        self.infos[slot.slot_id] = _info(slot)
+        self.infos[slot.slot_id] = slot.info()
         if slot.state != FREE or slot.rearm_ms:
             self.levels[slot.entry_price] = slot.slot_id
         (self.free.add if slot.state == FREE else self.free.discard)(slot.slot_id)
@@ -313,10 +313,16 @@ class SlotManager:
 
     def _order(self, slot: Slot, side: Side, price: Decimal, quantity: Decimal,
                post_only: bool) -> PlaceOrder:
+        """Futures: a slot is its entry's position side; its exit is reduce-only
+        unless the grid is neutral (long and short slots net out in one-way mode)."""
         spec = self._strategies[slot.strategy_id].spec
+        futures = Market(spec.market) == Market.FUTURES
         return PlaceOrder(slot.client_order_id, slot.venue, Market(spec.market), slot.pair, side,
                           price, quantity, post_only=post_only, strategy_id=slot.strategy_id,
-                          slot_id=slot.slot_id)
+                          slot_id=slot.slot_id, reduce_only=futures and side != slot.entry_side
+                          and spec.params.get("direction", "long") != "neutral",
+                          position_side=("long" if slot.entry_side == Side.BUY else "short")
+                          if futures else "")
 
     def _submit(self, action: PlaceOrder | CancelOrder | AmendOrder) -> None:
         """Hand to the executor; only ever after the slot change is committed."""
@@ -384,15 +390,18 @@ class SlotManager:
         price, qty, fee = Decimal(fill.price), Decimal(fill.quantity), Decimal(fill.fee)
         base_fee = fee if fill.fee_asset == strategy.base else ZERO
         quote_fee = fee if fill.fee_asset == strategy.quote else ZERO
+        # Quote flows signed by the fill's side (a sell brings quote in), so a
+        # short slot (sell entry, buy exit) books proceeds - cost like a long one.
+        flow = price * qty if fill.side == Side.BUY else -price * qty
         if slot.state == PENDING:
             after = dataclasses.replace(slot, order_filled=slot.order_filled + qty,
                                         bought=slot.bought + qty,
                                         held=slot.held + qty - base_fee,
-                                        cost=slot.cost + price * qty + quote_fee)
+                                        cost=slot.cost + flow + quote_fee)
         else:
             after = dataclasses.replace(slot, order_filled=slot.order_filled + qty,
                                         sold=slot.sold + qty, held=slot.held - qty - base_fee,
-                                        proceeds=slot.proceeds + price * qty - quote_fee)
+                                        proceeds=slot.proceeds - flow - quote_fee)
         now = self._now_ms()
         after = dataclasses.replace(after, updated_ms=now)
 
@@ -579,13 +588,6 @@ class SlotManager:
                 "refused": s.refused, "last_refusal": s.last_refusal,
                 "idle_s": (self._now_ms() - s.activity_ms) // 1000}
                 for sid, s in self._strategies.items()}
-
-
-def _info(s: Slot) -> SlotInfo:
-    return SlotInfo(s.slot_id, s.state, s.entry_side, s.entry_price, s.exit_price, s.quantity,
-                    s.order_filled if s.state == PENDING else s.bought, s.held,
-                    s.client_order_id, s.reason == "closing", s.rearm_ms * 1_000_000,
-                    s.cycles, s.realized)
 
 
 class _Refused(Exception):
