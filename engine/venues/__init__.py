@@ -4,7 +4,7 @@ plus one line in DRIVERS (market data) and/or TRADING_DRIVERS (trading)."""
 
 from __future__ import annotations
 
-from engine.model import Market
+from engine.model import EXCHANGE_IDS, Market
 from engine.model_trade import TradingDriver, TradingEndpoints
 from engine.venues.base import Driver
 from engine.venues.binance import BinanceDriver
@@ -73,3 +73,14 @@ def make_trading_driver(exchange: str, market: Market | str, endpoints: TradingE
 def known_exchanges() -> frozenset[str]:
     """Every exchange id a task row may name: market data or trading."""
     return frozenset(DRIVERS) | frozenset(venue for venue, _ in TRADING_DRIVERS)
+
+
+def _check_exchange_ids() -> None:
+    """engine.model.EXCHANGE_IDS (what the task DB accepts) is these registries' ids."""
+    if known_exchanges() != EXCHANGE_IDS:
+        raise RuntimeError(f"engine.model.EXCHANGE_IDS differs from the driver registries: "
+                           f"missing {sorted(known_exchanges() - EXCHANGE_IDS)}, without a "
+                           f"driver {sorted(EXCHANGE_IDS - known_exchanges())}")
+
+
+_check_exchange_ids()

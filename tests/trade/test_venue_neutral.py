@@ -44,3 +44,20 @@ def test_venue_neutral_checker_catches_every_import_form():
                    "def f():\n    from engine.venues.binance import BinanceDriver\n"):
         assert venue_imports(source), source
     assert not venue_imports("from engine.model_trade import Fill\nimport engine.model")
+
+
+def test_venue_neutral_task_db_exchange_ids_are_the_registries_ids(monkeypatch):
+    """The task DB's exchange list is the venues' registries, checked at import."""
+    from engine import venues
+    from engine.model import EXCHANGE_IDS
+    from engine.model_trade import TradingDriver
+    from engine.store import taskrows
+
+    assert taskrows.KNOWN_EXCHANGES == EXCHANGE_IDS == venues.known_exchanges()
+    monkeypatch.setitem(venues.TRADING_DRIVERS, ("newvenue", "spot"), TradingDriver)
+    try:
+        venues._check_exchange_ids()
+    except RuntimeError as exc:
+        assert "missing ['newvenue']" in str(exc)
+    else:
+        raise AssertionError("a driver whose id the task DB does not know must fail the check")
