@@ -31,10 +31,11 @@ from engine.sim.rest_params import (
     USER_STREAM,
     ApiError,
     Params,
-    check_signature,
     check_timestamp,
     parse_params,
+    total_params,
 )
+from engine.sim.signing import verify
 
 log = logger.bind(component="venue")
 
@@ -44,6 +45,7 @@ class ApiAccount:
     name: str
     api_key: str
     api_secret: str
+    public_key: Any = None  # Ed25519/RSA key object (signing.py); None: HMAC with api_secret
 
 
 @dataclass
@@ -141,7 +143,8 @@ class RestApi:
         assert route.security == SIGNED
         signature = params.text("signature", required=True)
         assert signature is not None
-        check_signature(account.api_secret, request.query, request.body, signature)
+        verify(account.api_secret, account.public_key, total_params(request.query, request.body),
+               signature)
         check_timestamp(params.values, now)
         return account.name
 

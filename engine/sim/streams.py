@@ -56,6 +56,8 @@ class StreamHub:
         self.listen_keys = listen_keys
         self.subscribers: dict[str, set[Connection]] = {}
         self.user_keys: dict[str, set[str]] = {}  # account -> subscribed listenKeys
+        # accounts with a WebSocket API user data subscription (ws_api.py keeps it)
+        self.api_accounts: set[str] = set()
         self._inbox: deque[Published | _KeyClosed] = deque()
         self.periodic = PeriodicStreams(exchange, specs, self.publish, self._has)
         self.wake = lambda: None  # set by the server to NetLoop.wake
@@ -166,7 +168,7 @@ class StreamHub:
             name, self.exchange.now_ms())
         if account is not None:
             self.user_keys.setdefault(account, set()).add(name)
-            self._sync_listening()
+            self.sync_listening()
 
     def _unsubscribe(self, conn: Connection, name: str) -> None:
         conn.streams.discard(name)
@@ -177,10 +179,11 @@ class StreamHub:
                 del self.subscribers[name]
                 for keys in self.user_keys.values():
                     keys.discard(name)
-                self._sync_listening()
+                self.sync_listening()
 
-    def _sync_listening(self) -> None:
+    def sync_listening(self) -> None:
         listening = {account for account, keys in self.user_keys.items() if keys}
+        listening |= self.api_accounts
         with self.exchange.lock:
             self.exchange.listening.clear()
             self.exchange.listening.update(listening)
