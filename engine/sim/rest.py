@@ -152,7 +152,9 @@ class RestApi:
         ten_s, day, error = self.ctx.limiter.count_order(account, now)
         headers.append(("X-MBX-ORDER-COUNT-10S", str(ten_s)))
         headers.append(("X-MBX-ORDER-COUNT-1D", str(day)))
-        if error:
+        if error:  # rest-api.md today: a 429 for the order count carries Retry-After
+            retry_ms = self.ctx.limiter.order_retry_at(account, now) - now
+            headers.append(("Retry-After", str(max(1, -(-retry_ms // 1000)))))
             raise ApiError(-1015, error, status=429)
 
 

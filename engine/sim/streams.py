@@ -83,6 +83,10 @@ class StreamHub:
         return self.listen_keys.account_of(name, self.exchange.now_ms()) is not None
 
     def check(self, target: str) -> str | None:
+        """/ws/<any name> is accepted (Binance accepts it and waits for SUBSCRIBE;
+        ccxt names its sockets that way); combined /stream names must exist."""
+        if not urlsplit(target).path.startswith("/stream"):
+            return None
         names = self._names_in(target)
         bad = [n for n in names if not self.stream_valid(n)]
         return f"Invalid request: unknown stream name {bad[0]!r}\n" if bad else None
@@ -98,7 +102,8 @@ class StreamHub:
     def on_open(self, conn: Connection, target: str) -> None:
         conn.combined = urlsplit(target).path.startswith("/stream")
         for name in self._names_in(target):
-            self._subscribe(conn, name)
+            if self.stream_valid(name):  # a name that is no stream subscribes nothing
+                self._subscribe(conn, name)
 
     def on_closed(self, conn: Connection) -> None:
         for name in list(conn.streams):

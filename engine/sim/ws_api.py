@@ -26,7 +26,7 @@ from loguru import logger
 from engine.sim import ws_api_session as sessions
 from engine.sim.exchange import Published
 from engine.sim.netloop import Connection
-from engine.sim.orders import Rejected
+from engine.sim.orders import EXEC_TRADE, Rejected
 from engine.sim.rest import Call, Route, VenueContext
 from engine.sim.rest_params import NONE, ApiError, Params
 from engine.sim.streams import StreamHub
@@ -64,14 +64,20 @@ class WsApi:
         self.sessions: dict[Connection, Session] = {}
         self.by_account: dict[str, dict[Connection, int]] = {}  # account -> subscriptionId
         self._inbox: deque[Published] = deque()
+        self._first_fills: deque[str] = deque()  # accounts whose order first filled
         self._after: list[tuple[Connection, bytes]] = []  # events due after a reply
         self.wake = lambda: None  # set by the server to NetLoop.wake
 
     # ----------------------------------------------------------- any thread
 
     def enqueue(self, published: Published) -> None:
+        first_fills = [x.order.account for x in published.result.executions
+                       if x.exec_type == EXEC_TRADE and x.executed_qty == x.last_qty]
+        if first_fills:  # the unfilled order count (ratelimit.py) is the network thread's
+            self._first_fills.extend(first_fills)
         if self.by_account:  # racy read is fine: a new subscriber sees later events
             self._inbox.append(published)
+        if first_fills or self.by_account:
             self.wake()
 
     # ---------------------------------------------------- network thread only
@@ -249,7 +255,12 @@ class WsApi:
         conn.send_text(orjson.dumps(body))
 
     def poll(self) -> None:
-        """Push queued operations' user data events to subscribed sessions."""
+        """Push queued operations' user data events to subscribed sessions and
+        credit first fills to the unfilled order count."""
+        if self._first_fills:
+            now = self.ctx.exchange.now_ms()
+            while self._first_fills:
+                self.ctx.limiter.order_filled(self._first_fills.popleft(), now)
         while self._inbox:
             item = self._inbox.popleft()
             if not self.by_account:
