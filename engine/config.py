@@ -188,6 +188,9 @@ class VenueAccountConfig:
     # Per-account fees override the symbol's (give both or neither).
     maker_fee: str = ""
     taker_fee: str = ""
+    # PEM public key (Ed25519 or RSA) for an asymmetric API key: requests are
+    # then signed with its private key, not HMAC (docs/venue.md). Empty: HMAC.
+    public_key: str = ""
 
 
 @dataclass(frozen=True)
