@@ -30,6 +30,8 @@ from engine.config import Config, EndpointConfig, ExchangeConfig, SubscriptionCo
 from engine.feed.limiter import RestLimiter
 from engine.feed.service import FeedService
 from engine.lifecycle import Component, Health
+from engine.model import Market
+from engine.model_trade import TradingEndpoints
 from engine.store.history import HistoryStore
 from engine.store.recorder import Recorder
 from engine.store.taskdb import TaskDb
@@ -39,7 +41,7 @@ from engine.trade.pool import StrategyPool, pool_settings
 from engine.trade.service import TraderService
 from engine.trade.slots import SlotManager
 from engine.trade.sources import StrategySource, rules_from
-from engine.venues import DRIVERS
+from engine.venues import DRIVERS, make_trading_driver
 
 log = logger.bind(component="app")
 
@@ -213,7 +215,8 @@ class Daemon:
         trading = dataclasses.replace(cfg, exchanges=exchanges, trader=dataclasses.replace(
             cfg.trader, venues=self._trade_venues(), pairs=pairs))
         self.slots = SlotManager(TaskDb.from_config(cfg))
-        self.trader = TraderService(trading, self.id, self._weight_budget, books=self.book_reader,
+        self.trader = TraderService(trading, self.id, self._weight_budget, make_trading_driver,
+                                    books=self.book_reader,
                                     slots_for=self.slots.slots_for)
         self.slots.service = self.trader
         self.pool = StrategyPool(segment_name(cfg), self.slots, pool_settings(cfg))
@@ -236,7 +239,9 @@ class Daemon:
                 continue  # live trading, or already a local venue (--demo, tests)
             p = cfg.trader.paper
             out[venue] = PaperVenue(
-                venue, "spot", partial(live_pairs, ex.spot.rest, self._trade_pairs(venue),
+                venue, "spot", partial(live_pairs, make_trading_driver(
+                    venue, Market.SPOT, TradingEndpoints(ex.spot.rest), "", ""),
+                    self._trade_pairs(venue),
                                        p.maker_fee, p.taker_fee, cfg.venue.symbols),
                 self.book_reader, Path(cfg.daemon.data_dir), dict(p.balances), port=_free_port())
         return out

@@ -82,6 +82,9 @@ class BooksConfig:
 class EndpointConfig:
     rest: str = ""  # empty: the venue driver's documented default
     ws: str = ""
+    # The venue's WebSocket trading API (Binance spot /ws-api/v3). Empty: the
+    # venue default, or ws + the API path when ws points at a local venue.
+    ws_api: str = ""
 
 
 @dataclass(frozen=True)
@@ -185,6 +188,9 @@ class VenueAccountConfig:
     # Per-account fees override the symbol's (give both or neither).
     maker_fee: str = ""
     taker_fee: str = ""
+    # PEM public key (Ed25519 or RSA) for an asymmetric API key: requests are
+    # then signed with its private key, not HMAC (docs/venue.md). Empty: HMAC.
+    public_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -288,6 +294,12 @@ class TraderConfig:
     listen_key_keepalive_s: float = 1800.0
     # No user-data frame (nor server ping) for this long: reconnect and catch up.
     user_stream_stall_s: float = 120.0
+    # Orders, cancels and lookups over the venue's authenticated WebSocket API
+    # (one persistent socket: no TLS+HTTP round trip per order) where it has
+    # one, REST while that socket is down; "rest": always REST.
+    order_transport: Literal["ws_api", "rest"] = "ws_api"
+    # A WebSocket API request unanswered this long is an UNKNOWN send (looked up).
+    ws_api_timeout_s: float = 5.0
     # Reconcile at start (and tools/reconcile.py): differences up to this share
     # of the tracked orders (slots) are corrected; more halts with a report.
     reconcile_tolerance: float = 0.05

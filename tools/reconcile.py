@@ -26,7 +26,9 @@ from engine.store.migrations import available, check_version  # noqa: E402
 from engine.store.taskdb import TaskDb, TaskDbError  # noqa: E402
 from engine.trade.orders import OrderStore  # noqa: E402
 from engine.trade.reconcile import Reconciler  # noqa: E402
-from engine.trade.service import TRADING_DRIVERS  # noqa: E402
+from engine.model import Market  # noqa: E402
+from engine.model_trade import RateLimitKind, TradingEndpoints, tightest_rate  # noqa: E402
+from engine.venues import TRADING_DRIVERS, make_trading_driver  # noqa: E402
 from engine.trade.session import VenueSession  # noqa: E402
 from engine.trade.settings import trader_settings  # noqa: E402
 
@@ -57,7 +59,8 @@ def venues_to_check(config: config_mod.Config, chosen: list[str]) -> list[str]:
     if settings.venues:
         return list(settings.venues)
     return [name for name, ex in config.exchanges.items()
-            if ex.enabled and name in TRADING_DRIVERS and ex.api_key_env and ex.api_secret_env]
+            if ex.enabled and (name, Market.SPOT) in TRADING_DRIVERS and ex.api_key_env
+            and ex.api_secret_env]
 
 
 def main(argv: list[str]) -> int:
@@ -89,7 +92,7 @@ def main(argv: list[str]) -> int:
         return 2
     for venue in venues:
         exchange = config.exchanges.get(venue)
-        if exchange is None or venue not in TRADING_DRIVERS:
+        if exchange is None or (venue, Market.SPOT) not in TRADING_DRIVERS:
             print(f"{venue}: not a configured exchange with a trading driver", file=sys.stderr)
             return 2
         key, secret = Secret(exchange.api_key_env), Secret(exchange.api_secret_env)
@@ -97,9 +100,12 @@ def main(argv: list[str]) -> int:
             print(f"{venue}: set {exchange.api_key_env} and {exchange.api_secret_env}",
                   file=sys.stderr)
             return 2
-        driver = TRADING_DRIVERS[venue](exchange.spot.rest, exchange.spot.ws, key.get(),
-                                        secret.get())
-        limiter = RestLimiter(6000, 60.0, f"{venue} reconcile", fraction=TOOL_WEIGHT_FRACTION)
+        driver = make_trading_driver(venue, Market.SPOT, TradingEndpoints(
+            exchange.spot.rest, exchange.spot.ws, exchange.spot.ws_api), key.get(), secret.get())
+        per_minute = int(tightest_rate(driver.default_rate_limits,
+                                       RateLimitKind.REQUEST_WEIGHT) * 60)
+        limiter = RestLimiter(per_minute, 60.0, f"{venue} reconcile",
+                              fraction=TOOL_WEIGHT_FRACTION)
         session = VenueSession(driver, limiter, settings.request_timeout_s)
         session.sync_time()
         pairs = tuple(args.pair) + tuple(p.split(":", 1)[1] for p in settings.pairs

@@ -32,9 +32,11 @@ from engine.sim.replay import REPLAY_ACCOUNT, Replayer
 from engine.sim.rest import ApiAccount, RestApi, VenueContext
 from engine.sim.rest_market import ROUTES as MARKET_ROUTES
 from engine.sim.rest_trade import ROUTES as TRADE_ROUTES
+from engine.sim.signing import load_public_key
 from engine.sim.store import SCHEMA_VERSION, Batch, SavedState, StateStore
 from engine.sim.streams import StreamHub
 from engine.sim.synthetic import SYNTHETIC_MAKER, SYNTHETIC_TAKER, SyntheticMarket
+from engine.sim.ws_api import WsApi, WsRouter
 
 log = logger.bind(component="venue")
 
@@ -134,14 +136,18 @@ class LocalVenue:
 
     def _make_network(self, exchange: Exchange, specs: dict[str, SymbolSpec]) -> NetLoop:
         listen_keys = ListenKeys()
-        accounts = {a.api_key: ApiAccount(a.name, a.api_key, a.api_secret)
+        accounts = {a.api_key: ApiAccount(a.name, a.api_key, a.api_secret, load_public_key(
+                        a.public_key, f"venue.accounts.{a.name}.public_key")
+                        if a.public_key else None)
                     for a in self.config.accounts}
         ctx = VenueContext(exchange, specs, RateLimiter(self.limits), accounts, listen_keys)
         rest = RestApi(ctx, {**MARKET_ROUTES, **TRADE_ROUTES})
         hub = StreamHub(exchange, specs, listen_keys)
-        loop = NetLoop(self.config.host, self.config.port, rest.handle, hub)
-        hub.wake = loop.wake
+        api = WsApi(ctx, hub)
+        loop = NetLoop(self.config.host, self.config.port, rest.handle, WsRouter(hub, api))
+        hub.wake = api.wake = loop.wake
         exchange.listeners.append(hub.enqueue)
+        exchange.listeners.append(api.enqueue)
         return loop
 
     def stop(self, timeout_s: float = 5.0) -> None:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from engine.model import Side
-from engine.venues.binance_trade import Fill
+from engine.model_trade import Fill
 
 ZERO = Decimal(0)
 

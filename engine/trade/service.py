@@ -25,6 +25,7 @@ from engine.book.reader import BookReader
 from engine.config import Config, Secret
 from engine.lifecycle import Health
 from engine.model import Market, book_key
+from engine.model_trade import Fill, RateLimitKind, TradingDriver, TradingEndpoints, tightest_rate
 from engine.store.migrations import migrate
 from engine.store.taskdb import TaskDb
 from engine.trade.executor import Executor
@@ -36,11 +37,13 @@ from engine.trade.risk import BookState, RiskGuard
 from engine.trade.session import VenueSession, WeightBudget
 from engine.trade.settings import TraderConfig, trader_settings
 from engine.trade.userstream import UserStream
-from engine.venues.binance_trade import BinanceTrade, Fill
 
 log = logger.bind(component="trader")
 
-TRADING_DRIVERS = {"binance": BinanceTrade}  # venue -> Sans-I/O trading driver
+# (venue, market, endpoints, api key, api secret) -> the venue's Sans-I/O
+# trading driver: engine.venues.make_trading_driver, handed in by app.py (the
+# trade package never imports a venue module).
+DriverFactory = Callable[[str, Market, TradingEndpoints, str, str], TradingDriver]
 HALT_FLAG = "halt:*"
 # How often the book watcher samples each traded pair's book (breaker: stale,
 # resyncing, price jumps; marks for unrealized PnL). Faster catches a jump
@@ -59,6 +62,7 @@ class TraderService:
     name = "trader"
 
     def __init__(self, config: Config, daemon_id: str, weight_budget_for: WeightBudgetFor,
+                 make_driver: DriverFactory,
                  books: Callable[[], BookReader | None] | None = None,
                  settings: TraderConfig | None = None, db: TaskDb | None = None,
                  slots_for: Callable[[str], int] | None = None) -> None:
@@ -71,6 +75,7 @@ class TraderService:
         self.daemon_id = daemon_id
         self.settings = settings or trader_settings(config)
         self.weight_budget_for = weight_budget_for
+        self.make_driver = make_driver
         self.books = books
         self.slots_for = slots_for
         self._extra_pairs: dict[str, set[str]] = {}  # venue -> pairs added by ensure_pair
@@ -79,6 +84,7 @@ class TraderService:
         self.positions = PositionBook()
         self.instruments = Instruments()
         self.sessions: dict[str, VenueSession] = {}
+        self.rate_limits: dict[str, list] = {}  # venue -> its exchangeInfo rate limits
         self.risk = RiskGuard(self.settings.risk, self.positions, self.store.live_orders,
                               self.store.live_count)
         self.executor: Executor | None = None
@@ -111,10 +117,6 @@ class TraderService:
         exchange = self.config.exchanges.get(venue)
         if exchange is None or not exchange.enabled:
             raise ValueError(f"trader.venues: {venue!r} is not an enabled exchange")
-        driver_class = TRADING_DRIVERS.get(venue)
-        if driver_class is None:
-            raise ValueError(f"trader.venues: no trading driver for {venue!r} (have: "
-                             f"{', '.join(TRADING_DRIVERS)})")
         if exchange.paper and not exchange.spot.rest:
             raise ValueError(f"exchanges.{venue}.paper is true but spot.rest points at the live "
                              f"venue: point spot.rest/spot.ws at the local venue, or set paper: "
@@ -124,10 +126,18 @@ class TraderService:
             raise ValueError(f"exchanges.{venue}: api_key_env {exchange.api_key_env!r} and "
                              f"api_secret_env {exchange.api_secret_env!r} must name set "
                              f"environment variables")
-        driver = driver_class(exchange.spot.rest, exchange.spot.ws, key.get(), secret.get())
-        weight = int(6000 * self.settings.rest_weight_fraction)  # Binance spot: 6000/min
+        try:
+            driver = self.make_driver(venue, Market.SPOT, TradingEndpoints(
+                exchange.spot.rest, exchange.spot.ws, exchange.spot.ws_api), key.get(),
+                secret.get())
+        except ValueError as exc:
+            raise ValueError(f"trader.venues: {exc}") from None
+        per_minute = tightest_rate(driver.default_rate_limits, RateLimitKind.REQUEST_WEIGHT) * 60
+        weight = int((per_minute if per_minute != float("inf") else 1200)
+                     * self.settings.rest_weight_fraction)
         return VenueSession(driver, self.weight_budget_for(venue, Market.SPOT, weight),
-                            self.settings.request_timeout_s)
+                            self.settings.request_timeout_s,
+                            use_ws_api=self.settings.order_transport == "ws_api")
 
     def _load_instruments(self, session: VenueSession, pairs: tuple[str, ...]) -> None:
         if not pairs:
@@ -136,8 +146,11 @@ class TraderService:
         if reply.kind != "ok":
             raise RuntimeError(f"{session.name}: exchangeInfo failed: {reply.status} "
                                f"{reply.code} {reply.message}")
-        rules = session.driver.parse_exchange_info(reply.body)
-        found = [Instrument.from_rules(session.driver.venue, pair, r) for pair, r in rules.items()]
+        rules = session.driver.instrument_rules(reply.body)
+        found = [Instrument.from_rules(session.driver.venue, r) for r in rules.values()]
+        limits = session.driver.rate_limits(reply.body)
+        if limits:
+            self.rate_limits[session.driver.venue] = limits
         self.instruments.update(found)
         for instrument in found:
             self.positions.set_assets(instrument.venue, instrument.pair, instrument.base,

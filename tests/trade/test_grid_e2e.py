@@ -35,6 +35,7 @@ from engine.feed.service import FeedService
 from engine.sim.server import LocalVenue
 from engine.sim.testkit import account_config, venue_config
 from engine.store.taskdb import TaskDb
+from engine.venues import make_trading_driver
 from engine.trade.pool import PoolSettings, StrategyPool
 from engine.trade.service import TraderService
 from engine.trade.settings import RiskConfig, TraderConfig
@@ -115,7 +116,7 @@ class Stack:
         self.trader = self._start(TraderService(
             self.trading, self.daemon_id,
             lambda venue, market, weight: RestLimiter(weight, 60.0, fraction=1.0),
-            books=lambda: reader, settings=SETTINGS, slots_for=self.slots.slots_for))
+            make_trading_driver, books=lambda: reader, settings=SETTINGS, slots_for=self.slots.slots_for))
         self.slots.service = self.trader
         self._start(self.slots)
         self.pool = StrategyPool(segment, self.slots, PoolSettings(workers=self.workers))
