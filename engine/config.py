@@ -268,6 +268,20 @@ class PaperConfig:
 
 
 @dataclass(frozen=True)
+class FuturesTradeConfig:
+    """Futures accounts (trader venue "<exchange>_futures"), set at start."""
+
+    # one_way: one signed position per pair; hedge: LONG and SHORT legs (the
+    # account must have no position when it is switched).
+    position_mode: Literal["one_way", "hedge"] = "one_way"
+    leverage: int = 0  # 1..125 set on every traded pair; 0 leaves the account's
+    margin_type: Literal["", "cross", "isolated"] = ""  # "": leave the account's
+    # Funding payments and the venue's positions are read this often (and at
+    # once after a funding push). Shorter shows funding sooner, costs weight 35.
+    poll_s: float = 60.0
+
+
+@dataclass(frozen=True)
 class TraderConfig:
     # Order entry rate per venue: at most orders_per_s new orders in any 1 s
     # window, of which order_burst may leave back to back after a quiet spell.
@@ -322,6 +336,7 @@ class TraderConfig:
     strategy_modules: tuple[str, ...] = ()  # modules registering strategies of your own
     strategies: tuple[StrategyConfig, ...] = ()
     paper: PaperConfig = PaperConfig()
+    futures: FuturesTradeConfig = FuturesTradeConfig()
 
 
 @dataclass(frozen=True)
@@ -342,6 +357,7 @@ class Config:
 
 _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("HttpConfig", "port"): (lambda v: 0 <= v <= 65535, "a port 0..65535"),
+    ("FuturesTradeConfig", "leverage"): (lambda v: 0 <= v <= 125, "0 (leave) or 1..125"),
     ("LocalVenueConfig", "port"): (lambda v: 0 <= v <= 65535, "a port 0..65535"),
     ("TaskDbConfig", "port"): (lambda v: 0 < v <= 65535, "a port 1..65535"),
     ("HistoryConfig", "port"): (lambda v: 0 < v <= 65535, "a port 1..65535"),

@@ -17,6 +17,26 @@ from typing import Any, ClassVar
 
 from engine.model import Market, OrderUpdate, Side
 
+# ------------------------------------------------------------ trading venues
+
+FUTURES_SUFFIX = "_futures"
+
+
+def trading_venue(exchange: str, market: Market | str) -> str:
+    """The trader's id of an exchange's market: its orders, fills, positions and
+    sessions are keyed by it. Spot keeps the exchange's name ("binance"), futures
+    add a suffix ("binance_futures"), so one account's spot and perpetual BTC/USDT
+    never share a position."""
+    return exchange if Market(market) == Market.SPOT else f"{exchange}{FUTURES_SUFFIX}"
+
+
+def venue_market(venue: str) -> tuple[str, Market]:
+    """``trading_venue`` reversed: "binance_futures" -> ("binance", FUTURES)."""
+    if venue.endswith(FUTURES_SUFFIX):
+        return venue[:-len(FUTURES_SUFFIX)], Market.FUTURES
+    return venue, Market.SPOT
+
+
 # ----------------------------------------------------------------- outcomes
 
 
@@ -245,6 +265,8 @@ class UserEvent:
     funding: list[FundingFee] = field(default_factory=list)
     expired: bool = False  # the subscription / key ended: reconnect and catch up
     error: str = ""  # a frame the driver could not read (counted, logged)
+    warnings: list[str] = field(default_factory=list)  # margin call etc.: logged, on /health
+    funding_due: bool = False  # a funding payment happened: read the venue's funding list
 
 
 @dataclass

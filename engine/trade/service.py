@@ -25,10 +25,18 @@ from engine.book.reader import BookReader
 from engine.config import Config, Secret
 from engine.lifecycle import Health
 from engine.model import Market, book_key
-from engine.model_trade import Fill, RateLimitKind, TradingDriver, TradingEndpoints, tightest_rate
+from engine.model_trade import (
+    Fill,
+    RateLimitKind,
+    TradingDriver,
+    TradingEndpoints,
+    tightest_rate,
+    venue_market,
+)
 from engine.store.migrations import migrate
 from engine.store.taskdb import TaskDb
 from engine.trade.executor import Executor
+from engine.trade.futures import FuturesAccount, FuturesSettings
 from engine.trade.instruments import Instrument, Instruments
 from engine.trade.orders import OrderRecord, OrderStore
 from engine.trade.positions import PositionBook
@@ -90,6 +98,7 @@ class TraderService:
         self.executor: Executor | None = None
         self.streams: list[UserStream] = []
         self.reports: dict[str, ReconcileReport] = {}
+        self.futures: dict[str, FuturesAccount] = {}  # venue -> its futures account
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
 
@@ -114,28 +123,29 @@ class TraderService:
                 stream.add_pair(pair)
 
     def _session(self, venue: str) -> VenueSession:
-        exchange = self.config.exchanges.get(venue)
+        name, market = venue_market(venue)  # "binance_futures": binance's futures market
+        exchange = self.config.exchanges.get(name)
         if exchange is None or not exchange.enabled:
-            raise ValueError(f"trader.venues: {venue!r} is not an enabled exchange")
-        if exchange.paper and not exchange.spot.rest:
-            raise ValueError(f"exchanges.{venue}.paper is true but spot.rest points at the live "
-                             f"venue: point spot.rest/spot.ws at the local venue, or set paper: "
-                             f"false to trade real money")
+            raise ValueError(f"trader.venues: {venue!r}: {name!r} is not an enabled exchange")
+        ends = exchange.futures if market == Market.FUTURES else exchange.spot
+        if exchange.paper and not ends.rest:
+            raise ValueError(f"exchanges.{name}.paper is true but {market.value}.rest points at "
+                             f"the live venue: point {market.value}.rest/ws at the local venue, "
+                             f"or set paper: false to trade real money")
         key, secret = Secret(exchange.api_key_env), Secret(exchange.api_secret_env)
         if not key or not secret:
-            raise ValueError(f"exchanges.{venue}: api_key_env {exchange.api_key_env!r} and "
+            raise ValueError(f"exchanges.{name}: api_key_env {exchange.api_key_env!r} and "
                              f"api_secret_env {exchange.api_secret_env!r} must name set "
                              f"environment variables")
         try:
-            driver = self.make_driver(venue, Market.SPOT, TradingEndpoints(
-                exchange.spot.rest, exchange.spot.ws, exchange.spot.ws_api), key.get(),
-                secret.get())
+            driver = self.make_driver(name, market, TradingEndpoints(
+                ends.rest, ends.ws, ends.ws_api), key.get(), secret.get())
         except ValueError as exc:
             raise ValueError(f"trader.venues: {exc}") from None
         per_minute = tightest_rate(driver.default_rate_limits, RateLimitKind.REQUEST_WEIGHT) * 60
         weight = int((per_minute if per_minute != float("inf") else 1200)
                      * self.settings.rest_weight_fraction)
-        return VenueSession(driver, self.weight_budget_for(venue, Market.SPOT, weight),
+        return VenueSession(driver, self.weight_budget_for(name, market, weight),
                             self.settings.request_timeout_s,
                             use_ws_api=self.settings.order_transport == "ws_api")
 
@@ -179,6 +189,8 @@ class TraderService:
                                 ).run(apply=True, slots=self.slots_for(venue)
                                       if self.slots_for else 0)
             self.reports[venue] = report
+            if session.driver.has_positions:
+                self._futures(venue, session, pairs)
             if not report.ok:
                 self.risk.breaker.trip(venue, "reconcile", f"reconcile found too much drift; "
                                        f"see /status trader.reconcile ({len(report.drift)} "
@@ -189,15 +201,31 @@ class TraderService:
         for venue, session in self.sessions.items():
             stream = UserStream(session, self.store, self.positions, self.risk, self.settings,
                                 self.pairs(venue))
+            if venue in self.futures:
+                stream.on_positions = self.futures[venue].on_event
             stream.start()
             self.streams.append(stream)
         for stream in self.streams:  # trading waits for them anyway (breaker trip)
             if not stream.caught_up.wait(STREAM_START_WAIT_S):
                 log.error("user stream not up after {}s venue={}; new orders stay stopped "
                           "until it is", STREAM_START_WAIT_S, stream.venue)
+        for account in self.futures.values():
+            account.start()
         if self.books is not None:
             self._watcher = threading.Thread(target=self._watch, name="trader-books", daemon=True)
             self._watcher.start()
+
+    def _futures(self, venue: str, session: VenueSession, pairs: tuple[str, ...]) -> None:
+        """A futures account: mode, leverage, margin; funding and forced closes;
+        positions reconciled with the fills (after the order reconcile)."""
+        f = self.settings.futures
+        account = self.futures[venue] = FuturesAccount(
+            session, self.db, self.store, self.positions, self.risk,
+            FuturesSettings(f.position_mode, f.leverage, f.margin_type, f.poll_s), pairs)
+        account.setup()
+        account.load()
+        account.catch_up()
+        account.reconcile()
 
     def _on_order_change(self, record: OrderRecord, fills: list[Fill]) -> None:
         for fill in fills:  # each committed fill arrives here exactly once
@@ -212,6 +240,8 @@ class TraderService:
             self.executor.stop(share)
         for stream in self.streams:
             stream.stop(share / max(1, len(self.streams)))
+        for account in self.futures.values():
+            account.stop(1.0)
         if self._watcher is not None:
             self._watcher.join(share)
         self.db.close()
@@ -248,6 +278,8 @@ class TraderService:
     def resume(self) -> dict[str, Any]:
         self.store.set_flag(HALT_FLAG, None)
         self.risk.resume()
+        for account in self.futures.values():
+            account.resume()  # a liquidation's stop ends here too
         return {"halted": False}
 
     # --------------------------------------------------------------- views
@@ -258,6 +290,8 @@ class TraderService:
             out += self.executor.health()
         for stream in self.streams:
             out += stream.health()
+        for account in self.futures.values():
+            out += account.health()
         return out
 
     def status(self) -> dict:
@@ -265,14 +299,16 @@ class TraderService:
                 "risk": self.risk.status(), "positions": self.positions.status(),
                 "user_streams": {s.name: s.status() for s in self.streams},
                 "live_orders": {v: self.store.live_count(v) for v in self.sessions},
-                "reconcile": {v: r.text() for v, r in self.reports.items()}}
+                "reconcile": {v: r.text() for v, r in self.reports.items()},
+                **({"futures": {v: a.status() for v, a in self.futures.items()}}
+                   if self.futures else {})}
 
 
 def _book_state(reader: BookReader | None, venue: str, pair: str) -> BookState | None:
     if reader is None:
         return None
     try:
-        view = reader.read(book_key(venue, Market.SPOT, pair), 1)
+        view = reader.read(book_key(*venue_market(venue), pair), 1)
     except Exception:  # noqa: BLE001 - unknown book: reported as missing
         return None
     return BookState(view.synced, view.recv_ns, view.mid)

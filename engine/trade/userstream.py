@@ -252,7 +252,8 @@ class UserStream:
             self.store.apply(event.updates, event.fills)
         if event.balances:
             self.positions.set_balances(self.venue, event.balances)
-        if event.positions or event.funding:
+        if event.positions or event.funding or event.funding_due or event.warnings or \
+                any(f.liquidation for f in event.fills):
             self.on_positions(event)
         return not event.expired
 

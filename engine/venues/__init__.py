@@ -9,6 +9,7 @@ from engine.model_trade import TradingDriver, TradingEndpoints
 from engine.venues.base import Driver
 from engine.venues.binance import BinanceDriver
 from engine.venues.binance_trade import BinanceSpotTrade
+from engine.venues.binance_usdm_trade import BinanceUsdmTrade
 from engine.venues.bitget import BitgetDriver
 from engine.venues.bybit import BybitDriver
 from engine.venues.coinbase import CoinbaseDriver
@@ -55,6 +56,7 @@ def make_driver(exchange: str, market: Market | str, rest_url: str = "", ws_url:
 # and the task DB learns its exchange ids from known_exchanges().
 TRADING_DRIVERS: dict[tuple[str, Market], type[TradingDriver]] = {
     ("binance", Market.SPOT): BinanceSpotTrade,
+    ("binance", Market.FUTURES): BinanceUsdmTrade,
 }
 
 

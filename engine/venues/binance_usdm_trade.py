@@ -1,18 +1,18 @@
-"""Binance USD-M futures trading, Sans-I/O: signed /fapi requests (orders with
-GTX post-only, reduce-only and hedge-mode position sides; queries, cancels,
+"""Binance USD-M futures trading driver (the TradingDriver contract,
+engine/model_trade.py), Sans-I/O: signed /fapi requests (LIMIT orders with GTX
+post-only, reduce-only and hedge-mode position sides; queries, cancels,
 positions, funding income, leverage, margin type, position mode, listenKeys),
-the classification of every reply, and the user stream's ORDER_TRADE_UPDATE /
-ACCOUNT_UPDATE / MARGIN_CALL frames as order updates, fills, position reports,
-funding fees and liquidations. Never opens a socket, never reads a clock.
+their ``ws-fapi`` WebSocket API twins, the classification of every answer, and
+the user stream's ORDER_TRADE_UPDATE / ACCOUNT_UPDATE / MARGIN_CALL frames as
+order updates, fills (liquidations flagged), position reports and warnings.
+Never opens a socket, never reads a clock, never formats a float.
 
 Facts and sources: docs/venues/binance.md "USD-M futures trading".
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -20,168 +20,140 @@ from urllib.parse import urlencode
 import orjson
 
 from engine.model import Market, OrderStatus, OrderUpdate, Side
-from engine.venues.binance_trade import (
-    RECV_WINDOW_MS,
-    RETRY_CODES,
-    UNKNOWN_CODES,
-    BinanceTrade,
+from engine.model_trade import (
     Fill,
+    FundingFee,
+    InstrumentRules,
+    MarginType,
+    OrderSpec,
+    PositionMode,
+    PositionReport,
+    PositionSide,
+    RateLimitKind,
+    RateLimitRule,
     Reply,
     SignedRequest,
+    TradingDriver,
+    TradingEndpoints,
     UserEvent,
+    WsMessage,
+)
+from engine.venues.binance_trade import (
+    RECV_WINDOW_MS,
+    SIDES,
+    _pair,
+    classify_answer,
+    hmac_hex,
+    parse_rate_limits,
+    rate_limit_usage,
+    symbol_of,
+    ws_rate_limit_usage,
+    ws_signed_params,
 )
 
-VENUE = "binance_usdm"  # the trading account's name: its own orders, fills and positions
-EXCHANGE = "binance"  # the market-data exchange whose futures books it trades on
+EXCHANGE = "binance"
 MS = 1_000_000
 
-# Request weights (IP, per minute) from the USD-M REST pages (docs/venues/binance.md).
-# New orders cost 0 IP weight but 1 on each ORDERS limit.
-WEIGHTS = {"new_order": 0, "query_order": 1, "cancel_order": 1, "cancel_replace": 1,
-           "open_orders": 1, "my_trades": 5, "account": 5, "exchange_info": 1,
-           "user_stream": 1, "time": 1, "position_risk": 5, "income": 30, "leverage": 1,
-           "margin_type": 1, "position_mode": 1}
-# exchangeInfo rateLimits of USD-M (protocols README section 2): used when the
-# venue's own list has not been read yet.
-REQUEST_WEIGHT_PER_MIN = 2400
-ORDERS_PER_10S = 300
-ORDERS_PER_MIN = 1200
+# Request weights (IP, per minute) from the USD-M REST pages. A new order costs
+# 0 IP weight and 1 on each ORDERS window (the executor's order token).
+WEIGHTS = {"new_order": 0, "query_order": 1, "cancel_order": 1, "open_orders": 1,
+           "my_trades": 5, "account": 5, "exchange_info": 1, "user_stream": 1, "time": 1,
+           "positions": 5, "income": 30, "leverage": 1, "margin_type": 1, "position_mode": 1}
+# exchangeInfo.rateLimits of the live venue (protocols README section 2).
+USDM_RATE_LIMITS = (RateLimitRule(RateLimitKind.REQUEST_WEIGHT, 60, 2400),
+                    RateLimitRule(RateLimitKind.ORDERS, 10, 300),
+                    RateLimitRule(RateLimitKind.ORDERS, 60, 1200))
 
-GTX_REJECT = -5022  # post-only (GTX) would take: nothing was created
-REDUCE_ONLY_REJECT = -2022
-NO_CHANGE = frozenset({-4046, -4059})  # "No need to change margin type / position side."
-
+GTX_REJECT = -5022  # a post-only (GTX) order that would take: nothing was created
+# "No need to change margin type." / "No need to change position side.": already so.
+NO_CHANGE = frozenset({-4046, -4059})
+# On USD-M a 503 "Service Unavailable." was not executed; any other 5xx may have been.
 _STATUS = {"NEW": OrderStatus.NEW, "PARTIALLY_FILLED": OrderStatus.PARTIALLY_FILLED,
            "FILLED": OrderStatus.FILLED, "CANCELED": OrderStatus.CANCELED,
            "REJECTED": OrderStatus.REJECTED, "EXPIRED": OrderStatus.EXPIRED,
            "EXPIRED_IN_MATCH": OrderStatus.EXPIRED}
-_SIDE = {"BUY": Side.BUY, "SELL": Side.SELL}
+_POSITION_SIDE = {"BOTH": PositionSide.BOTH, "LONG": PositionSide.LONG,
+                  "SHORT": PositionSide.SHORT}
 
 
-@dataclass(frozen=True)
-class FuturesReply(Reply):
-    """A USD-M answer: post-only refusals are -5022, not spot's -2010 text."""
-
-    @property
-    def would_take(self) -> bool:
-        return self.code == GTX_REJECT
-
-    @property
-    def duplicate(self) -> bool:
-        return self.code == -4116 or (self.code == -2010 and "Duplicate" in self.message)
-
-
-@dataclass(frozen=True, slots=True)
-class PositionReport:
-    """The venue's view of one position (positionRisk row or ACCOUNT_UPDATE entry).
-    Money fields are the venue's decimal strings; ``side`` is BOTH (one-way) or
-    LONG / SHORT (hedge mode); ``quantity`` is signed (+ long, - short)."""
-
-    venue: str
-    pair: str
-    side: str
-    quantity: str
-    entry_price: str = "0"
-    mark_price: str = ""
-    unrealized_pnl: str = "0"
-    liquidation_price: str = ""
-    leverage: str = ""
-    margin_type: str = ""
-    exch_ns: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class FundingFee:
-    """One funding payment (income row or ACCOUNT_UPDATE FUNDING_FEE); ``amount``
-    is signed: negative = paid. ``key`` is unique per payment (tranId)."""
-
-    venue: str
-    pair: str
-    key: str
-    amount: str
-    asset: str
-    exch_ns: int
-
-
-@dataclass(frozen=True, slots=True)
-class Liquidation:
-    """A forced close the venue did on our account (its order, not ours)."""
-
-    venue: str
-    pair: str
-    side: Side
-    price: str
-    quantity: str
-    order_id: str
-    trade_id: str
-    exch_ns: int
-    reason: str
-
-
-@dataclass
-class FuturesEvent(UserEvent):
-    positions: list[PositionReport] = field(default_factory=list)
-    funding: list[FundingFee] = field(default_factory=list)
-    liquidations: list[Liquidation] = field(default_factory=list)
-    margin_call: str = ""  # non-empty: the venue warned that margin runs out
-    funding_due: bool = False  # a funding payment happened: read the income endpoint
-
-
-def _liquidation_order(client_id: str, order_type: str) -> bool:
+def _liquidation(client_id: str, order_type: str) -> bool:
     """The venue's own closing orders: ``autoclose-*`` (liquidation), ``adl_autoclose``
     (auto-deleveraging), order type LIQUIDATION."""
     return client_id.startswith(("autoclose-", "adl_autoclose")) or order_type == "LIQUIDATION"
 
 
-class BinanceUsdmTrade(BinanceTrade):
-    """Request builder and reply parser for one Binance USD-M futures account.
-    ``hedge_mode``: LONG/SHORT position sides (else one-way, BOTH)."""
+def _margin(value: Any) -> MarginType | None:
+    text = str(value or "").lower()
+    return MarginType.ISOLATED if text == "isolated" else \
+        MarginType.CROSS if text in ("cross", "crossed") else None
 
-    venue = VENUE
-    exchange = EXCHANGE
+
+class BinanceUsdmTrade(TradingDriver):
+    """One Binance USD-M futures account. ``position_mode`` must match the
+    account's (the trader sets it at start): hedge mode sends LONG/SHORT."""
+
+    venue = "binance_futures"  # the trading venue id (orders, fills, positions)
+    exchange = EXCHANGE  # market data: futures books of this exchange
     market = Market.FUTURES
-    supports_batch_place = False  # batchOrders (5 a call) not wired yet
-    supports_amend = False  # no cancelReplace on USD-M: amend = cancel, then place
-    order_rate_limits = ((ORDERS_PER_10S, 10.0), (ORDERS_PER_MIN, 60.0))
-    request_weight_per_min = REQUEST_WEIGHT_PER_MIN
+    supports_amend = False  # no cancelReplace on USD-M: the executor cancels, then places
+    ws_api = True  # ws-fapi order.place / order.cancel / order.status
+    user_stream = "listen_key"  # USD-M user data is still a listenKey stream (/private)
+    has_positions = True
+    recv_window_ms = RECV_WINDOW_MS
+    default_rate_limits = USDM_RATE_LIMITS
 
-    def __init__(self, rest_url: str, ws_url: str, api_key: str, api_secret: str,
-                 symbols: dict[str, str] | None = None, hedge_mode: bool = False) -> None:
-        super().__init__(rest_url or "https://fapi.binance.com",
-                         ws_url or "wss://fstream.binance.com", api_key, api_secret, symbols)
-        self.hedge_mode = hedge_mode
+    def __init__(self, endpoints: TradingEndpoints, api_key: str, api_secret: str,
+                 symbols: dict[str, str] | None = None) -> None:
+        super().__init__(endpoints, api_key, api_secret, symbols)
+        self.rest_base = (endpoints.rest or "https://fapi.binance.com").rstrip("/")
+        self.ws_base = (endpoints.ws or "wss://fstream.binance.com").rstrip("/")
+        local = "binance.com" not in self.ws_base
+        self._ws_api_url = endpoints.ws_api or (f"{self.ws_base}/ws-fapi/v1" if local else
+                                                "wss://ws-fapi.binance.com/ws-fapi/v1")
+        self._key = api_key
+        self._secret = api_secret.encode()
+        self._pairs = {s: p for p, s in self._symbols.items()}
+        self.position_mode = PositionMode.ONE_WAY
 
-    # ----------------------------------------------------------- requests
+    def symbol(self, pair: str) -> str:
+        return self._symbols.get(pair) or symbol_of(pair)
+
+    def pair(self, symbol: str) -> str:
+        return self._pairs.get(symbol) or _pair(symbol)
+
+    # ----------------------------------------------------------- REST
 
     def _signed(self, method: str, path: str, kind: str, params: dict[str, str],
                 timestamp_ms: int, counts_order: bool = False) -> SignedRequest:
         query = urlencode({**params, "recvWindow": RECV_WINDOW_MS, "timestamp": timestamp_ms})
-        signature = hmac.new(self._secret, query.encode(), hashlib.sha256).hexdigest()
-        return SignedRequest(method, f"{self.rest_base}{path}?{query}&signature={signature}",
-                             {"X-MBX-APIKEY": self._key}, WEIGHTS[kind], kind, counts_order)
+        return SignedRequest(method, f"{self.rest_base}{path}?{query}&signature="
+                             f"{hmac_hex(self._secret, query)}", {"X-MBX-APIKEY": self._key},
+                             WEIGHTS[kind], kind, counts_order, timestamp_ms=timestamp_ms)
 
-    def position_side(self, side: Side, reduce_only: bool, position_side: str = "") -> str:
-        """BOTH in one-way mode. Hedge mode: the side the order belongs to, given
-        (``long``/``short``) or derived: opening buys and closing sells are LONG."""
-        if not self.hedge_mode:
+    def position_side(self, spec: OrderSpec) -> str:
+        """BOTH in one-way mode. Hedge mode: the order's leg as given, else derived
+        (opening buys and closing sells are LONG)."""
+        if self.position_mode == PositionMode.ONE_WAY:
             return "BOTH"
-        if position_side:
-            return position_side.upper()
-        return "LONG" if (side == Side.BUY) != reduce_only else "SHORT"
+        if spec.position_side != PositionSide.BOTH:
+            return spec.position_side.value.upper()
+        return "LONG" if (spec.side == Side.BUY) != spec.reduce_only else "SHORT"
 
-    def new_order(self, pair: str, side: Side, price: str, quantity: str, client_order_id: str,
-                  post_only: bool, time_in_force: str, timestamp_ms: int,
-                  reduce_only: bool = False, position_side: str = "") -> SignedRequest:
-        """LIMIT; post-only is ``timeInForce=GTX`` (refused -5022 if it would take).
-        ``reduceOnly`` only in one-way mode (hedge mode refuses it: the side says it)."""
-        params = {"symbol": self.symbol(pair), "side": side.value.upper(),
-                  "positionSide": self.position_side(side, reduce_only, position_side),
-                  "type": "LIMIT", "timeInForce": "GTX" if post_only else time_in_force,
-                  "quantity": quantity, "price": price, "newClientOrderId": client_order_id,
-                  "newOrderRespType": "RESULT"}
-        if reduce_only and not self.hedge_mode:
+    def _order_params(self, spec: OrderSpec) -> dict[str, str]:
+        """LIMIT; post-only is ``timeInForce=GTX`` (refused -5022 if it would take);
+        ``reduceOnly`` only in one-way mode (hedge mode refuses it: the leg says it)."""
+        params = {"symbol": self.symbol(spec.pair), "side": spec.side.value.upper(),
+                  "positionSide": self.position_side(spec), "type": "LIMIT",
+                  "timeInForce": "GTX" if spec.post_only else spec.time_in_force.value,
+                  "quantity": spec.quantity, "price": spec.price,
+                  "newClientOrderId": spec.client_order_id, "newOrderRespType": "RESULT"}
+        if spec.reduce_only and self.position_mode == PositionMode.ONE_WAY:
             params["reduceOnly"] = "true"
-        return self._signed("POST", "/fapi/v1/order", "new_order", params, timestamp_ms, True)
+        return params
+
+    def new_order(self, spec: OrderSpec, timestamp_ms: int) -> SignedRequest:
+        return self._signed("POST", "/fapi/v1/order", "new_order", self._order_params(spec),
+                            timestamp_ms, True)
 
     def query_order(self, pair: str, client_order_id: str, timestamp_ms: int) -> SignedRequest:
         return self._signed("GET", "/fapi/v1/order", "query_order",
@@ -193,20 +165,16 @@ class BinanceUsdmTrade(BinanceTrade):
                             {"symbol": self.symbol(pair), "origClientOrderId": client_order_id},
                             timestamp_ms)
 
-    def cancel_replace(self, *args: Any, **kwargs: Any) -> SignedRequest:
-        raise NotImplementedError("USD-M has no cancelReplace: supports_amend is False")
-
     def open_orders(self, pair: str, timestamp_ms: int) -> SignedRequest:
         return self._signed("GET", "/fapi/v1/openOrders", "open_orders",
                             {"symbol": self.symbol(pair)}, timestamp_ms)
 
-    def my_trades(self, pair: str, timestamp_ms: int, from_id: int | None = None,
+    def my_trades(self, pair: str, timestamp_ms: int, cursor: str | None = None,
                   start_ms: int | None = None, limit: int = 1000) -> SignedRequest:
-        """userTrades; ``fromId`` never together with a time (the venue refuses it),
-        and a start time at most 7 days back (the venue's window)."""
+        """userTrades: ``fromId`` never with a time; a start at most 7 days back."""
         params = {"symbol": self.symbol(pair), "limit": str(limit)}
-        if from_id is not None:
-            params["fromId"] = str(from_id)
+        if cursor is not None:
+            params["fromId"] = cursor
         elif start_ms is not None:
             params["startTime"] = str(max(start_ms, timestamp_ms - 7 * 86_400_000 + 60_000))
         return self._signed("GET", "/fapi/v1/userTrades", "my_trades", params, timestamp_ms)
@@ -214,16 +182,19 @@ class BinanceUsdmTrade(BinanceTrade):
     def account(self, timestamp_ms: int) -> SignedRequest:
         return self._signed("GET", "/fapi/v3/account", "account", {}, timestamp_ms)
 
-    def position_risk(self, timestamp_ms: int, pair: str = "") -> SignedRequest:
-        params = {"symbol": self.symbol(pair)} if pair else {}
-        return self._signed("GET", "/fapi/v3/positionRisk", "position_risk", params, timestamp_ms)
+    def exchange_info(self, pairs: Sequence[str]) -> SignedRequest:
+        """USD-M's exchangeInfo takes no symbol filter: every contract comes back."""
+        return SignedRequest("GET", f"{self.rest_base}/fapi/v1/exchangeInfo", {},
+                             WEIGHTS["exchange_info"], "exchange_info")
 
-    def income(self, timestamp_ms: int, start_ms: int, pair: str = "",
-               income_type: str = "FUNDING_FEE", limit: int = 1000) -> SignedRequest:
-        params = {"incomeType": income_type, "startTime": str(start_ms), "limit": str(limit)}
-        if pair:
-            params["symbol"] = self.symbol(pair)
-        return self._signed("GET", "/fapi/v1/income", "income", params, timestamp_ms)
+    def server_time(self) -> SignedRequest:
+        return SignedRequest("GET", f"{self.rest_base}/fapi/v1/time", {}, 1, "time")
+
+    # ------------------------------------------------- futures settings
+
+    def positions(self, timestamp_ms: int, pair: str | None = None) -> SignedRequest:
+        params = {"symbol": self.symbol(pair)} if pair else {}
+        return self._signed("GET", "/fapi/v3/positionRisk", "positions", params, timestamp_ms)
 
     def set_leverage(self, pair: str, leverage: int, timestamp_ms: int) -> SignedRequest:
         if not 1 <= leverage <= 125:
@@ -231,43 +202,101 @@ class BinanceUsdmTrade(BinanceTrade):
         return self._signed("POST", "/fapi/v1/leverage", "leverage",
                             {"symbol": self.symbol(pair), "leverage": str(leverage)}, timestamp_ms)
 
-    def set_margin_type(self, pair: str, margin_type: str, timestamp_ms: int) -> SignedRequest:
-        kind = margin_type.upper()
-        kind = "CROSSED" if kind == "CROSS" else kind
-        if kind not in ("ISOLATED", "CROSSED"):
-            raise ValueError(f"margin type {margin_type!r}: expected isolated or crossed")
+    def set_margin_type(self, pair: str, margin: MarginType, timestamp_ms: int) -> SignedRequest:
         return self._signed("POST", "/fapi/v1/marginType", "margin_type",
-                            {"symbol": self.symbol(pair), "marginType": kind}, timestamp_ms)
+                            {"symbol": self.symbol(pair), "marginType":
+                             "ISOLATED" if margin == MarginType.ISOLATED else "CROSSED"},
+                            timestamp_ms)
 
-    def set_position_mode(self, hedge: bool, timestamp_ms: int) -> SignedRequest:
+    def set_position_mode(self, mode: PositionMode, timestamp_ms: int) -> SignedRequest:
+        self.position_mode = mode  # what the orders built from now on say
         return self._signed("POST", "/fapi/v1/positionSide/dual", "position_mode",
-                            {"dualSidePosition": "true" if hedge else "false"}, timestamp_ms)
+                            {"dualSidePosition": "true" if mode == PositionMode.HEDGE
+                             else "false"}, timestamp_ms)
 
-    def exchange_info(self, pairs: list[str]) -> SignedRequest:
-        """USD-M's exchangeInfo takes no symbol filter: all contracts come back."""
-        return SignedRequest("GET", f"{self.rest_base}/fapi/v1/exchangeInfo", {},
-                             WEIGHTS["exchange_info"], "exchange_info")
+    def funding_fees(self, timestamp_ms: int, start_ms: int,
+                     pair: str | None = None) -> SignedRequest:
+        params = {"incomeType": "FUNDING_FEE", "startTime": str(start_ms), "limit": "1000"}
+        if pair:
+            params["symbol"] = self.symbol(pair)
+        return self._signed("GET", "/fapi/v1/income", "income", params, timestamp_ms)
 
-    def server_time(self) -> SignedRequest:
-        return SignedRequest("GET", f"{self.rest_base}/fapi/v1/time", {}, 1, "time")
+    # ------------------------------------------------ listenKey stream
 
     def listen_key(self, method: str, key: str = "") -> SignedRequest:
-        """POST creates (or returns the live) key, PUT keeps it alive; the key is
-        not a parameter on USD-M (one per account)."""
+        """POST creates (or returns the live) key, PUT keeps it alive; one key per
+        account, so no key parameter."""
         return SignedRequest(method, f"{self.rest_base}/fapi/v1/listenKey",
                              {"X-MBX-APIKEY": self._key}, WEIGHTS["user_stream"], "user_stream")
+
+    def listen_key_of(self, body: Any) -> str:
+        if not isinstance(body, dict) or not body.get("listenKey"):
+            raise ConnectionError(f"no listenKey in {str(body)[:200]}")
+        return str(body["listenKey"])
 
     def user_stream_url(self, listen_key: str) -> str:
         """Since 2026-04-23 user data lives under ``/private`` (protocols section 0)."""
         return f"{self.ws_base}/private/ws?{urlencode({'listenKey': listen_key})}"
 
-    # ------------------------------------------------------------- replies
+    # -------------------------------------------------- WebSocket API
+
+    def ws_api_url(self) -> str:
+        return self._ws_api_url
+
+    def _ws(self, method: str, kind: str, params: dict[str, Any], timestamp_ms: int,
+            request_id: str, counts_order: bool = False) -> SignedRequest:
+        signed = ws_signed_params({**params, "recvWindow": RECV_WINDOW_MS,
+                                   "timestamp": timestamp_ms}, self._key, self._secret)
+        body = orjson.dumps({"id": request_id, "method": method, "params": signed}).decode()
+        return SignedRequest("WS", self._ws_api_url, {}, WEIGHTS[kind], kind, counts_order,
+                             body, "ws", request_id, timestamp_ms)
+
+    def ws_new_order(self, spec: OrderSpec, timestamp_ms: int, request_id: str) -> SignedRequest:
+        return self._ws("order.place", "new_order", self._order_params(spec), timestamp_ms,
+                        request_id, True)
+
+    def ws_query_order(self, pair: str, client_order_id: str, timestamp_ms: int,
+                       request_id: str) -> SignedRequest:
+        return self._ws("order.status", "query_order", {"symbol": self.symbol(pair),
+                        "origClientOrderId": client_order_id}, timestamp_ms, request_id)
+
+    def ws_cancel_order(self, pair: str, client_order_id: str, timestamp_ms: int,
+                        request_id: str) -> SignedRequest:
+        return self._ws("order.cancel", "cancel_order", {"symbol": self.symbol(pair),
+                        "origClientOrderId": client_order_id}, timestamp_ms, request_id)
+
+    def parse_ws(self, frame: str | bytes, recv_ns: int) -> WsMessage:
+        """``{"id":"7","status":400,"error":{"code":-5022,"msg":"..."},"rateLimits":[...]}``."""
+        try:
+            msg = orjson.loads(frame)
+        except orjson.JSONDecodeError as exc:
+            return WsMessage(error=f"not JSON: {exc}: {str(frame)[:200]}")
+        if not isinstance(msg, dict) or "id" not in msg or "status" not in msg:
+            return WsMessage(error=f"not a response: {str(frame)[:200]}")
+        status = int(msg["status"])
+        error = msg.get("error")
+        body = error if isinstance(error, dict) else msg.get("result")
+        reply = self._classify(status, {} if status == 200 and body is None else body,
+                               ws_rate_limit_usage(msg.get("rateLimits")), None)
+        return WsMessage(request_id=str(msg["id"]), reply=reply)
+
+    # --------------------------------------------------------- replies
 
     @staticmethod
-    def classify(status: int, body: bytes | str, headers: dict[str, str]) -> Reply:
+    def _classify(status: int, data: Any, usage: dict[str, int],
+                  retry_after_s: float | None) -> Reply:
+        if isinstance(data, dict) and data.get("code") in NO_CHANGE:
+            status, data = 200, {"msg": data.get("msg", "")}  # the setting already holds
+        if status == 503 and isinstance(data, dict) and "Service Unavailable" in \
+                str(data.get("msg", "")):
+            status, data = 429, data  # documented "not executed": send again later
+        reply = classify_answer(status, data, usage, retry_after_s,
+                                would_take_codes=frozenset({GTX_REJECT}))
+        return reply
+
+    def classify(self, status: int, body: bytes | str, headers: dict[str, str]) -> Reply:
+        """``{"code":-5022,"msg":"Due to the order could not be executed as maker..."}``."""
         lower = {k.lower(): v for k, v in headers.items()}
-        used = lower.get("x-mbx-used-weight-1m")
-        used_weight = int(used) if used and used.isdigit() else None
         retry_after = lower.get("retry-after")
         retry_s = float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() \
             else None
@@ -275,176 +304,48 @@ class BinanceUsdmTrade(BinanceTrade):
             data = orjson.loads(body) if body else None
         except orjson.JSONDecodeError:
             data = None
-        code, message = 0, ""
-        if isinstance(data, dict) and "code" in data and "msg" in data:
-            code, message = int(data["code"]), str(data["msg"])
-        if status in (429, 418) or code in RETRY_CODES:
-            kind = "retry"
-        elif status == 503 and "Service Unavailable" in message:
-            kind = "retry"  # general info: "not executed"
-        elif status >= 500 or code in UNKNOWN_CODES or (status == 200 and data is None):
-            kind = "unknown"
-        elif status == 200 or code in NO_CHANGE:
-            kind = "ok"  # a setting already as asked (-4046, -4059) is a success
-        else:
-            kind = "rejected"
-        return FuturesReply(kind, status, data, code, message, retry_s, used_weight)
+        return self._classify(status, data, rate_limit_usage(headers), retry_s)
 
-    def order_update(self, data: dict, recv_ns: int) -> OrderUpdate:
+    def order_update(self, body: Any, recv_ns: int) -> OrderUpdate:
         """An order as /fapi REST returns it::
 
             {"orderId":22542179,"symbol":"BTCUSDT","status":"NEW","clientOrderId":"E7-1a-3",
              "price":"30000","avgPrice":"0.00000","origQty":"0.010","executedQty":"0",
              "cumQuote":"0","timeInForce":"GTX","type":"LIMIT","reduceOnly":false,
              "side":"SELL","positionSide":"BOTH","updateTime":1700000000123}"""
+        data = body
         filled = Decimal(data.get("executedQty", "0") or "0")
         average = data.get("avgPrice") or "0"
         if filled > 0 and Decimal(average) == 0 and data.get("cumQuote"):
             average = str(Decimal(data["cumQuote"]) / filled)
         client_id = data.get("origClientOrderId") or data["clientOrderId"]
         exch_ms = data.get("updateTime") or data.get("time") or 0
-        return OrderUpdate(VENUE, Market.FUTURES, self.pair(data["symbol"]), client_id,
+        return OrderUpdate(self.venue, Market.FUTURES, self.pair(data["symbol"]), client_id,
                            str(data["orderId"]), _STATUS.get(data["status"], OrderStatus.NEW),
-                           _SIDE[data["side"]], data.get("price", "0"), data.get("origQty", "0"),
+                           SIDES[data["side"]], data.get("price", "0"), data.get("origQty", "0"),
                            str(filled), average, exch_ns=int(exch_ms) * MS, recv_ns=recv_ns)
 
-    def fills(self, rows: list[dict]) -> list[Fill]:
+    def fills(self, body: Any) -> list[Fill]:
         """userTrades rows::
 
-            {"buyer":false,"commission":"-0.07819010","commissionAsset":"USDT","id":698759,
+            {"buyer":false,"commission":"0.07819010","commissionAsset":"USDT","id":698759,
              "maker":false,"orderId":25851813,"price":"7819.01","qty":"0.002",
              "quoteQty":"15.63802","realizedPnl":"-0.91539999","side":"SELL",
-             "positionSide":"SHORT","symbol":"BTCUSDT","time":1569514978020}
-
-        ``commission`` is the amount paid (the example's sign is the venue's)."""
-        return [Fill(VENUE, Market.FUTURES, self.pair(r["symbol"]), "", str(r["orderId"]),
-                     str(r["id"]), _SIDE[r["side"]], r["price"], r["qty"],
+             "positionSide":"SHORT","symbol":"BTCUSDT","time":1569514978020}"""
+        return [Fill(self.venue, Market.FUTURES, self.pair(r["symbol"]), "", str(r["orderId"]),
+                     str(r["id"]), SIDES[r["side"]], r["price"], r["qty"],
                      str(abs(Decimal(r["commission"]))), r["commissionAsset"], bool(r["maker"]),
-                     int(r["time"]) * MS) for r in rows]
+                     int(r["time"]) * MS, str(r.get("realizedPnl", "")),
+                     _POSITION_SIDE.get(r.get("positionSide", "BOTH"), PositionSide.BOTH).value)
+                for r in body]
 
-    def positions(self, body: Any) -> list[PositionReport]:
-        """positionRisk v3 rows (only symbols with a position or orders)."""
-        out = []
-        for r in body if isinstance(body, list) else []:
-            out.append(PositionReport(
-                VENUE, self.pair(r["symbol"]), r.get("positionSide", "BOTH"), r["positionAmt"],
-                r.get("entryPrice", "0"), r.get("markPrice", ""),
-                r.get("unRealizedProfit", "0"), r.get("liquidationPrice", ""),
-                str(r.get("leverage", "")), str(r.get("marginType", "") or
-                                                ("isolated" if r.get("isolatedMargin") not in
-                                                 (None, "0", "0.00000000") else "")),
-                int(r.get("updateTime", 0) or 0) * MS))
-        return out
+    def fills_cursor(self, body: Any) -> str | None:
+        if not isinstance(body, list) or len(body) < self.fills_page:
+            return None
+        return str(max(int(row["id"]) for row in body) + 1)
 
-    def funding(self, rows: Any) -> list[FundingFee]:
-        """income rows ``{"symbol","incomeType":"FUNDING_FEE","income":"-0.37","asset":"USDT",
-        "time":1570608000000,"tranId":9689322392,"tradeId":""}``."""
-        return [FundingFee(VENUE, self.pair(r["symbol"]), str(r["tranId"]), r["income"],
-                           r["asset"], int(r["time"]) * MS)
-                for r in (rows if isinstance(rows, list) else [])
-                if r.get("incomeType") == "FUNDING_FEE" and r.get("symbol")]
-
-    def parse_user(self, frame: str | bytes, recv_ns: int) -> FuturesEvent:
-        """One user-data frame; never raises."""
-        try:
-            msg = orjson.loads(frame)
-            data = msg.get("data", msg) if isinstance(msg, dict) else None
-            if not isinstance(data, dict):
-                return FuturesEvent(error=f"not an object: {str(frame)[:200]}")
-            kind = data.get("e")
-            if kind == "ORDER_TRADE_UPDATE":
-                return self._order_trade(data, recv_ns)
-            if kind == "ACCOUNT_UPDATE":
-                return self._account_update(data)
-            if kind == "MARGIN_CALL":
-                names = ", ".join(f"{p.get('s')} {p.get('ps')} {p.get('pa')} maint "
-                                  f"{p.get('mm')}" for p in data.get("p", []))
-                return FuturesEvent(margin_call=f"margin call: cross wallet {data.get('cw')}; "
-                                    f"{names}")
-            if kind == "listenKeyExpired":
-                return FuturesEvent(expired=True)
-            return FuturesEvent()  # TRADE_LITE, ACCOUNT_CONFIG_UPDATE, ...: nothing we track
-        except Exception as exc:  # noqa: BLE001 - a frame must never kill the stream
-            return FuturesEvent(error=f"{type(exc).__name__}: {exc}")
-
-    def _order_trade(self, data: dict, recv_ns: int) -> FuturesEvent:
-        """``{"e":"ORDER_TRADE_UPDATE","E":..,"T":..,"o":{"s":"BTCUSDT","c":"E7-1a-3",
-        "S":"SELL","o":"LIMIT","f":"GTX","q":"0.01","p":"30000","ap":"30000","x":"TRADE",
-        "X":"FILLED","i":8886774,"l":"0.01","z":"0.01","L":"30000","N":"USDT","n":"0.06",
-        "T":..,"t":7,"m":true,"R":false,"ps":"BOTH","rp":"0"}}``"""
-        o = data["o"]
-        pair, side = self.pair(o["s"]), _SIDE[o["S"]]
-        exch_ns = int(o.get("T") or data.get("T") or data["E"]) * MS
-        trade_id = int(o.get("t", 0) or 0)
-        if _liquidation_order(o.get("c", ""), o.get("o", "")):
-            event = FuturesEvent()
-            if o.get("x") in ("TRADE", "CALCULATED") and Decimal(o.get("l", "0")) > 0:
-                event.liquidations.append(Liquidation(
-                    VENUE, pair, side, o["L"], o["l"], str(o["i"]), str(trade_id), exch_ns,
-                    f"{o.get('o')} {o.get('c')} {o.get('X')}"))
-                event.fills.append(Fill(VENUE, Market.FUTURES, pair, o.get("c", ""), str(o["i"]),
-                                        str(trade_id), side, o["L"], o["l"], o.get("n") or "0",
-                                        o.get("N") or "", bool(o.get("m")), exch_ns))
-            return event
-        filled = o.get("z", "0")
-        update = OrderUpdate(VENUE, Market.FUTURES, pair, o["c"], str(o["i"]),
-                             _STATUS.get(o["X"], OrderStatus.NEW), side, o["p"], o["q"], filled,
-                             o.get("ap") or "0", o.get("n") or "0", o.get("N") or "",
-                             trade_id, exch_ns, recv_ns)
-        event = FuturesEvent(updates=[update])
-        if o.get("x") == "TRADE" and Decimal(o.get("l", "0")) > 0:
-            event.fills.append(Fill(VENUE, Market.FUTURES, pair, o["c"], str(o["i"]),
-                                    str(trade_id), side, o["L"], o["l"], o.get("n") or "0",
-                                    o.get("N") or "", bool(o.get("m")), exch_ns))
-        return event
-
-    def _account_update(self, data: dict) -> FuturesEvent:
-        """``{"e":"ACCOUNT_UPDATE","E":..,"T":..,"a":{"m":"ORDER","B":[{"a":"USDT",
-        "wb":"122624.12","cw":"100.12","bc":"50.12"}],"P":[{"s":"BTCUSDT","pa":"0",
-        "ep":"0.0","bep":"0","cr":"200","up":"0","mt":"isolated","iw":"0","ps":"BOTH"}]}}``.
-        On reason FUNDING_FEE the frame names no symbol for a cross position and
-        carries no payment id, so it only prompts a read of the income endpoint
-        (the record, keyed by ``tranId``)."""
-        a = data.get("a", {})
-        exch_ns = int(data.get("T") or data.get("E") or 0) * MS
-        event = FuturesEvent(balances={b["a"]: (b.get("cw") or b["wb"], "0")
-                                       for b in a.get("B", [])})
-        for p in a.get("P", []):
-            event.positions.append(PositionReport(
-                VENUE, self.pair(p["s"]), p.get("ps", "BOTH"), p["pa"], p.get("ep", "0"), "",
-                p.get("up", "0"), "", "", p.get("mt", ""), exch_ns))
-        event.funding_due = a.get("m") == "FUNDING_FEE"
-        return event
-
-    def parse_exchange_info(self, body: Any) -> dict[str, dict[str, str]]:
-        """pair -> rule strings for each PERPETUAL contract trading now::
-
-            {"symbol":"BTCUSDT","pair":"BTCUSDT","contractType":"PERPETUAL",
-             "status":"TRADING","baseAsset":"BTC","quoteAsset":"USDT","marginAsset":"USDT",
-             "filters":[{"filterType":"PRICE_FILTER","tickSize":"0.10",...},
-             {"filterType":"LOT_SIZE","stepSize":"0.001","minQty":"0.001","maxQty":"1000"},
-             {"filterType":"MIN_NOTIONAL","notional":"100"}]}"""
-        out = {}
-        for info in body.get("symbols", []):
-            if info.get("contractType", "PERPETUAL") != "PERPETUAL":
-                continue
-            rules = {"symbol": info["symbol"], "base": info["baseAsset"],
-                     "quote": info["quoteAsset"]}
-            for f in info.get("filters", []):
-                kind = f.get("filterType")
-                if kind == "PRICE_FILTER":
-                    rules["tick_size"] = f["tickSize"]
-                elif kind == "LOT_SIZE":
-                    rules.update(step_size=f["stepSize"], min_qty=f["minQty"], max_qty=f["maxQty"])
-                elif kind == "MIN_NOTIONAL":
-                    rules["min_notional"] = f.get("notional") or f.get("minNotional", "0")
-            if "tick_size" in rules and "step_size" in rules:
-                out[self.pair(info["symbol"])] = rules
-        return out
-
-    @staticmethod
-    def balances(body: Any) -> dict[str, tuple[str, str]]:
-        """GET /fapi/v3/account: asset -> (available, wallet - available)."""
+    def balances(self, body: Any) -> dict[str, tuple[str, str]]:
+        """GET /fapi/v3/account ``assets``: asset -> (available, wallet - available)."""
         out = {}
         for b in body.get("assets", []) if isinstance(body, dict) else []:
             wallet = Decimal(b.get("walletBalance", "0"))
@@ -452,11 +353,128 @@ class BinanceUsdmTrade(BinanceTrade):
             out[b["asset"]] = (str(free), str(max(wallet - free, Decimal(0))))
         return out
 
-    @staticmethod
-    def order_limits(body: Any) -> list[tuple[int, float]]:
-        """exchangeInfo ``rateLimits`` ORDERS entries as (count, seconds)."""
-        units = {"SECOND": 1.0, "MINUTE": 60.0, "HOUR": 3600.0, "DAY": 86400.0}
-        return [(int(r["limit"]), units.get(r.get("interval", ""), 60.0) *
-                 int(r.get("intervalNum", 1)))
-                for r in (body.get("rateLimits", []) if isinstance(body, dict) else [])
-                if r.get("rateLimitType") == "ORDERS"]
+    def position_reports(self, body: Any) -> list[PositionReport]:
+        """positionRisk v3 rows ``{"symbol","positionSide","positionAmt","entryPrice",
+        "markPrice","unRealizedProfit","liquidationPrice","isolatedMargin","marginType"?,
+        "leverage"?,"updateTime"}`` (only symbols with a position or open orders)."""
+        return [PositionReport(
+            self.venue, Market.FUTURES, self.pair(r["symbol"]),
+            _POSITION_SIDE.get(r.get("positionSide", "BOTH"), PositionSide.BOTH),
+            r["positionAmt"], r.get("entryPrice", "0"), r.get("unRealizedProfit", "0"),
+            r.get("liquidationPrice", "0") or "0", r.get("markPrice", ""),
+            str(r.get("leverage", "")),
+            _margin(r.get("marginType")) or (MarginType.ISOLATED if Decimal(
+                r.get("isolatedMargin", "0") or "0") else MarginType.CROSS),
+            r.get("isolatedMargin", "0") or "0", int(r.get("updateTime", 0) or 0) * MS)
+            for r in (body if isinstance(body, list) else [])]
+
+    def funding_list(self, body: Any) -> list[FundingFee]:
+        """income rows ``{"symbol","incomeType":"FUNDING_FEE","income":"-0.37",
+        "asset":"USDT","time":1570608000000,"tranId":9689322392}``."""
+        return [FundingFee(self.venue, Market.FUTURES, self.pair(r["symbol"]), r["income"],
+                           r["asset"], int(r["time"]) * MS, str(r.get("tranId", "")))
+                for r in (body if isinstance(body, list) else [])
+                if r.get("incomeType") == "FUNDING_FEE" and r.get("symbol")]
+
+    def server_time_ms(self, body: Any) -> int | None:
+        return int(body["serverTime"]) if isinstance(body, dict) and "serverTime" in body else None
+
+    def instrument_rules(self, body: Any) -> dict[str, InstrumentRules]:
+        """PERPETUAL contracts from exchangeInfo::
+
+            {"symbol":"BTCUSDT","contractType":"PERPETUAL","baseAsset":"BTC",
+             "quoteAsset":"USDT","filters":[{"filterType":"PRICE_FILTER","tickSize":"0.10"},
+             {"filterType":"LOT_SIZE","stepSize":"0.001","minQty":"0.001","maxQty":"1000"},
+             {"filterType":"MIN_NOTIONAL","notional":"100"}]}"""
+        out = {}
+        for info in body.get("symbols", []) if isinstance(body, dict) else []:
+            if info.get("contractType", "PERPETUAL") != "PERPETUAL":
+                continue
+            rules: dict[str, str] = {}
+            for f in info.get("filters", []):
+                kind = f.get("filterType")
+                if kind == "PRICE_FILTER":
+                    rules["tick_size"] = f["tickSize"]
+                elif kind == "LOT_SIZE":
+                    rules.update(step_size=f["stepSize"], min_qty=f["minQty"], max_qty=f["maxQty"])
+                elif kind == "MIN_NOTIONAL":
+                    rules["min_notional"] = f.get("notional") or f.get("minNotional") or "0"
+            if "tick_size" in rules and "step_size" in rules:
+                pair = self.pair(info["symbol"])
+                out[pair] = InstrumentRules(pair, info["symbol"], info["baseAsset"],
+                                            info["quoteAsset"], **rules)
+        return out
+
+    def rate_limits(self, body: Any) -> list[RateLimitRule]:
+        return parse_rate_limits(body.get("rateLimits") if isinstance(body, dict) else None)
+
+    # ---------------------------------------------------- user data
+
+    def parse_user(self, frame: str | bytes, recv_ns: int) -> UserEvent:
+        """One /private frame (bare or ``{"stream","data"}``); never raises."""
+        try:
+            msg = orjson.loads(frame)
+            data = msg.get("data", msg) if isinstance(msg, dict) else None
+            if not isinstance(data, dict):
+                return UserEvent(error=f"not an object: {str(frame)[:200]}")
+            kind = data.get("e")
+            if kind == "ORDER_TRADE_UPDATE":
+                return self._order_trade(data, recv_ns)
+            if kind == "ACCOUNT_UPDATE":
+                return self._account_update(data)
+            if kind == "MARGIN_CALL":
+                legs = "; ".join(f"{p.get('s')} {p.get('ps')} amount {p.get('pa')} maint "
+                                 f"{p.get('mm')}" for p in data.get("p", []))
+                return UserEvent(warnings=[f"margin call: cross wallet {data.get('cw')}; {legs}"])
+            if kind == "listenKeyExpired":
+                return UserEvent(expired=True)
+            return UserEvent()  # TRADE_LITE, ACCOUNT_CONFIG_UPDATE, ...: not tracked
+        except Exception as exc:  # noqa: BLE001 - a frame must never kill the stream
+            return UserEvent(error=f"{type(exc).__name__}: {exc}")
+
+    def _order_trade(self, data: dict, recv_ns: int) -> UserEvent:
+        """``{"e":"ORDER_TRADE_UPDATE","E":..,"T":..,"o":{"s":"BTCUSDT","c":"E7-1a-3",
+        "S":"SELL","o":"LIMIT","f":"GTX","q":"0.01","p":"30000","ap":"30000","x":"TRADE",
+        "X":"FILLED","i":8886774,"l":"0.01","z":"0.01","L":"30000","N":"USDT","n":"0.06",
+        "T":..,"t":7,"m":true,"R":false,"ps":"BOTH","rp":"0"}}``. A liquidation's fill
+        (``c`` autoclose-*, ``x`` TRADE or CALCULATED) is not our order's: flagged."""
+        o = data["o"]
+        pair, side = self.pair(o["s"]), SIDES[o["S"]]
+        exch_ns = int(o.get("T") or data.get("T") or data["E"]) * MS
+        trade_id = int(o.get("t", 0) or 0)
+        liquidation = _liquidation(o.get("c", ""), o.get("o", ""))
+        event = UserEvent()
+        if not liquidation:
+            event.updates.append(OrderUpdate(
+                self.venue, Market.FUTURES, pair, o["c"], str(o["i"]),
+                _STATUS.get(o["X"], OrderStatus.NEW), side, o["p"], o["q"], o.get("z", "0"),
+                o.get("ap") or "0", o.get("n") or "0", o.get("N") or "", trade_id, exch_ns,
+                recv_ns))
+        if o.get("x") in ("TRADE", "CALCULATED") and Decimal(o.get("l", "0") or "0") > 0:
+            event.fills.append(Fill(
+                self.venue, Market.FUTURES, pair, o.get("c", ""), str(o["i"]), str(trade_id),
+                side, o["L"], o["l"], o.get("n") or "0", o.get("N") or "", bool(o.get("m")),
+                exch_ns, str(o.get("rp", "")),
+                _POSITION_SIDE.get(o.get("ps", "BOTH"), PositionSide.BOTH).value, liquidation))
+        return event
+
+    def _account_update(self, data: dict) -> UserEvent:
+        """``{"e":"ACCOUNT_UPDATE","E":..,"T":..,"a":{"m":"ORDER","B":[{"a":"USDT",
+        "wb":"122624.12","cw":"100.12","bc":"50.12"}],"P":[{"s":"BTCUSDT","pa":"0",
+        "ep":"0.0","bep":"0","cr":"200","up":"0","mt":"isolated","iw":"0","ps":"BOTH"}]}}``.
+        On reason FUNDING_FEE the frame names no symbol for a cross position and
+        carries no payment id, so it only prompts a read of the income endpoint."""
+        a = data.get("a", {})
+        exch_ns = int(data.get("T") or data.get("E") or 0) * MS
+        event = UserEvent(balances={b["a"]: (b.get("cw") or b["wb"], "0")
+                                    for b in a.get("B", [])})
+        for p in a.get("P", []):
+            event.positions.append(PositionReport(
+                self.venue, Market.FUTURES, self.pair(p["s"]),
+                _POSITION_SIDE.get(p.get("ps", "BOTH"), PositionSide.BOTH), p["pa"],
+                p.get("ep", "0"), p.get("up", "0"), margin_type=_margin(p.get("mt")),
+                isolated_margin=p.get("iw", "0") or "0", exch_ns=exch_ns))
+        event.funding_due = a.get("m") == "FUNDING_FEE"
+        if a.get("m") == "INSURANCE_CLEAR":
+            event.warnings.append("insurance clear: a liquidated position was settled")
+        return event
