@@ -203,6 +203,22 @@ class SyntheticMarketConfig:
 
 
 @dataclass(frozen=True)
+class UsdmVenueConfig:
+    """The local venue's Binance USD-M futures dialect (docs/venue.md), on its
+    own port over the same matching engine and ledger as the spot dialect."""
+
+    enabled: bool = True
+    port: int = 8766  # 0 picks a free port (also whenever venue.port is 0)
+    symbols: tuple[str, ...] = ()  # spot symbols that get a perpetual; () = every USDT/USDC one
+    leverage: int = 20  # a new account's leverage per symbol (Binance's default)
+    maker_fee: str = "0.0002"  # USD-M regular-tier rates
+    taker_fee: str = "0.0005"
+    # Funding every 8 h (00:00, 08:00, 16:00 UTC) as Binance does; tests shorten it.
+    funding_interval_s: int = 28800
+    mark_interval_ms: int = 1000  # mark price, premium sample and liquidation check cadence
+
+
+@dataclass(frozen=True)
 class LocalVenueConfig:
     host: str = "127.0.0.1"
     port: int = 8765
@@ -216,6 +232,7 @@ class LocalVenueConfig:
     weight_per_minute: int = 6000
     orders_per_10s: int = 100
     orders_per_day: int = 200_000
+    usdm: UsdmVenueConfig = UsdmVenueConfig()
 
 
 @dataclass(frozen=True)

@@ -115,7 +115,7 @@ class Connection:
                 return
             if request is None:
                 return
-            if request.is_websocket and request.path.startswith(WS_PATHS):
+            if request.is_websocket and request.path.startswith(self.loop.ws_paths):
                 self._upgrade(request)
                 return
             response = self.loop.http(request, self.ip)
@@ -267,8 +267,10 @@ class Connection:
 
 
 class NetLoop:
-    def __init__(self, host: str, port: int, http: HttpHandler, ws: WsApp) -> None:
+    def __init__(self, host: str, port: int, http: HttpHandler, ws: WsApp,
+                 ws_paths: tuple[str, ...] = WS_PATHS) -> None:
         self.host, self.requested_port = host, port
+        self.ws_paths = ws_paths  # path prefixes a WebSocket upgrade may use
         self.http, self.ws = http, ws
         self.port = 0
         self.selector = selectors.DefaultSelector()
