@@ -1,0 +1,84 @@
+"""Helpers for the trader's futures tests (no tests here): the local venue with
+its Binance USD-M dialect, a TraderService trading ``binance_futures`` on it,
+and the venue's own record (userTrades, income, positionRisk) read by a plain
+signed client."""
+
+from __future__ import annotations
+
+import dataclasses
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from engine import config as config_mod
+from engine.config import Config
+from engine.model import Market, Side
+from engine.sim.ratelimit import Limits
+from engine.sim.server import LocalVenue
+from engine.sim.testkit import account_config, venue_config
+from engine.trade.actions import PlaceOrder, make_client_order_id
+from engine.trade.settings import TraderConfig
+from tests.sim.binance_client import BinanceClient
+from tests.trade.rig import FAST, KEY_ENV, SECRET_ENV
+
+VENUE = "binance_futures"
+PAIR = "BTC/USDT"
+FUTURES = dataclasses.replace(FAST, venues=(VENUE,), pairs=(f"{VENUE}:{PAIR}",))
+
+
+def start_venue(data_dir: Path, funding_interval_s: int = 28800, **limits: Any) -> LocalVenue:
+    accounts = [account_config("alice", {"USDT": "10000000", "BTC": "1000"}),
+                account_config("bob", {"USDT": "10000000", "BTC": "1000"})]
+    base = venue_config(accounts=accounts, market="none")
+    config = dataclasses.replace(base, usdm=dataclasses.replace(
+        base.usdm, port=0, funding_interval_s=funding_interval_s))
+    venue = LocalVenue(config, data_dir, limits=Limits(**{
+        "orders_per_10s": 100_000, "orders_per_day": 10_000_000, **limits}))
+    venue.start()
+    assert venue.usdm is not None, "the venue's USD-M dialect did not start"
+    return venue
+
+
+def trader_config(data_dir: Path, rest_url: str, ws_url: str, **trader: Any) -> Config:
+    return config_mod.parse({
+        "daemon": {"data_dir": str(data_dir), "id": "trader-test"},
+        "exchanges": {"binance": {"futures": {"rest": rest_url, "ws": ws_url},
+                                  "api_key_env": KEY_ENV, "api_secret_env": SECRET_ENV}},
+        "storage": {"tasks": {"backend": "sqlite", "path": "tasks.sqlite"}},
+        **({"trader": trader} if trader else {}),
+    })
+
+
+def client(venue: LocalVenue, account: Any) -> BinanceClient:
+    assert venue.usdm is not None
+    return BinanceClient(venue.usdm.url, account.api_key, account.api_secret)
+
+
+def place(slot: int, side: Side, price: str, quantity: str = "0.01", post_only: bool = False,
+          strategy: str = "f1", generation: int = 0, **extra: Any) -> PlaceOrder:
+    return PlaceOrder(make_client_order_id(strategy, slot, generation), VENUE, Market.FUTURES,
+                      PAIR, side, Decimal(price), Decimal(quantity), post_only=post_only,
+                      strategy_id=strategy, slot_id=slot, **extra)
+
+
+def signed(c: BinanceClient, method: str, path: str, **params: Any) -> Any:
+    reply = c.signed(method, path, **params)
+    assert reply.status_code == 200, f"{path}: {reply.status_code} {reply.text}"
+    return reply.json()
+
+
+def venue_trades(c: BinanceClient) -> list[dict]:
+    return signed(c, "GET", "/fapi/v1/userTrades", symbol="BTCUSDT", limit=1000)
+
+
+def venue_position(c: BinanceClient) -> Decimal:
+    rows = signed(c, "GET", "/fapi/v3/positionRisk", symbol="BTCUSDT")
+    return sum((Decimal(r["positionAmt"]) for r in rows), Decimal(0))
+
+
+def venue_funding(c: BinanceClient) -> list[dict]:
+    return signed(c, "GET", "/fapi/v1/income", incomeType="FUNDING_FEE", limit=1000)
+
+
+__all__ = ["FUTURES", "PAIR", "VENUE", "TraderConfig", "client", "place", "signed",
+           "start_venue", "trader_config", "venue_funding", "venue_position", "venue_trades"]
