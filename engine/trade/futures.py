@@ -68,7 +68,7 @@ class PositionCheck:
 @dataclass
 class FuturesAccount:
     session: VenueSession
-    db: TaskDb
+    db: TaskDb  # its own connection: the stream and the poller write under _lock
     store: OrderStore
     positions: PositionBook
     risk: RiskGuard
@@ -84,7 +84,7 @@ class FuturesAccount:
         self.venue = self.session.driver.venue
         self._due = threading.Event()
         self._stop = threading.Event()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------- start
@@ -137,6 +137,8 @@ class FuturesAccount:
         self._due.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
+        with self._lock:
+            self.db.close()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -188,6 +190,10 @@ class FuturesAccount:
 
     def on_report(self, report: PositionReport) -> None:
         self.positions.on_report(report)
+        with self._lock, self.db.transaction():  # the stream and the poller both report
+            self._save_report(report)
+
+    def _save_report(self, report: PositionReport) -> None:
         self.db.execute("DELETE FROM TRADER_POSITIONS WHERE VENUE = ? AND TRADE_PAIR = ? AND "
                         "POSITION_SIDE = ?", (self.venue, report.pair, report.position_side.value))
         self.db.execute(
@@ -230,7 +236,16 @@ class FuturesAccount:
     # ------------------------------------------------------------ stream
 
     def on_event(self, event: UserEvent) -> None:
-        """The private stream's futures parts (called by the user stream)."""
+        """The private stream's futures parts (called by the user stream, whose
+        socket must not die of a failure here: counted and logged)."""
+        try:
+            self._on_event(event)
+        except Exception as exc:  # noqa: BLE001 - the next catch-up repairs it
+            self.errors += 1
+            log.warning("futures event not applied venue={} error={!r}", self.venue, exc)
+            self._due.set()
+
+    def _on_event(self, event: UserEvent) -> None:
         for report in event.positions:
             self.on_report(report)
         if event.funding or event.funding_due:

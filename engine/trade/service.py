@@ -220,7 +220,7 @@ class TraderService:
         positions reconciled with the fills (after the order reconcile)."""
         f = self.settings.futures
         account = self.futures[venue] = FuturesAccount(
-            session, self.db, self.store, self.positions, self.risk,
+            session, self.db.sibling(), self.store, self.positions, self.risk,
             FuturesSettings(f.position_mode, f.leverage, f.margin_type, f.poll_s), pairs)
         account.setup()
         account.load()

@@ -6,6 +6,8 @@ signed client."""
 from __future__ import annotations
 
 import dataclasses
+import random
+import threading
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -80,5 +82,55 @@ def venue_funding(c: BinanceClient) -> list[dict]:
     return signed(c, "GET", "/fapi/v1/income", incomeType="FUNDING_FEE", limit=1000)
 
 
-__all__ = ["FUTURES", "PAIR", "VENUE", "TraderConfig", "client", "place", "signed",
+class PerpMarket:
+    """A counterparty making the perpetual's market through the venue's USD-M
+    REST API (the venue's synthetic market trades spot symbols only): every
+    ``period_s`` it moves a seeded random-walk mid, cancels its quotes and
+    re-quotes ``levels`` a side around it. A move through resting orders of
+    another account fills them, as a real taker would."""
+
+    def __init__(self, c: BinanceClient, mid: str = "30000", step: str = "15",
+                 spread: str = "2", levels: int = 5, size: str = "0.05",
+                 period_s: float = 0.2, seed: int = 7) -> None:
+        self.c, self.mid, self.step = c, Decimal(mid), Decimal(step)
+        self.spread, self.levels, self.size, self.period_s = Decimal(spread), levels, size, period_s
+        self.rng = random.Random(seed)
+        self.steps = 0
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="perp-market", daemon=True)
+
+    def start(self) -> PerpMarket:
+        self.quote()
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period_s):
+            self.mid += self.step * self.rng.choice((-2, -1, -1, 0, 1, 1, 2))
+            try:
+                self.quote()
+            except Exception as exc:  # noqa: BLE001 - reported by the test
+                self.errors.append(repr(exc))
+            self.steps += 1
+
+    def quote(self) -> None:
+        reply = self.c.signed("DELETE", "/fapi/v1/allOpenOrders", symbol="BTCUSDT")
+        if reply.status_code != 200:
+            self.errors.append(reply.text)
+        for i in range(self.levels):
+            for side, price in (("BUY", self.mid - self.spread / 2 - i * self.step),
+                                ("SELL", self.mid + self.spread / 2 + i * self.step)):
+                reply = self.c.signed("POST", "/fapi/v1/order", symbol="BTCUSDT", side=side,
+                                      type="LIMIT", timeInForce="GTC", quantity=self.size,
+                                      price=str(price))
+                if reply.status_code != 200:
+                    self.errors.append(reply.text)
+
+
+__all__ = ["PerpMarket", "FUTURES", "PAIR", "VENUE", "TraderConfig", "client", "place", "signed",
            "start_venue", "trader_config", "venue_funding", "venue_position", "venue_trades"]
