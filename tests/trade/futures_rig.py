@@ -28,8 +28,9 @@ PAIR = "BTC/USDT"
 FUTURES = dataclasses.replace(FAST, venues=(VENUE,), pairs=(f"{VENUE}:{PAIR}",))
 
 
-def start_venue(data_dir: Path, funding_interval_s: int = 28800, **limits: Any) -> LocalVenue:
-    accounts = [account_config("alice", {"USDT": "10000000", "BTC": "1000"}),
+def start_venue(data_dir: Path, funding_interval_s: int = 28800, alice_usdt: str = "10000000",
+                **limits: Any) -> LocalVenue:
+    accounts = [account_config("alice", {"USDT": alice_usdt, "BTC": "1000"}),
                 account_config("bob", {"USDT": "10000000", "BTC": "1000"})]
     base = venue_config(accounts=accounts, market="none")
     config = dataclasses.replace(base, usdm=dataclasses.replace(
@@ -91,10 +92,12 @@ class PerpMarket:
 
     def __init__(self, c: BinanceClient, mid: str = "30000", step: str = "15",
                  spread: str = "2", levels: int = 5, size: str = "0.05",
-                 period_s: float = 0.2, seed: int = 7) -> None:
+                 period_s: float = 0.2, seed: int = 7,
+                 moves: tuple[int, ...] = (-2, -1, -1, 0, 1, 1, 2)) -> None:
         self.c, self.mid, self.step = c, Decimal(mid), Decimal(step)
         self.spread, self.levels, self.size, self.period_s = Decimal(spread), levels, size, period_s
         self.rng = random.Random(seed)
+        self.moves = moves  # steps the mid may take each period (a trend: all one sign)
         self.steps = 0
         self.errors: list[str] = []
         self._stop = threading.Event()
@@ -111,7 +114,7 @@ class PerpMarket:
 
     def _run(self) -> None:
         while not self._stop.wait(self.period_s):
-            self.mid += self.step * self.rng.choice((-2, -1, -1, 0, 1, 1, 2))
+            self.mid = max(self.step, self.mid + self.step * self.rng.choice(self.moves))
             try:
                 self.quote()
             except Exception as exc:  # noqa: BLE001 - reported by the test
