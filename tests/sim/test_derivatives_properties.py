@@ -88,5 +88,6 @@ def test_money_is_conserved_across_fills_fees_funding_and_liquidation(steps: lis
                          if x.account == account)
             margins = sum(p.margin for p in d.book.of_account(account))
             assert ledger.locked(account, "USDT") == orders + margins
+            assert d.available(account, "USDT") == d.risk(account, "USDT").available
         assert all(free >= 0 and locked >= 0 for _, _, free, locked in ledger.rows())
     event(f"fills>0: {bool(d.fills)}")

@@ -97,6 +97,9 @@ class UsdmDialect:
         self.hub.wake = self.loop.wake
         self.outbox: deque[tuple[str, Any]] = deque()  # (account or "", payload) for the hub
         self.margin_called: set[str] = set()
+        # accounts with an open user stream (the hub keeps it): only their
+        # events are rendered, so trading without listeners costs nothing here
+        self.listening: set[str] = set()
         exchange.listeners.append(self._on_operation)
         self.market: SyntheticMarket | None = None
         if config.market == "synthetic":  # the perpetuals get bots of their own
@@ -143,7 +146,7 @@ class UsdmDialect:
         spec = d.specs[result.symbol]
         for execution in result.executions:
             account = execution.order.account
-            if account.startswith("_"):
+            if account not in self.listening:
                 continue
             fill = None
             if execution.exec_type == EXEC_TRADE:
@@ -157,7 +160,7 @@ class UsdmDialect:
         d = self.derivatives
         touched: dict[str, list] = {}
         for account, symbol, side in d.book.take_touched():
-            if not account.startswith("_"):
+            if account in self.listening:
                 touched.setdefault(account, []).append(d.book.get(account, symbol, side))
         for account, positions in touched.items():
             assets = sorted({d.specs[p.symbol].quote for p in positions})

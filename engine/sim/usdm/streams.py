@@ -128,11 +128,14 @@ class UsdmHub:
     def attach_user(self, conn: Connection, account: str, key: str) -> None:
         self.conn_account[conn] = (account, key)
         self.user_conns.setdefault(account, set()).add(conn)
+        self.dialect.listening.add(account)
 
     def detach_user(self, conn: Connection, account: str) -> None:
         conns = self.user_conns.get(account)
         if conns is not None:
             conns.discard(conn)
+            if not conns:
+                self.dialect.listening.discard(account)
 
     def on_message(self, conn: Connection, data: bytes) -> None:
         if conn in self.api_conns:
