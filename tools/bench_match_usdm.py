@@ -74,7 +74,7 @@ def _flow(count: int, seed: int) -> list[tuple]:
 
 def _venue(data_dir: str) -> LocalVenue:
     unlimited = Limits(weight_per_minute=10**9, orders_per_10s=10**9, orders_per_day=10**9)
-    venue = LocalVenue(venue_config(), Path(data_dir), limits=unlimited)
+    venue = LocalVenue(venue_config(usdm=True), Path(data_dir), limits=unlimited)
     venue.start()
     assert venue.usdm is not None
     venue.usdm.ctx.limiter.limits = unlimited  # type: ignore[misc]

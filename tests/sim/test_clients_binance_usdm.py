@@ -32,7 +32,7 @@ SYMBOL = "BTC/USDT:USDT"
 
 @pytest.fixture(scope="module")
 def venue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalVenue]:
-    venue = LocalVenue(venue_config(market="synthetic", tick_ms=50),
+    venue = LocalVenue(venue_config(market="synthetic", tick_ms=50, usdm=True),
                        Path(tmp_path_factory.mktemp("usdm")))
     venue.start()
     assert venue.usdm is not None

@@ -32,7 +32,7 @@ def usdm(tmp_path: Path) -> Iterator[Callable[..., LocalVenue]]:
         accounts = (account_config("alice"), account_config("bob"),
                     account_config("carol", {"USDT": "300"}))
         config = dataclasses.replace(venue_config(accounts=accounts),
-                                     usdm=UsdmVenueConfig(**usdm_options))
+                                     usdm=UsdmVenueConfig(enabled=True, **usdm_options))
         venue = LocalVenue(config, tmp_path / f"v{len(started)}")
         venue.start()
         started.append(venue)

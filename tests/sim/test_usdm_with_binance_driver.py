@@ -22,7 +22,7 @@ from tests.sim.binance_client import BinanceClient
 
 def test_binance_futures_driver_keeps_a_synced_book_on_the_usdm_dialect(
         start_venue: Callable[..., LocalVenue]) -> None:
-    venue = start_venue()
+    venue = start_venue(usdm=True)
     assert venue.usdm is not None
     driver = BinanceDriver(Market.FUTURES, rest_url=venue.usdm.url, ws_url=venue.usdm.ws_url)
     subscription = Subscription("BTC/USDT", depth=20, trades=True)
