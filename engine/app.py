@@ -379,6 +379,11 @@ class Daemon:
         for c in self.components:
             if isinstance(c, _VenueComponent):
                 lines.append(f"  venue:    REST {c.venue.rest_url}  WebSocket {c.venue.ws_url}")
+                usdm = getattr(c.venue, "usdm", None)
+                if usdm is not None:  # Binance USD-M dialect, its own port
+                    lines.append(f"  usd-m:    REST {usdm.url}/fapi  streams {usdm.ws_url}/public "
+                                 f"{usdm.ws_url}/market {usdm.ws_url}/private  "
+                                 f"WS API {usdm.ws_url}/ws-fapi/v1")
         if self.missing:
             lines.append(f"  NOT BUILT YET (this role runs without them): {', '.join(self.missing)}")
         lines.append(f"  http:     {self.http.url if self.http else 'disabled'}")
@@ -404,7 +409,9 @@ class _VenueComponent:
         return [Health(self.name, ok, reason)]
 
     def status(self) -> dict:
-        return {"rest": self.venue.rest_url, "ws": self.venue.ws_url}
+        usdm = getattr(self.venue, "usdm", None)
+        return {"rest": self.venue.rest_url, "ws": self.venue.ws_url,
+                **({"usdm_rest": usdm.url, "usdm_ws": usdm.ws_url} if usdm else {})}
 
 
 def _fan_out(listeners: list[Callable[[Any], None]]) -> Callable[[Any], None] | None:

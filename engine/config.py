@@ -207,8 +207,8 @@ class UsdmVenueConfig:
     """The local venue's Binance USD-M futures dialect (docs/venue.md), on its
     own port over the same matching engine and ledger as the spot dialect."""
 
-    enabled: bool = True
-    port: int = 8766  # 0 picks a free port (also whenever venue.port is 0)
+    enabled: bool = False  # config.yaml turns it on for --role venue
+    port: int = 0  # 0 picks a free port (so does venue.port 0); config.yaml: 8766
     symbols: tuple[str, ...] = ()  # spot symbols that get a perpetual; () = every USDT/USDC one
     leverage: int = 20  # a new account's leverage per symbol (Binance's default)
     maker_fee: str = "0.0002"  # USD-M regular-tier rates

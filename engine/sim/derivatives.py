@@ -138,6 +138,24 @@ class Derivatives:
         return AccountRisk(free + locked - isolated_margin, isolated_margin, free,
                            locked - isolated_margin, cross_upnl, cross_im, cross_mm, rows)
 
+    def available(self, account: str, asset: str) -> int:
+        """AccountRisk.available without the maintenance arithmetic (the
+        per-order check): free less cross initial margin plus cross PnL."""
+        free = self.ledger.free(account, asset) if self.ledger.has_account(account) else 0
+        cross = 0
+        for position in self.book.by_account.get(account, ()):
+            if not position.qty or self.book.is_isolated(account, position.symbol):
+                continue
+            spec = self.specs[position.symbol]
+            if spec.quote != asset:
+                continue
+            mark = self.marks.get(position.symbol) or abs(position.cost) // (
+                abs(position.qty) * spec.notional_scale)
+            notional = abs(position.qty) * mark * spec.notional_scale
+            cross += position.qty * mark * spec.notional_scale - position.cost \
+                - initial_margin(notional, self.book.leverage_of(account, position.symbol))
+        return max(0, min(free, free + cross))
+
     def position_risk(self, position: Position) -> PositionRisk:
         spec = self.specs[position.symbol]
         mark = self.mark(position.symbol, abs(position.cost) // max(
@@ -228,7 +246,7 @@ class PerpSettlement:
             notional = self._opening_notional(req, book, account, opening)
             leverage = positions.leverage_of(account, self.spec.symbol)
             amount = initial_margin(notional, leverage)
-            if amount > self.d.risk(account, self.asset).available:
+            if amount > self.d.available(account, self.asset):
                 raise Rejected(*MARGIN_INSUFFICIENT)
         order.position_side = side
         order.reduce_only = req.reduce_only or (hedge and opening == 0)

@@ -45,6 +45,7 @@ class PositionBook:
 
     def __init__(self, default_leverage: int = DEFAULT_LEVERAGE) -> None:
         self.positions: dict[tuple[str, str, str], Position] = {}
+        self.by_account: dict[str, list[Position]] = {}  # the same positions, per account
         self.hedge: set[str] = set()  # accounts in hedge (dual) position mode
         self.leverage: dict[tuple[str, str], int] = {}
         self.isolated: set[tuple[str, str]] = set()
@@ -65,14 +66,15 @@ class PositionBook:
         position = self.positions.get(key)
         if position is None:
             position = self.positions[key] = Position(account, symbol, side)
+            self.by_account.setdefault(account, []).append(position)
         return position
 
     def sides(self, account: str) -> tuple[str, ...]:
         return (LONG, SHORT) if account in self.hedge else (BOTH,)
 
     def of_account(self, account: str, symbol: str | None = None) -> Iterator[Position]:
-        for (owner, sym, _), position in self.positions.items():
-            if owner == account and (symbol is None or sym == symbol):
+        for position in self.by_account.get(account, ()):
+            if symbol is None or position.symbol == symbol:
                 yield position
 
     def open_positions(self) -> Iterator[Position]:

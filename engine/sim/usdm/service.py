@@ -31,6 +31,7 @@ from engine.sim.netloop import NetLoop
 from engine.sim.orders import EXEC_TRADE
 from engine.sim.ratelimit import Limits, RateLimiter
 from engine.sim.rest import ApiAccount, RestApi
+from engine.sim.synthetic import SyntheticMarket
 from engine.sim.usdm import rest_account, rest_market, rest_trade
 from engine.sim.usdm.context import UsdmContext
 from engine.sim.usdm.wire import (
@@ -96,7 +97,18 @@ class UsdmDialect:
         self.hub.wake = self.loop.wake
         self.outbox: deque[tuple[str, Any]] = deque()  # (account or "", payload) for the hub
         self.margin_called: set[str] = set()
+        # accounts with an open user stream (the hub keeps it): only their
+        # events are rendered, so trading without listeners costs nothing here
+        self.listening: set[str] = set()
         exchange.listeners.append(self._on_operation)
+        self.market: SyntheticMarket | None = None
+        if config.market == "synthetic":  # the perpetuals get bots of their own
+            prices = config.synthetic.start_prices
+            self.market = SyntheticMarket(exchange, {s.symbol: s for s in self.specs.values()},
+                                          dataclasses.replace(
+                config.synthetic, seed=config.synthetic.seed + 1,
+                start_prices={spec.symbol: prices[symbol] for symbol, spec in
+                              self.specs.items() if symbol in prices}))
         self.url = ""
         self.ws_url = ""
 
@@ -104,6 +116,8 @@ class UsdmDialect:
 
     def start(self) -> None:
         self.loop.start()
+        if self.market is not None:
+            self.market.start()
         host = self.loop.host
         self.url = f"http://{host}:{self.loop.port}"
         self.ws_url = f"ws://{host}:{self.loop.port}"
@@ -111,7 +125,9 @@ class UsdmDialect:
                  ",".join(self.specs))
 
     def stop(self, timeout_s: float) -> None:
-        self.loop.stop(timeout_s)
+        if self.market is not None:
+            self.market.stop(timeout_s / 2)
+        self.loop.stop(timeout_s / 2)
 
     # ------------------------------------------- exchange thread, under lock
 
@@ -130,7 +146,7 @@ class UsdmDialect:
         spec = d.specs[result.symbol]
         for execution in result.executions:
             account = execution.order.account
-            if account.startswith("_"):
+            if account not in self.listening:
                 continue
             fill = None
             if execution.exec_type == EXEC_TRADE:
@@ -144,7 +160,7 @@ class UsdmDialect:
         d = self.derivatives
         touched: dict[str, list] = {}
         for account, symbol, side in d.book.take_touched():
-            if not account.startswith("_"):
+            if account in self.listening:
                 touched.setdefault(account, []).append(d.book.get(account, symbol, side))
         for account, positions in touched.items():
             assets = sorted({d.specs[p.symbol].quote for p in positions})

@@ -59,7 +59,7 @@ class UsdmHub:
         self.by_lower = {symbol.lower(): spec for symbol, spec in dialect.specs.items()}
         self.subscribers: dict[str, set[Connection]] = {}
         self.user_conns: dict[str, set[Connection]] = {}  # account -> connections
-        self.conn_account: dict[Connection, str] = {}
+        self.conn_account: dict[Connection, tuple[str, str]] = {}  # -> account, listenKey
         self.wake = lambda: None
         self.diffs: dict[tuple[str, int], _Diff] = {}
         self.next_cut = self.next_slow = self.next_tick = 0
@@ -100,8 +100,7 @@ class UsdmHub:
         keys = self.dialect.listen_keys
         if key is not None and keys.account_of(key, now) is None:
             return "Invalid listenKey\n"
-        bad = [n for n in names if not self.valid(n) and keys.account_of(n, now) is None]
-        return f"Invalid request: unknown stream name {bad[0]!r}\n" if bad else None
+        return None  # like Binance, any other name in the path is accepted (and ignored)
 
     def on_open(self, conn: Connection, target: str) -> None:
         kind, names, key = self._names(target)
@@ -113,8 +112,8 @@ class UsdmHub:
         for name in names + [key for key in (key,) if key]:
             account = self.dialect.listen_keys.account_of(name, now)
             if account is not None:
-                self._attach_user(conn, account)
-            else:
+                self.attach_user(conn, account, name)
+            elif self.valid(name):
                 self._subscribe(conn, name)
 
     def on_closed(self, conn: Connection) -> None:
@@ -122,18 +121,21 @@ class UsdmHub:
         self.api.forget(conn)
         for name in list(conn.streams):
             self._unsubscribe(conn, name)
-        account = self.conn_account.pop(conn, None)
-        if account is not None:
-            self.detach_user(conn, account)
+        attached = self.conn_account.pop(conn, None)
+        if attached is not None:
+            self.detach_user(conn, attached[0])
 
-    def _attach_user(self, conn: Connection, account: str) -> None:
-        self.conn_account[conn] = account
+    def attach_user(self, conn: Connection, account: str, key: str) -> None:
+        self.conn_account[conn] = (account, key)
         self.user_conns.setdefault(account, set()).add(conn)
+        self.dialect.listening.add(account)
 
     def detach_user(self, conn: Connection, account: str) -> None:
         conns = self.user_conns.get(account)
         if conns is not None:
             conns.discard(conn)
+            if not conns:
+                self.dialect.listening.discard(account)
 
     def on_message(self, conn: Connection, data: bytes) -> None:
         if conn in self.api_conns:
@@ -164,7 +166,7 @@ class UsdmHub:
                 account = self.dialect.listen_keys.account_of(name, now)
                 if account is not None:
                     if method == "SUBSCRIBE":
-                        self._attach_user(conn, account)
+                        self.attach_user(conn, account, name)
                     else:
                         self.detach_user(conn, account)
                 elif method == "SUBSCRIBE":
@@ -227,6 +229,9 @@ class UsdmHub:
             for conn in list(conns):
                 if conn in self.api_conns:
                     conn.send_text(orjson.dumps({"subscriptionId": 0, "event": payload}))
+                elif conn.combined:
+                    key = self.conn_account[conn][1]
+                    conn.send_text(b'{"stream":"%s","data":%s}' % (key.encode(), raw))
                 else:
                     conn.send_text(raw)
 

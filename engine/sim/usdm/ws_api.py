@@ -105,7 +105,7 @@ class WsApi:
         call_params = {k: v for k, v in params.items() if k not in ("apiKey", "signature")}
         result = handler(ctx, Call(Params(call_params), account, now, []))
         if method == "userDataStream.start" and isinstance(result, dict):
-            self.hub._attach_user(conn, account)  # events follow on this socket
+            self.hub.attach_user(conn, account, result["listenKey"])  # events follow here
         return result
 
     def _authenticate(self, params: dict[str, str], now: int, signed: bool,
