@@ -12,6 +12,7 @@ Facts and sources: docs/venues/binance.md "USD-M futures trading".
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -32,6 +33,7 @@ from engine.model_trade import (
     RateLimitKind,
     RateLimitRule,
     Reply,
+    ReplyKind,
     SignedRequest,
     TradingDriver,
     TradingEndpoints,
@@ -67,7 +69,6 @@ USDM_RATE_LIMITS = (RateLimitRule(RateLimitKind.REQUEST_WEIGHT, 60, 2400),
 GTX_REJECT = -5022  # a post-only (GTX) order that would take: nothing was created
 # "No need to change margin type." / "No need to change position side.": already so.
 NO_CHANGE = frozenset({-4046, -4059})
-# On USD-M a 503 "Service Unavailable." was not executed; any other 5xx may have been.
 _STATUS = {"NEW": OrderStatus.NEW, "PARTIALLY_FILLED": OrderStatus.PARTIALLY_FILLED,
            "FILLED": OrderStatus.FILLED, "CANCELED": OrderStatus.CANCELED,
            "REJECTED": OrderStatus.REJECTED, "EXPIRED": OrderStatus.EXPIRED,
@@ -287,11 +288,11 @@ class BinanceUsdmTrade(TradingDriver):
                   retry_after_s: float | None) -> Reply:
         if isinstance(data, dict) and data.get("code") in NO_CHANGE:
             status, data = 200, {"msg": data.get("msg", "")}  # the setting already holds
-        if status == 503 and isinstance(data, dict) and "Service Unavailable" in \
-                str(data.get("msg", "")):
-            status, data = 429, data  # documented "not executed": send again later
         reply = classify_answer(status, data, usage, retry_after_s,
                                 would_take_codes=frozenset({GTX_REJECT}))
+        if status == 503 and isinstance(data, dict) and "Service Unavailable" in \
+                str(data.get("msg", "")):
+            reply = dataclasses.replace(reply, kind=ReplyKind.RETRY)  # documented: not executed
         return reply
 
     def classify(self, status: int, body: bytes | str, headers: dict[str, str]) -> Reply:

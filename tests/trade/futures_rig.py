@@ -32,9 +32,9 @@ def start_venue(data_dir: Path, funding_interval_s: int = 28800, alice_usdt: str
                 **limits: Any) -> LocalVenue:
     accounts = [account_config("alice", {"USDT": alice_usdt, "BTC": "1000"}),
                 account_config("bob", {"USDT": "10000000", "BTC": "1000"})]
-    base = venue_config(accounts=accounts, market="none")
+    base = venue_config(accounts=accounts, market="none", usdm=True)
     config = dataclasses.replace(base, usdm=dataclasses.replace(
-        base.usdm, port=0, funding_interval_s=funding_interval_s))
+        base.usdm, enabled=True, port=0, funding_interval_s=funding_interval_s))
     venue = LocalVenue(config, data_dir, limits=Limits(**{
         "orders_per_10s": 100_000, "orders_per_day": 10_000_000, **limits}))
     venue.start()
@@ -137,3 +137,17 @@ class PerpMarket:
 
 __all__ = ["PerpMarket", "FUTURES", "PAIR", "VENUE", "TraderConfig", "client", "place", "signed",
            "start_venue", "trader_config", "venue_funding", "venue_position", "venue_trades"]
+
+
+def futures_orders(c: BinanceClient, **params: Any) -> list[dict]:
+    """Every order of the client's account on BTCUSDT (the venue's own record)."""
+    return signed(c, "GET", "/fapi/v1/allOrders", symbol="BTCUSDT", limit=1000, **params)
+
+
+def futures_open_orders(c: BinanceClient) -> list[dict]:
+    return signed(c, "GET", "/fapi/v1/openOrders", symbol="BTCUSDT")
+
+
+def market_order(c: BinanceClient, side: str, quantity: str) -> dict:
+    return signed(c, "POST", "/fapi/v1/order", symbol="BTCUSDT", side=side, type="MARKET",
+                  quantity=quantity)
