@@ -21,7 +21,7 @@ BENCHES = {
     "feed": ["bench_feed", "bench_venues", "bench_feed_socket"],
     "match": ["bench_match", "bench_match_usdm"],
     "store": ["bench_store"],
-    "trader": ["bench_trader", "bench_trader_strategy"],
+    "trader": ["bench_trader", "bench_trader_strategy", "bench_trader_usdm"],
 }
 
 

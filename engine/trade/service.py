@@ -28,6 +28,7 @@ from engine.model import Market, book_key
 from engine.model_trade import (
     Fill,
     RateLimitKind,
+    RateLimitRule,
     TradingDriver,
     TradingEndpoints,
     tightest_rate,
@@ -40,6 +41,7 @@ from engine.trade.futures import FuturesAccount, FuturesSettings
 from engine.trade.instruments import Instrument, Instruments
 from engine.trade.orders import OrderRecord, OrderStore
 from engine.trade.positions import PositionBook
+from engine.trade.ratelimit import OrderRateLimiter
 from engine.trade.reconcile import Reconciler, ReconcileReport
 from engine.trade.risk import BookState, RiskGuard
 from engine.trade.session import VenueSession, WeightBudget
@@ -197,6 +199,12 @@ class TraderService:
                                        f"differences, {len(report.errors)} errors)")
         self.executor = Executor(self.sessions, self.store, self.risk, self.instruments,
                                  self.settings)
+        for venue, session in self.sessions.items():
+            cap = order_rate_cap(self.rate_limits.get(venue) or
+                                 list(session.driver.default_rate_limits))
+            if cap < self.settings.orders_per_s:  # the venue allows fewer: never exceed it
+                self.executor.rates[venue] = OrderRateLimiter(cap, self.settings.order_burst,
+                                                              venue)
         self.executor.start()
         for venue, session in self.sessions.items():
             stream = UserStream(session, self.store, self.positions, self.risk, self.settings,
@@ -302,6 +310,12 @@ class TraderService:
                 "reconcile": {v: r.text() for v, r in self.reports.items()},
                 **({"futures": {v: a.status() for v, a in self.futures.items()}}
                    if self.futures else {})}
+
+
+def order_rate_cap(rules: list[RateLimitRule]) -> float:
+    """The sustained new-order rate the venue's ORDERS rules allow, from windows
+    up to a minute (a daily count is a budget, not a rate); inf if none."""
+    return tightest_rate([r for r in rules if r.interval_s <= 60], RateLimitKind.ORDERS)
 
 
 def _book_state(reader: BookReader | None, venue: str, pair: str) -> BookState | None:
