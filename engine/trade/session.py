@@ -99,39 +99,40 @@ class VenueSession:
         ws = self.ws
         return self.use_ws_api and ws is not None and ws.ready()
 
-    def _request_id(self) -> str:
-        return f"{self.name}-{next(self._ids)}"
+    def request_id(self) -> str:
+        """A fresh WS API request id (Binance: ``^[a-zA-Z0-9-_]{1,36}$``)."""
+        return f"r{next(self._ids)}"
 
     def new_order(self, spec: OrderSpec, timestamp_ms: int) -> SignedRequest:
         """Over the WebSocket API when it is up, else REST (signed with ``timestamp_ms``)."""
         if self.ws_ready():
-            return self.driver.ws_new_order(spec, timestamp_ms, self._request_id())
+            return self.driver.ws_new_order(spec, timestamp_ms, self.request_id())
         return self.driver.new_order(spec, timestamp_ms)
 
     def cancel_order(self, pair: str, client_order_id: str) -> SignedRequest:
         now = self.now_ms()
         if self.ws_ready():
-            return self.driver.ws_cancel_order(pair, client_order_id, now, self._request_id())
+            return self.driver.ws_cancel_order(pair, client_order_id, now, self.request_id())
         return self.driver.cancel_order(pair, client_order_id, now)
 
     def cancel_replace(self, cancel_client_order_id: str, spec: OrderSpec,
                        timestamp_ms: int) -> SignedRequest:
         if self.ws_ready():
             return self.driver.ws_cancel_replace(cancel_client_order_id, spec, timestamp_ms,
-                                                 self._request_id())
+                                                 self.request_id())
         return self.driver.cancel_replace(cancel_client_order_id, spec, timestamp_ms)
 
     def query_order(self, pair: str, client_order_id: str) -> Reply:
         now = self.now_ms()
         if self.ws_ready():
             return self.call(self.driver.ws_query_order(pair, client_order_id, now,
-                                                        self._request_id()))
+                                                        self.request_id()))
         return self.call(self.driver.query_order(pair, client_order_id, now))
 
     def open_orders(self, pair: str) -> Reply:
         now = self.now_ms()
         if self.ws_ready():
-            return self.call(self.driver.ws_open_orders(pair, now, self._request_id()))
+            return self.call(self.driver.ws_open_orders(pair, now, self.request_id()))
         return self.call(self.driver.open_orders(pair, now))
 
     def maybe_sync_time(self) -> None:
@@ -184,7 +185,8 @@ class VenueSession:
         if reply.code == -1021:
             self._synced_at = -TIME_SYNC_S  # our clock drifted: resync before the next send
         if reply.kind != "ok":
-            self.failures[reply.kind] = self.failures.get(reply.kind, 0) + 1
+            kind = ReplyKind(reply.kind).value  # a plain str key: /status is JSON
+            self.failures[kind] = self.failures.get(kind, 0) + 1
         return reply
 
     def close(self) -> None:

@@ -185,7 +185,7 @@ class UserStream:
             return
         ws.settimeout(1.0)
         self._last_frame = time.monotonic()
-        request = self.driver.ws_subscribe_user(self.session.now_ms(), f"{self.name}-subscribe")
+        request = self.driver.ws_subscribe_user(self.session.now_ms(), self.session.request_id())
         if not self.session.limiter.acquire(request.weight, timeout_s=CONNECT_TIMEOUT_S):
             raise ConnectionError("no REST weight left for the subscription")
         reply = socket.subscribe(request, CONNECT_TIMEOUT_S, lambda: self._recv(ws))
