@@ -31,7 +31,7 @@ from engine.feed.limiter import RestLimiter
 from engine.feed.service import FeedService
 from engine.lifecycle import Component, Health
 from engine.model import Market
-from engine.model_trade import TradingEndpoints
+from engine.model_trade import TradingEndpoints, trading_venue
 from engine.store.history import HistoryStore
 from engine.store.recorder import Recorder
 from engine.store.taskdb import TaskDb
@@ -189,12 +189,14 @@ class Daemon:
 
     def _trade_venues(self) -> tuple[str, ...]:
         t = self.config.trader
-        return tuple(dict.fromkeys(t.venues + tuple(s.exchange for s in t.strategies)))
+        return tuple(dict.fromkeys(t.venues + tuple(trading_venue(s.exchange, s.market)
+                                                    for s in t.strategies)))
 
     def _trade_pairs(self, venue: str) -> list[str]:
         t = self.config.trader
         return sorted({p.split(":", 1)[1] for p in t.pairs if p.split(":", 1)[0] == venue} |
-                      {s.pair for s in t.strategies if s.exchange == venue})
+                      {s.pair for s in t.strategies
+                       if trading_venue(s.exchange, s.market) == venue})
 
     def _build_trader(self) -> None:
         """Paper venues, then the TraderService (executor, orders, positions,
@@ -211,7 +213,7 @@ class Daemon:
                 exchanges[venue], spot=EndpointConfig(paper.url, paper.ws), api_key_env=key_env,
                 api_secret_env=secret_env)
         pairs = tuple(dict.fromkeys(cfg.trader.pairs + tuple(
-            f"{s.exchange}:{s.pair}" for s in cfg.trader.strategies)))
+            f"{trading_venue(s.exchange, s.market)}:{s.pair}" for s in cfg.trader.strategies)))
         trading = dataclasses.replace(cfg, exchanges=exchanges, trader=dataclasses.replace(
             cfg.trader, venues=self._trade_venues(), pairs=pairs))
         self.slots = SlotManager(TaskDb.from_config(cfg))
@@ -264,8 +266,11 @@ class Daemon:
             {s.pair for s in cfg.trader.strategies if s.exchange == "binance"} or {"BTC/USDT"}
         symbols = v.symbols or tuple(symbol_config(p.replace("/", "")) for p in sorted(pairs))
         prices = {s.symbol: DEFAULT_PRICES.get(s.symbol, "100") for s in symbols}
+        # A futures strategy (or venue.usdm.enabled): the USD-M dialect too, on its port.
+        usdm = v.usdm.enabled or any(s.market == "futures" for s in cfg.trader.strategies)
         venue_config = dataclasses.replace(
             v, port=_free_port(), market="synthetic", symbols=symbols,
+            usdm=dataclasses.replace(v.usdm, enabled=usdm, port=_free_port()),
             accounts=v.accounts or (account_config(DEMO_ACCOUNT),),
             synthetic=dataclasses.replace(v.synthetic, start_prices={
                 **prices, **v.synthetic.start_prices}))
@@ -278,8 +283,11 @@ class Daemon:
         os.environ[DEMO_KEY_ENV], os.environ[DEMO_SECRET_ENV] = account.api_key, account.api_secret
         local = EndpointConfig(f"http://127.0.0.1:{venue_config.port}",
                                f"ws://127.0.0.1:{venue_config.port}")
+        futures = EndpointConfig(f"http://127.0.0.1:{venue_config.usdm.port}",
+                                 f"ws://127.0.0.1:{venue_config.usdm.port}") if usdm else \
+            EndpointConfig()
         binance = dataclasses.replace(cfg.exchanges.get("binance", ExchangeConfig()), enabled=True,
-                                      spot=local, api_key_env=DEMO_KEY_ENV,
+                                      spot=local, futures=futures, api_key_env=DEMO_KEY_ENV,
                                       api_secret_env=DEMO_SECRET_ENV)
         self.config = dataclasses.replace(cfg, exchanges={**cfg.exchanges, "binance": binance})
 

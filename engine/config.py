@@ -268,7 +268,7 @@ class StrategyConfig:
     id: str
     strategy: str = "grid"  # engine/trade/strategy.py STRATEGIES
     exchange: str = "binance"
-    market: Literal["spot"] = "spot"
+    market: Literal["spot", "futures"] = "spot"  # futures: perpetuals (trader venue <exchange>_futures)
     pair: str = "BTC/USDT"
     # Checked against the strategy's Params at start (engine/strategies/<name>.py);
     # money as strings ("0.001"), never floats.
