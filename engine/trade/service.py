@@ -47,6 +47,7 @@ from engine.trade.risk import BookState, RiskGuard
 from engine.trade.session import VenueSession, WeightBudget
 from engine.trade.settings import TraderConfig, trader_settings
 from engine.trade.userstream import UserStream
+from engine.trade.wsorders import OrderSocketKeeper
 
 log = logger.bind(component="trader")
 
@@ -101,6 +102,7 @@ class TraderService:
         self.streams: list[UserStream] = []
         self.reports: dict[str, ReconcileReport] = {}
         self.futures: dict[str, FuturesAccount] = {}  # venue -> its futures account
+        self.order_sockets: list[OrderSocketKeeper] = []  # WS API order sockets (USD-M)
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
 
@@ -219,6 +221,11 @@ class TraderService:
                           "until it is", STREAM_START_WAIT_S, stream.venue)
         for account in self.futures.values():
             account.start()
+        for session in self.sessions.values():  # WS API for orders apart from the stream
+            if session.use_ws_api and session.driver.user_stream != "ws_api":
+                sock = OrderSocketKeeper(session)
+                sock.start()
+                self.order_sockets.append(sock)
         if self.books is not None:
             self._watcher = threading.Thread(target=self._watch, name="trader-books", daemon=True)
             self._watcher.start()
@@ -250,6 +257,8 @@ class TraderService:
             stream.stop(share / max(1, len(self.streams)))
         for account in self.futures.values():
             account.stop(1.0)
+        for sock in self.order_sockets:
+            sock.stop(1.0)
         if self._watcher is not None:
             self._watcher.join(share)
         self.db.close()
@@ -300,6 +309,8 @@ class TraderService:
             out += stream.health()
         for account in self.futures.values():
             out += account.health()
+        for sock in self.order_sockets:
+            out += sock.health()
         return out
 
     def status(self) -> dict:
@@ -309,7 +320,9 @@ class TraderService:
                 "live_orders": {v: self.store.live_count(v) for v in self.sessions},
                 "reconcile": {v: r.text() for v, r in self.reports.items()},
                 **({"futures": {v: a.status() for v, a in self.futures.items()}}
-                   if self.futures else {})}
+                   if self.futures else {}),
+                **({"order_sockets": {s.name: s.status() for s in self.order_sockets}}
+                   if self.order_sockets else {})}
 
 
 def order_rate_cap(rules: list[RateLimitRule]) -> float:

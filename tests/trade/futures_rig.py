@@ -25,7 +25,10 @@ from tests.trade.rig import FAST, KEY_ENV, SECRET_ENV
 
 VENUE = "binance_futures"
 PAIR = "BTC/USDT"
-FUTURES = dataclasses.replace(FAST, venues=(VENUE,), pairs=(f"{VENUE}:{PAIR}",))
+# REST orders (the fault proxy's faults are REST faults); WS_API: orders over ws-fapi.
+FUTURES = dataclasses.replace(FAST, venues=(VENUE,), pairs=(f"{VENUE}:{PAIR}",),
+                              order_transport="rest")
+WS_API = dataclasses.replace(FUTURES, order_transport="ws_api")
 
 
 def start_venue(data_dir: Path, funding_interval_s: int = 28800, alice_usdt: str = "10000000",

@@ -24,6 +24,7 @@ from engine.trade.service import TraderService
 from tests.support.eventually import eventually
 from tests.trade.futures_rig import (
     FUTURES,
+    WS_API,
     PAIR,
     VENUE,
     PerpMarket,
@@ -261,3 +262,31 @@ def test_a_liquidation_is_seen_recorded_and_stops_new_orders(tmp_path: Path):
         if market is not None:
             market.stop()
         venue.stop()
+
+
+def test_orders_go_over_the_ws_fapi_socket_and_fall_back_to_rest(
+        venue: LocalVenue, tmp_path: Path):
+    bob_quotes(venue)
+    service = trader(venue, tmp_path, WS_API)
+    try:
+        session = service.sessions[VENUE]
+        [keeper] = service.order_sockets
+        eventually(keeper.up.is_set, timeout=20)
+        results = results_of(service)
+        assert service.executor is not None
+        service.executor.submit(place(1, Side.SELL, "29990", "0.01", post_only=True))  # -5022
+        service.executor.submit(place(2, Side.BUY, "30010", "0.02"))
+        eventually(lambda: len(results) == 2, timeout=20)
+        assert [r.outcome for r in results] == [Outcome.ACKNOWLEDGED] * 2, results
+        assert results[0].fallback == "reprice"  # the WS API's -5022 is "would take" too
+        assert session.calls_by_transport["ws"] >= 3, session.status()
+        eventually(lambda: service.positions.position(VENUE, PAIR).quantity == D("0.02"))
+        rest_before = session.calls_by_transport["rest"]
+        keeper.stop(5)  # the socket goes: orders take REST
+        eventually(lambda: not session.ws_ready())
+        service.executor.submit(place(3, Side.BUY, "29000", "0.01"))
+        eventually(lambda: len(results) == 3, timeout=20)
+        assert results[2].outcome == Outcome.ACKNOWLEDGED
+        assert session.calls_by_transport["rest"] > rest_before
+    finally:
+        service.stop(5)
