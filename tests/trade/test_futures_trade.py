@@ -24,9 +24,9 @@ from engine.trade.service import TraderService
 from tests.support.eventually import eventually
 from tests.trade.futures_rig import (
     FUTURES,
-    WS_API,
     PAIR,
     VENUE,
+    WS_API,
     PerpMarket,
     client,
     place,
