@@ -327,10 +327,9 @@ class TraderConfig:
     user_stream_stall_s: float = 120.0
     # Orders, cancels and lookups over the venue's authenticated WebSocket API
     # (one persistent socket: no TLS+HTTP round trip per order) where it has
-    # one, REST while that socket is down; "rest": always REST.
+    # one, REST while that socket is down; "rest": always REST. A WebSocket API
+    # request unanswered within request_timeout_s is an UNKNOWN send (looked up).
     order_transport: Literal["ws_api", "rest"] = "ws_api"
-    # A WebSocket API request unanswered this long is an UNKNOWN send (looked up).
-    ws_api_timeout_s: float = 5.0
     # Reconcile at start (and tools/reconcile.py): differences up to this share
     # of the tracked orders (slots) are corrected; more halts with a report.
     reconcile_tolerance: float = 0.05

@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from engine.model import OrderStatus, Side
-from engine.trade.instruments import Instrument
 from engine.model_trade import OrderSpec, TimeInForce, TradingEndpoints
+from engine.trade.instruments import Instrument
 from engine.venues.binance_trade import BinanceSpotTrade
 
 DOC_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"

@@ -35,12 +35,12 @@ from engine.feed.service import FeedService
 from engine.sim.server import LocalVenue
 from engine.sim.testkit import account_config, venue_config
 from engine.store.taskdb import TaskDb
-from engine.venues import make_trading_driver
 from engine.trade.pool import PoolSettings, StrategyPool
 from engine.trade.service import TraderService
 from engine.trade.settings import RiskConfig, TraderConfig
 from engine.trade.slots import SlotManager
 from engine.trade.sources import ConfiguredStrategy, StrategySource, rules_from
+from engine.venues import make_trading_driver
 from tests.sim.binance_client import BinanceClient
 from tests.support.eventually import eventually
 

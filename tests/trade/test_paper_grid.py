@@ -9,8 +9,8 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from engine.store.taskdb import TaskDb
 from engine.model_trade import TradingEndpoints
+from engine.store.taskdb import TaskDb
 from engine.trade.paper import PaperVenue, live_pairs
 from engine.venues import make_trading_driver
 from tests.sim.binance_client import BinanceClient

@@ -6,8 +6,8 @@ from __future__ import annotations
 from decimal import Decimal as D
 
 from engine.model import Market, Side
-from engine.trade.positions import PositionBook
 from engine.model_trade import Fill
+from engine.trade.positions import PositionBook
 
 DAY_NS = 1_700_000_000_000_000_000  # 2023-11-14 22:13 UTC
 
