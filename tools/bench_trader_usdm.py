@@ -2,7 +2,8 @@
 account (trader venue ``binance_futures``) against the local venue's USD-M
 dialect, at the tightest order limit Binance documents for USD-M.
 
-Run: python tools/bench.py trader [--usdm-actions N]   (part of the trader group)
+Run: python tools/bench.py trader            (part of the trader group; REST orders)
+     python tools/bench_trader_usdm.py [--usdm-actions N] [--usdm-transport rest|ws_api|both]
 
 USD-M publishes ORDERS 300 per 10 s and 1200 per minute per account
 (exchangeInfo rateLimits; docs/venues/binance.md): the sustained rate both
@@ -66,7 +67,8 @@ def _venue_process(data_dir: str, urls: mp.Queue, stop: mp.Event) -> None:  # ty
     venue.stop()
 
 
-def start(data_dir: Path, rate: float, actions: int) -> tuple[Callable[[], None], TraderService]:
+def start(data_dir: Path, rate: float, actions: int, transport: str = "rest"
+          ) -> tuple[Callable[[], None], TraderService]:
     context = mp.get_context("spawn")
     urls: mp.Queue = context.Queue()
     stop = context.Event()
@@ -85,13 +87,15 @@ def start(data_dir: Path, rate: float, actions: int) -> tuple[Callable[[], None]
         "exchanges": {"binance": {"futures": {"rest": rest_url, "ws": ws_url},
                                   "api_key_env": KEY_ENV, "api_secret_env": SECRET_ENV}}})
     settings = TraderConfig(orders_per_s=rate, venues=(VENUE,), pairs=(f"{VENUE}:BTC/USDT",),
-                            order_transport="rest",
+                            order_transport=transport,  # type: ignore[arg-type]
                             risk=RiskConfig(max_open_orders=actions + 1000,
                                             max_order_notional="", error_burst=1000))
     trader = TraderService(config, "bench-usdm",
                            lambda v, m, weight: RestLimiter(weight, 60.0, fraction=1.0),
                            make_trading_driver, settings=settings)
     trader.start()
+    for keeper in trader.order_sockets:  # ws_api: orders only once its socket is up
+        keeper.up.wait(30)
     return stop_venue, trader
 
 
@@ -112,7 +116,7 @@ def violations(stamps: list[float], window_s: float, limit: int) -> int:
     return out
 
 
-def flood(trader: TraderService, count: int, rate: float) -> Iterator[dict]:
+def flood(trader: TraderService, count: int, rate: float, prefix: str = "usdm") -> Iterator[dict]:
     assert trader.executor is not None
     stamps: list[float] = []
     results: list[ActionResult] = []
@@ -133,15 +137,15 @@ def flood(trader: TraderService, count: int, rate: float) -> Iterator[dict]:
     span = stamps[-1] - stamps[0] if stamps else 0.0
     bad = violations(stamps, 1.0, int(rate)) + violations(stamps, 60.0, 1200) + \
         violations(stamps, 10.0, 300)
-    yield row("usdm_order_limit_per_s", rate, "orders/s")
-    yield row("usdm_rate_limit_utilisation", len(stamps) / (rate * span + 1.0), "ratio")
-    yield row("usdm_rate_limit_violations", bad, "windows")
-    yield row("usdm_venue_rate_rejections", sum(1 for r in results if r.code == -1015),
+    yield row(f"{prefix}_order_limit_per_s", rate, "orders/s")
+    yield row(f"{prefix}_rate_limit_utilisation", len(stamps) / (rate * span + 1.0), "ratio")
+    yield row(f"{prefix}_rate_limit_violations", bad, "windows")
+    yield row(f"{prefix}_venue_rate_rejections", sum(1 for r in results if r.code == -1015),
               "orders")
-    yield row("usdm_flood_orders_acknowledged",
+    yield row(f"{prefix}_flood_orders_acknowledged",
               sum(1 for r in results if r.outcome == Outcome.ACKNOWLEDGED), "orders")
-    yield row("usdm_flood_actions", count, "actions")
-    yield row("usdm_flood_seconds", elapsed, "s")
+    yield row(f"{prefix}_flood_actions", count, "actions")
+    yield row(f"{prefix}_flood_seconds", elapsed, "s")
     trader.executor.on_wire = None
 
 
@@ -149,15 +153,23 @@ def run(args: list[str]) -> Iterator[dict]:
     parser = argparse.ArgumentParser(prog="bench.py trader (usdm)")
     parser.add_argument("--usdm-actions", type=int, default=4000,
                         help="flood size on USD-M (200 s at 20/s; quick: 600)")
+    parser.add_argument("--usdm-transport", choices=("rest", "ws_api", "both"), default="rest",
+                        help="orders over REST, the ws-fapi WebSocket API, or both in turn")
     options, _ = parser.parse_known_args(args)
     rate = documented_rate()
-    with tempfile.TemporaryDirectory(prefix="bench_trader_usdm_") as tmp:
-        stop_venue, trader = start(Path(tmp), rate, options.usdm_actions)
-        try:
-            yield from flood(trader, options.usdm_actions, rate)
-        finally:
-            trader.stop(5.0)
-            stop_venue()
+    transports = ("rest", "ws_api") if options.usdm_transport == "both" else \
+        (options.usdm_transport,)
+    for transport in transports:
+        with tempfile.TemporaryDirectory(prefix="bench_trader_usdm_") as tmp:
+            stop_venue, trader = start(Path(tmp), rate, options.usdm_actions, transport)
+            try:
+                yield from flood(trader, options.usdm_actions, rate,
+                                 "usdm" if transport == "rest" else "usdm_ws")
+                yield row(f"{'usdm' if transport == 'rest' else 'usdm_ws'}_sent_over_ws",
+                          trader.sessions[VENUE].calls_by_transport["ws"], "requests")
+            finally:
+                trader.stop(5.0)
+                stop_venue()
 
 
 if __name__ == "__main__":
