@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -56,7 +57,7 @@ def documented_rate() -> float:
     return tightest_rate([r for r in rules if r.interval_s <= 60], RateLimitKind.ORDERS)
 
 
-def _venue_process(data_dir: str, urls: mp.Queue, stop: mp.Event) -> None:  # type: ignore[valid-type]
+def _venue_process(data_dir: str, urls: mp.Queue, stop: Any) -> None:
     """The local venue (spot + USD-M dialects) in its own process."""
     account = account_config("bench", {"USDT": "1000000000", "BTC": "10"})
     venue = LocalVenue(venue_config(accounts=[account], market="none", usdm=True), Path(data_dir))
