@@ -22,15 +22,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from engine import config as config_mod  # noqa: E402
 from engine.config import ConfigError, Secret  # noqa: E402
 from engine.feed.limiter import RestLimiter  # noqa: E402
+from engine.model import Market  # noqa: E402
+from engine.model_trade import RateLimitKind, TradingEndpoints, tightest_rate  # noqa: E402
 from engine.store.migrations import available, check_version  # noqa: E402
 from engine.store.taskdb import TaskDb, TaskDbError  # noqa: E402
 from engine.trade.orders import OrderStore  # noqa: E402
 from engine.trade.reconcile import Reconciler  # noqa: E402
-from engine.model import Market  # noqa: E402
-from engine.model_trade import RateLimitKind, TradingEndpoints, tightest_rate  # noqa: E402
-from engine.venues import TRADING_DRIVERS, make_trading_driver  # noqa: E402
 from engine.trade.session import VenueSession  # noqa: E402
 from engine.trade.settings import trader_settings  # noqa: E402
+from engine.venues import TRADING_DRIVERS, make_trading_driver  # noqa: E402
 
 # Share of the venue's REST weight this tool may use: small, since a daemon
 # (and its feed) may be spending the same IP's budget right now.
