@@ -224,3 +224,20 @@ def test_streams_follow_the_2026_routed_paths(usdm: Callable[..., LocalVenue]) -
     finally:
         public.close()
         market.close()
+
+
+def test_one_ledger_serves_both_dialects(usdm: Callable[..., LocalVenue]) -> None:
+    """USD-M margin and fees come out of the same USDT the spot port shows,
+    and the spot port lists only spot orders."""
+    venue = usdm()
+    alice, bob, _ = clients(venue)
+    spot = BinanceClient(venue.rest_url, "alice-key", "alice-secret")
+    order(bob, side="SELL", type="LIMIT", timeInForce="GTC", quantity="1", price="30000")
+    order(alice, side="BUY", type="MARKET", quantity="1")  # fee 30000 x 0.05% = 15
+    assert order(alice, side="BUY", type="LIMIT", timeInForce="GTC", quantity="1",
+                 price="20000").status_code == 200  # reserves 20000 / 20 = 1000
+    assert spot.balances()["USDT"] == ("98985.00000000", "1000.00000000")
+    assert spot.signed("GET", "/api/v3/openOrders").json() == []
+    assert spot.limit("BUY", "0.01", "25000").status_code == 200
+    assert [o["symbol"] for o in spot.signed("GET", "/api/v3/openOrders").json()] == [
+        "BTCUSDT"]
