@@ -19,7 +19,7 @@ from engine.sim import orders as o
 from engine.sim.derivatives import INSURANCE_ACCOUNT, Derivatives, PerpSettlement
 from engine.sim.margin import AccountRisk
 from engine.sim.matching import MatchingEngine, OpResult
-from engine.sim.orders import OrderRequest, Rejected
+from engine.sim.orders import Order, OrderRequest, Rejected
 from engine.sim.positions import BOTH, Position
 
 LIQUIDATION_PREFIX = "autoclose-"
@@ -76,6 +76,23 @@ def liquidate(engine: MatchingEngine, d: Derivatives, account: str, positions: l
         if position.qty:
             take_over(engine, d, position, now_ms)
     return results
+
+
+def knocked_out(engine: MatchingEngine, d: Derivatives) -> list[Order]:
+    """Open reduce-only orders that would now open or grow a position (the
+    position shrank or closed while they rested): Binance expires these
+    ("knocked out ... or reversed positions would be opened")."""
+    found = []
+    for symbol in d.specs:
+        for order in list(engine.open_orders[symbol].values()):
+            if not order.reduce_only or order.account.startswith("_"):
+                continue
+            position = d.book.get(order.account, symbol, order.position_side or BOTH)
+            held = position.qty if position is not None else 0
+            selling = order.side == o.SELL
+            if not held or (held > 0) != selling or order.remaining > abs(held):
+                found.append(order)
+    return found
 
 
 def take_over(engine: MatchingEngine, d: Derivatives, position: Position, now_ms: int) -> None:

@@ -91,7 +91,8 @@ def open_orders(ctx: VenueContext, call: Call) -> Any:
     symbol = call.params.text("symbol")
     spec = spec_for(ctx, call.params) if symbol else None
     found = ctx.exchange.open_orders(call.account, spec.symbol if spec else None)
-    return [wire.query(order, ctx.specs[order.symbol]) for order in found]
+    return [wire.query(order, ctx.specs[order.symbol]) for order in found
+            if order.symbol in ctx.specs]  # not the USD-M dialect's perpetuals
 
 
 def cancel_open_orders(ctx: VenueContext, call: Call) -> Any:

@@ -13,8 +13,8 @@ import pytest
 
 from engine.sim.derivatives import CLEARING_ACCOUNT, INSURANCE_ACCOUNT, Derivatives
 from engine.sim.funding import Funding, FundingRules, median_price
-from engine.sim.liquidation import LIQUIDATION_PREFIX, due, liquidate
-from engine.sim.margin import DEFAULT_BRACKETS, maintenance_margin
+from engine.sim.liquidation import LIQUIDATION_PREFIX, due, knocked_out, liquidate
+from engine.sim.margin import DEFAULT_BRACKETS, liquidation_price, maintenance_margin
 from engine.sim.orders import Rejected
 from engine.sim.positions import BOTH, LONG, SHORT
 from tests.sim.derivatives_kit import limit, market, perp_engine
@@ -172,3 +172,30 @@ def test_liquidation_without_a_book_hands_the_position_to_the_insurance_fund() -
     assert d.insurance_paid == usdt(d, "100")
     assert engine.ledger.free(INSURANCE_ACCOUNT, "USDT") == insurance_before - usdt(d, "100")
     assert engine.ledger.free(CLEARING_ACCOUNT, "USDT") > 0
+
+
+def test_reduce_only_orders_are_knocked_out_when_the_position_shrinks() -> None:
+    engine, d, spec = perp_engine({"alice": "10000", "bob": "10000"}, "0", "0")
+    engine.submit("bob", limit("SELL", "30000", "0.1", spec), 1)
+    engine.submit("alice", market("BUY", "0.1", spec), 1)
+    resting = engine.submit("alice", limit("SELL", "32000", "0.1", spec, reduce_only=True), 2)
+    assert knocked_out(engine, d) == []
+    engine.submit("bob", limit("BUY", "30500", "0.1", spec), 3)
+    engine.submit("alice", market("SELL", "0.1", spec), 3)  # closes the long
+    assert knocked_out(engine, d) == [resting.order]
+
+
+def test_liquidation_price_is_where_the_margin_meets_maintenance() -> None:
+    engine, d, spec = perp_engine({"alice": "200", "bob": "100000"}, "0", "0")
+    engine.submit("bob", limit("SELL", "30000", "0.1", spec), 1)
+    engine.submit("alice", market("BUY", "0.1", spec), 1)
+    position = d.book.get("alice", spec.symbol, BOTH)
+    assert position is not None
+    risk = d.risk("alice", "USDT")
+    price = liquidation_price(risk.positions[0], risk, DEFAULT_BRACKETS, spec.notional_scale)
+    # (3000 - 200) / (0.1 x (1 - 0.4%)) = 28112.449... in tenths (tick 0.1)
+    assert int(price) == 281124
+    d.marks[spec.symbol] = int(price) + 1
+    assert due(d, "USDT") == []
+    d.marks[spec.symbol] = int(price)
+    assert [account for account, _ in due(d, "USDT")] == ["alice"]

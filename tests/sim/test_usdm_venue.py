@@ -125,6 +125,8 @@ def test_user_stream_reports_fills_positions_and_a_liquidation(
         order(bob, side="SELL", type="LIMIT", timeInForce="GTC", quantity="0.01",
               price="27050")
         order(alice, side="BUY", type="MARKET", quantity="0.01")
+        call = recv_json(ws, lambda m: m.get("e") == "MARGIN_CALL")
+        assert call["p"][0]["s"] == "BTCUSDT" and call["p"][0]["pa"] == "0.10000"
         liquidation = recv_json(ws, lambda m: m.get("e") == "ORDER_TRADE_UPDATE"
                                 and m["o"]["c"].startswith("autoclose-")
                                 and m["o"]["X"] == "FILLED")
@@ -197,3 +199,45 @@ def test_ws_api_logon_then_place_and_query(usdm: Callable[..., LocalVenue]) -> N
         assert rejected["status"] == 400 and rejected["error"]["code"] == -4061
     finally:
         ws.close()
+
+
+def test_streams_follow_the_2026_routed_paths(usdm: Callable[..., LocalVenue]) -> None:
+    """markPrice lives on /market; subscribed on /public it is accepted and
+    never delivered (Binance's "Important WebSocket Change Notice")."""
+    venue = usdm(mark_interval_ms=100)
+    assert venue.usdm is not None
+    alice, bob, _ = clients(venue)
+    order(bob, side="SELL", type="LIMIT", timeInForce="GTC", quantity="0.1", price="30000")
+    order(alice, side="BUY", type="MARKET", quantity="0.05")
+    public = websocket.create_connection(venue.usdm.ws_url + "/public/ws", timeout=15)
+    market = websocket.create_connection(venue.usdm.ws_url + "/market/ws", timeout=15)
+    try:
+        for ws in (public, market):
+            ws.send(orjson.dumps({"method": "SUBSCRIBE", "id": 1,
+                                  "params": ["btcusdt@markPrice@1s", "btcusdt@bookTicker"]}))
+            assert recv_json(ws, lambda m: m.get("id") == 1) == {"result": None, "id": 1}
+        assert recv_json(market, lambda m: m.get("e") == "markPriceUpdate")["s"] == "BTCUSDT"
+        order(bob, side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.1", price="29000")
+        assert recv_json(public, lambda m: True)["e"] == "bookTicker"  # first thing it gets
+        with pytest.raises(AssertionError):
+            recv_json(public, lambda m: m.get("e") == "markPriceUpdate", timeout_s=2.5)
+    finally:
+        public.close()
+        market.close()
+
+
+def test_one_ledger_serves_both_dialects(usdm: Callable[..., LocalVenue]) -> None:
+    """USD-M margin and fees come out of the same USDT the spot port shows,
+    and the spot port lists only spot orders."""
+    venue = usdm()
+    alice, bob, _ = clients(venue)
+    spot = BinanceClient(venue.rest_url, "alice-key", "alice-secret")
+    order(bob, side="SELL", type="LIMIT", timeInForce="GTC", quantity="1", price="30000")
+    order(alice, side="BUY", type="MARKET", quantity="1")  # fee 30000 x 0.05% = 15
+    assert order(alice, side="BUY", type="LIMIT", timeInForce="GTC", quantity="1",
+                 price="20000").status_code == 200  # reserves 20000 / 20 = 1000
+    assert spot.balances()["USDT"] == ("98985.00000000", "1000.00000000")
+    assert spot.signed("GET", "/api/v3/openOrders").json() == []
+    assert spot.limit("BUY", "0.01", "25000").status_code == 200
+    assert [o["symbol"] for o in spot.signed("GET", "/api/v3/openOrders").json()] == [
+        "BTCUSDT"]

@@ -23,7 +23,7 @@ from engine.sim.derivatives import INSURANCE_ACCOUNT, Derivatives
 from engine.sim.exchange import Exchange, Published
 from engine.sim.filters import SymbolSpec
 from engine.sim.funding import Funding, FundingRules
-from engine.sim.liquidation import due, liquidate, margin_calls
+from engine.sim.liquidation import due, knocked_out, liquidate, margin_calls
 from engine.sim.listen_keys import ListenKeys
 from engine.sim.market_data import MarketData
 from engine.sim.matching import MatchingEngine, OpResult
@@ -198,6 +198,9 @@ class UsdmDialect:
                 if payments:
                     log.info("venue funding symbol={} payments={}", internal, len(payments))
             self._account_updates(now_ms, "FUNDING_FEE")
+            for order in knocked_out(engine, self.derivatives):
+                results.append(engine.cancel(order.account, order.symbol, now_ms,
+                                             order.order_id))
             for asset in sorted({s.quote for s in self.specs.values()}):
                 self._margin_calls(asset, now_ms)
                 for account, positions in due(self.derivatives, asset):

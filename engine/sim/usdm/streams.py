@@ -1,11 +1,12 @@
 """USD-M WebSocket market streams and user data streams, plus routing of
 /ws-fapi/v1 connections to the WebSocket API (ws_api.py).
 
-Paths (USD-M "Websocket Market Streams" and the 2026 split by traffic):
+Paths (USD-M "Important WebSocket Change Notice", 2026 split by traffic):
 /public/ws|stream (depth, bookTicker), /market/ws|stream (aggTrade, trade,
 markPrice, kline, ticker), /private/ws?listenKey=<key> or /private/ws/<key>
-(user data), and the legacy /ws/<names> and /stream?streams= that serve
-everything. Diff depth events carry ``pu`` (the previous event's ``u`` on
+(user data). A stream on the wrong routed path is accepted and never
+delivered, as Binance does. The legacy root /ws/<names> and
+/stream?streams= still serve everything here (Binance: public data only). Diff depth events carry ``pu`` (the previous event's ``u`` on
 that stream), cut from the book every 100 ms whether or not anyone listens,
 so ``pu == previous u`` holds for every cadence (100 ms, 250 ms, 500 ms).
 Network thread only, except ``wake``.
@@ -40,6 +41,13 @@ _KINDS = ({"aggTrade", "trade", "bookTicker", "ticker", "miniTicker", "forceOrde
           | {f"kline_{i}" for i in INTERVAL_MS if i != "1s"})
 
 
+def route_of(name: str) -> str:
+    """Which routed path carries a stream (the 2026 split): depth and
+    bookTicker on /public, everything else on /market."""
+    kind = name.partition("@")[2]
+    return "public" if kind.startswith("depth") or kind == "bookTicker" else "market"
+
+
 class _Diff:
     __slots__ = ("first", "last", "bids", "asks", "previous", "due")
 
@@ -68,6 +76,8 @@ class UsdmHub:
         from engine.sim.usdm.ws_api import WsApi  # noqa: PLC0415 - it needs the hub
         self.api = WsApi(dialect, self)
         self.api_conns: set[Connection] = set()
+        # connection -> "public" | "market" | "private" | "" (legacy root: all)
+        self.routes: dict[Connection, str] = {}
 
     # ------------------------------------------------------------- routing
 
@@ -108,6 +118,9 @@ class UsdmHub:
             self.api_conns.add(conn)
             return
         conn.combined = kind == "combined"
+        path = urlsplit(target).path
+        self.routes[conn] = next((r for r in ("public", "market", "private")
+                                  if path.startswith(f"/{r}")), "")
         now = self.exchange.now_ms()
         for name in names + [key for key in (key,) if key]:
             account = self.dialect.listen_keys.account_of(name, now)
@@ -118,6 +131,7 @@ class UsdmHub:
 
     def on_closed(self, conn: Connection) -> None:
         self.api_conns.discard(conn)
+        self.routes.pop(conn, None)
         self.api.forget(conn)
         for name in list(conn.streams):
             self._unsubscribe(conn, name)
@@ -193,6 +207,9 @@ class UsdmHub:
     def _subscribe(self, conn: Connection, name: str) -> None:
         name = name.replace("!markprice", "!markPrice")
         conn.streams.add(name)
+        route = self.routes.get(conn, "")
+        if route and route != route_of(name):
+            return  # accepted but never delivered on the wrong path, as Binance does
         self.subscribers.setdefault(name, set()).add(conn)
 
     def _unsubscribe(self, conn: Connection, name: str) -> None:
