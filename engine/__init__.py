@@ -17,21 +17,23 @@ __version__ = "0.1.0"
 
 LAYERS: dict[str, set[str]] = {
     "model": set(),
+    "model_trade": {"model"},  # trading values + the TradingDriver contract (venues and trade share it)
     "clock": set(),
     "config": set(),
     "lifecycle": set(),
     "logconfig": set(),
     "book": {"model"},
-    "venues": {"model", "config", "clock"},  # a driver may be handed a Clock; it never reads the wall
+    "venues": {"model", "model_trade", "config", "clock"},  # a driver may be handed a Clock; it never reads the wall
     "feed": {"model", "config", "clock", "lifecycle", "book", "venues"},
     "store": {"model", "config", "clock", "lifecycle"},
     "strategies": {"model"},
     # trade uses sim's matching core for paper mode (orders matched against a live book)
-    "trade": {"model", "config", "clock", "lifecycle", "book", "venues", "store", "strategies", "sim"},
+    # trade is venue-neutral: drivers come from app.py (venues.TRADING_DRIVERS), never imported
+    "trade": {"model", "model_trade", "config", "clock", "lifecycle", "book", "store", "strategies", "sim"},
     "sim": {"model", "config", "clock", "lifecycle"},
     "api": {"model", "config", "lifecycle", "book", "app"},
     # the API's views over the trader and the task DB (what api reads, wired by app)
     "api_views": {"api", "store"},
-    "app": {"model", "config", "clock", "lifecycle", "logconfig", "book", "venues", "feed",
-            "store", "strategies", "trade", "sim", "api", "api_views"},
+    "app": {"model", "model_trade", "config", "clock", "lifecycle", "logconfig", "book", "venues",
+            "feed", "store", "strategies", "trade", "sim", "api", "api_views"},
 }

@@ -32,6 +32,8 @@ from engine.config import Config, EndpointConfig, ExchangeConfig, SubscriptionCo
 from engine.feed.limiter import RestLimiter
 from engine.feed.service import FeedService
 from engine.lifecycle import Component, Health
+from engine.model import Market
+from engine.model_trade import TradingEndpoints, trading_venue
 from engine.store.history import HistoryStore
 from engine.store.recorder import Recorder
 from engine.store.taskdb import TaskDb
@@ -42,7 +44,7 @@ from engine.trade.pool import StrategyPool, pool_settings
 from engine.trade.service import TraderService
 from engine.trade.slots import SlotManager
 from engine.trade.sources import StrategySource, rules_from
-from engine.venues import DRIVERS
+from engine.venues import DRIVERS, make_trading_driver
 
 log = logger.bind(component="app")
 
@@ -194,12 +196,14 @@ class Daemon:
 
     def _trade_venues(self) -> tuple[str, ...]:
         t = self.config.trader
-        return tuple(dict.fromkeys(t.venues + tuple(s.exchange for s in t.strategies)))
+        return tuple(dict.fromkeys(t.venues + tuple(trading_venue(s.exchange, s.market)
+                                                    for s in t.strategies)))
 
     def _trade_pairs(self, venue: str) -> list[str]:
         t = self.config.trader
         return sorted({p.split(":", 1)[1] for p in t.pairs if p.split(":", 1)[0] == venue} |
-                      {s.pair for s in t.strategies if s.exchange == venue})
+                      {s.pair for s in t.strategies
+                       if trading_venue(s.exchange, s.market) == venue})
 
     def _build_trader(self) -> None:
         """Paper venues, then the TraderService (executor, orders, positions,
@@ -216,11 +220,12 @@ class Daemon:
                 exchanges[venue], spot=EndpointConfig(paper.url, paper.ws), api_key_env=key_env,
                 api_secret_env=secret_env)
         pairs = tuple(dict.fromkeys(cfg.trader.pairs + tuple(
-            f"{s.exchange}:{s.pair}" for s in cfg.trader.strategies)))
+            f"{trading_venue(s.exchange, s.market)}:{s.pair}" for s in cfg.trader.strategies)))
         trading = dataclasses.replace(cfg, exchanges=exchanges, trader=dataclasses.replace(
             cfg.trader, venues=self._trade_venues(), pairs=pairs))
         self.slots = SlotManager(TaskDb.from_config(cfg))
-        self.trader = TraderService(trading, self.id, self._weight_budget, books=self.book_reader,
+        self.trader = TraderService(trading, self.id, self._weight_budget, make_trading_driver,
+                                    books=self.book_reader,
                                     slots_for=self.slots.slots_for)
         self.slots.service = self.trader
         self.pool = StrategyPool(segment_name(cfg), self.slots, pool_settings(cfg))
@@ -244,7 +249,9 @@ class Daemon:
                 continue  # live trading, or already a local venue (--demo, tests)
             p = cfg.trader.paper
             out[venue] = PaperVenue(
-                venue, "spot", partial(live_pairs, ex.spot.rest, self._trade_pairs(venue),
+                venue, "spot", partial(live_pairs, make_trading_driver(
+                    venue, Market.SPOT, TradingEndpoints(ex.spot.rest), "", ""),
+                    self._trade_pairs(venue),
                                        p.maker_fee, p.taker_fee, cfg.venue.symbols),
                 self.book_reader, Path(cfg.daemon.data_dir), dict(p.balances), port=_free_port())
         return out
@@ -267,8 +274,11 @@ class Daemon:
             {s.pair for s in cfg.trader.strategies if s.exchange == "binance"} or {"BTC/USDT"}
         symbols = v.symbols or tuple(symbol_config(p.replace("/", "")) for p in sorted(pairs))
         prices = {s.symbol: DEFAULT_PRICES.get(s.symbol, "100") for s in symbols}
+        # A futures strategy (or venue.usdm.enabled): the USD-M dialect too, on its port.
+        usdm = v.usdm.enabled or any(s.market == "futures" for s in cfg.trader.strategies)
         venue_config = dataclasses.replace(
             v, port=_free_port(), market="synthetic", symbols=symbols,
+            usdm=dataclasses.replace(v.usdm, enabled=usdm, port=_free_port()),
             accounts=v.accounts or (account_config(DEMO_ACCOUNT),),
             synthetic=dataclasses.replace(v.synthetic, start_prices={
                 **prices, **v.synthetic.start_prices}))
@@ -281,8 +291,11 @@ class Daemon:
         os.environ[DEMO_KEY_ENV], os.environ[DEMO_SECRET_ENV] = account.api_key, account.api_secret
         local = EndpointConfig(f"http://127.0.0.1:{venue_config.port}",
                                f"ws://127.0.0.1:{venue_config.port}")
+        futures = EndpointConfig(f"http://127.0.0.1:{venue_config.usdm.port}",
+                                 f"ws://127.0.0.1:{venue_config.usdm.port}") if usdm else \
+            EndpointConfig()
         binance = dataclasses.replace(cfg.exchanges.get("binance", ExchangeConfig()), enabled=True,
-                                      spot=local, api_key_env=DEMO_KEY_ENV,
+                                      spot=local, futures=futures, api_key_env=DEMO_KEY_ENV,
                                       api_secret_env=DEMO_SECRET_ENV)
         self.config = dataclasses.replace(cfg, exchanges={**cfg.exchanges, "binance": binance})
 
@@ -391,6 +404,11 @@ class Daemon:
         for c in self.components:
             if isinstance(c, _VenueComponent):
                 lines.append(f"  venue:    REST {c.venue.rest_url}  WebSocket {c.venue.ws_url}")
+                usdm = getattr(c.venue, "usdm", None)
+                if usdm is not None:  # Binance USD-M dialect, its own port
+                    lines.append(f"  usd-m:    REST {usdm.url}/fapi  streams {usdm.ws_url}/public "
+                                 f"{usdm.ws_url}/market {usdm.ws_url}/private  "
+                                 f"WS API {usdm.ws_url}/ws-fapi/v1")
         if self.missing:
             lines.append(f"  NOT BUILT YET (this role runs without them): {', '.join(self.missing)}")
         lines.append(f"  http:     {self.http.url if self.http else 'disabled'}")
@@ -416,7 +434,9 @@ class _VenueComponent:
         return [Health(self.name, ok, reason)]
 
     def status(self) -> dict:
-        return {"rest": self.venue.rest_url, "ws": self.venue.ws_url}
+        usdm = getattr(self.venue, "usdm", None)
+        return {"rest": self.venue.rest_url, "ws": self.venue.ws_url,
+                **({"usdm_rest": usdm.url, "usdm_ws": usdm.ws_url} if usdm else {})}
 
 
 def _fan_out(listeners: list[Callable[[Any], None]]) -> Callable[[Any], None] | None:

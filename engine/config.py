@@ -99,6 +99,9 @@ class BooksConfig:
 class EndpointConfig:
     rest: str = ""  # empty: the venue driver's documented default
     ws: str = ""
+    # The venue's WebSocket trading API (Binance spot /ws-api/v3). Empty: the
+    # venue default, or ws + the API path when ws points at a local venue.
+    ws_api: str = ""
 
 
 @dataclass(frozen=True)
@@ -202,6 +205,9 @@ class VenueAccountConfig:
     # Per-account fees override the symbol's (give both or neither).
     maker_fee: str = ""
     taker_fee: str = ""
+    # PEM public key (Ed25519 or RSA) for an asymmetric API key: requests are
+    # then signed with its private key, not HMAC (docs/venue.md). Empty: HMAC.
+    public_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -211,6 +217,22 @@ class SyntheticMarketConfig:
     tick_ms: int = 200  # how often the bots act; faster = busier tape
     levels: int = 20  # maker levels per side
     seed: int = 1
+
+
+@dataclass(frozen=True)
+class UsdmVenueConfig:
+    """The local venue's Binance USD-M futures dialect (docs/venue.md), on its
+    own port over the same matching engine and ledger as the spot dialect."""
+
+    enabled: bool = False  # config.yaml turns it on for --role venue
+    port: int = 0  # 0 picks a free port (so does venue.port 0); config.yaml: 8766
+    symbols: tuple[str, ...] = ()  # spot symbols that get a perpetual; () = every USDT/USDC one
+    leverage: int = 20  # a new account's leverage per symbol (Binance's default)
+    maker_fee: str = "0.0002"  # USD-M regular-tier rates
+    taker_fee: str = "0.0005"
+    # Funding every 8 h (00:00, 08:00, 16:00 UTC) as Binance does; tests shorten it.
+    funding_interval_s: int = 28800
+    mark_interval_ms: int = 1000  # mark price, premium sample and liquidation check cadence
 
 
 @dataclass(frozen=True)
@@ -227,6 +249,7 @@ class LocalVenueConfig:
     weight_per_minute: int = 6000
     orders_per_10s: int = 100
     orders_per_day: int = 200_000
+    usdm: UsdmVenueConfig = UsdmVenueConfig()
 
 
 @dataclass(frozen=True)
@@ -262,7 +285,7 @@ class StrategyConfig:
     id: str
     strategy: str = "grid"  # engine/trade/strategy.py STRATEGIES
     exchange: str = "binance"
-    market: Literal["spot"] = "spot"
+    market: Literal["spot", "futures"] = "spot"  # futures: perpetuals (trader venue <exchange>_futures)
     pair: str = "BTC/USDT"
     # Checked against the strategy's Params at start (engine/strategies/<name>.py);
     # money as strings ("0.001"), never floats.
@@ -276,6 +299,20 @@ class PaperConfig:
     balances: dict[str, str] = field(default_factory=lambda: {"USDT": "10000"})
     maker_fee: str = "0.001"  # the fee tier to simulate (Binance's default)
     taker_fee: str = "0.001"
+
+
+@dataclass(frozen=True)
+class FuturesTradeConfig:
+    """Futures accounts (trader venue "<exchange>_futures"), set at start."""
+
+    # one_way: one signed position per pair; hedge: LONG and SHORT legs (the
+    # account must have no position when it is switched).
+    position_mode: Literal["one_way", "hedge"] = "one_way"
+    leverage: int = 0  # 1..125 set on every traded pair; 0 leaves the account's
+    margin_type: Literal["", "cross", "isolated"] = ""  # "": leave the account's
+    # Funding payments and the venue's positions are read this often (and at
+    # once after a funding push). Shorter shows funding sooner, costs weight 35.
+    poll_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -305,6 +342,11 @@ class TraderConfig:
     listen_key_keepalive_s: float = 1800.0
     # No user-data frame (nor server ping) for this long: reconnect and catch up.
     user_stream_stall_s: float = 120.0
+    # Orders, cancels and lookups over the venue's authenticated WebSocket API
+    # (one persistent socket: no TLS+HTTP round trip per order) where it has
+    # one, REST while that socket is down; "rest": always REST. A WebSocket API
+    # request unanswered within request_timeout_s is an UNKNOWN send (looked up).
+    order_transport: Literal["ws_api", "rest"] = "ws_api"
     # Reconcile at start (and tools/reconcile.py): differences up to this share
     # of the tracked orders (slots) are corrected; more halts with a report.
     reconcile_tolerance: float = 0.05
@@ -327,6 +369,7 @@ class TraderConfig:
     strategy_modules: tuple[str, ...] = ()  # modules registering strategies of your own
     strategies: tuple[StrategyConfig, ...] = ()
     paper: PaperConfig = PaperConfig()
+    futures: FuturesTradeConfig = FuturesTradeConfig()
 
 
 @dataclass(frozen=True)
@@ -356,6 +399,7 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("HttpConfig", "idle_timeout_s"): (lambda v: v > 0, "a positive number"),
     ("HttpConfig", "request_timeout_s"): (lambda v: v > 0, "a positive number"),
     ("HttpConfig", "max_body_bytes"): (lambda v: v >= 0, "0 or more"),
+    ("FuturesTradeConfig", "leverage"): (lambda v: 0 <= v <= 125, "0 (leave) or 1..125"),
     ("LocalVenueConfig", "port"): (lambda v: 0 <= v <= 65535, "a port 0..65535"),
     ("TaskDbConfig", "port"): (lambda v: 0 < v <= 65535, "a port 1..65535"),
     ("HistoryConfig", "port"): (lambda v: 0 < v <= 65535, "a port 1..65535"),

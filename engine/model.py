@@ -15,6 +15,16 @@ from dataclasses import dataclass, field
 Level = tuple[float, float]
 
 
+# Every exchange id the system knows: the one list. engine.venues checks at
+# import that it is exactly the ids its registries (DRIVERS, TRADING_DRIVERS)
+# hold, so it cannot drift; the task DB (store/, which may not import venues/)
+# validates rows against it.
+EXCHANGE_IDS = frozenset({
+    "binance", "bitget", "bybit", "coinbase", "coinex", "gate", "htx", "hyperliquid", "kucoin",
+    "mexc", "okx",
+})
+
+
 class Market(str, enum.Enum):
     SPOT = "spot"
     FUTURES = "futures"

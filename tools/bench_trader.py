@@ -47,6 +47,7 @@ from engine.sim.testkit import account_config, venue_config  # noqa: E402
 from engine.trade.actions import ActionResult, Outcome, PlaceOrder, make_client_order_id  # noqa: E402
 from engine.trade.service import TraderService  # noqa: E402
 from engine.trade.settings import RiskConfig, TraderConfig  # noqa: E402
+from engine.venues import make_trading_driver  # noqa: E402
 
 KEY_ENV, SECRET_ENV = "BENCH_TRADER_KEY", "BENCH_TRADER_SECRET"
 
@@ -93,7 +94,7 @@ def start(data_dir: Path, rate: float, burst: int, actions: int
                                             max_order_notional="", error_burst=1000))
     trader = TraderService(config, "bench",
                            lambda v, m, weight: RestLimiter(weight, 60.0, fraction=1.0),
-                           settings=settings)
+                           make_trading_driver, settings=settings)
     trader.start()
     return stop_venue, trader
 

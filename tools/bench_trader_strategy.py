@@ -66,6 +66,7 @@ from engine.trade.slots import SlotManager  # noqa: E402
 from engine.trade.slotstore import Slot  # noqa: E402
 from engine.trade.sources import rules_from  # noqa: E402
 from engine.trade.strategy import STRATEGIES, make_spec, register  # noqa: E402
+from engine.venues import make_trading_driver  # noqa: E402
 
 KEY_ENV, SECRET_ENV = "BENCH_STRATEGY_KEY", "BENCH_STRATEGY_SECRET"
 KEY = "binance:spot:BTC/USDT"
@@ -149,7 +150,7 @@ def decision_to_wire(tmp: Path, samples: int, interval_s: float, workers: int
     started: list = []
     try:
         trader = TraderService(config, "bench", lambda v, m, w: RestLimiter(w, 60.0, fraction=1.0),
-                               books=lambda: reader, settings=settings)
+                               make_trading_driver, books=lambda: reader, settings=settings)
         trader.start()
         started.append(trader)
         slots = SlotManager(TaskDb.from_config(config), trader)

@@ -22,13 +22,20 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from engine import config as config_mod  # noqa: E402
 from engine.config import ConfigError, Secret  # noqa: E402
 from engine.feed.limiter import RestLimiter  # noqa: E402
+from engine.model import Market  # noqa: E402
+from engine.model_trade import (  # noqa: E402
+    RateLimitKind,
+    TradingEndpoints,
+    tightest_rate,
+    venue_market,
+)
 from engine.store.migrations import available, check_version  # noqa: E402
 from engine.store.taskdb import TaskDb, TaskDbError  # noqa: E402
 from engine.trade.orders import OrderStore  # noqa: E402
 from engine.trade.reconcile import Reconciler  # noqa: E402
-from engine.trade.service import TRADING_DRIVERS  # noqa: E402
 from engine.trade.session import VenueSession  # noqa: E402
 from engine.trade.settings import trader_settings  # noqa: E402
+from engine.venues import TRADING_DRIVERS, make_trading_driver  # noqa: E402
 
 # Share of the venue's REST weight this tool may use: small, since a daemon
 # (and its feed) may be spending the same IP's budget right now.
@@ -57,7 +64,8 @@ def venues_to_check(config: config_mod.Config, chosen: list[str]) -> list[str]:
     if settings.venues:
         return list(settings.venues)
     return [name for name, ex in config.exchanges.items()
-            if ex.enabled and name in TRADING_DRIVERS and ex.api_key_env and ex.api_secret_env]
+            if ex.enabled and (name, Market.SPOT) in TRADING_DRIVERS and ex.api_key_env
+            and ex.api_secret_env]
 
 
 def main(argv: list[str]) -> int:
@@ -88,8 +96,9 @@ def main(argv: list[str]) -> int:
               file=sys.stderr)
         return 2
     for venue in venues:
-        exchange = config.exchanges.get(venue)
-        if exchange is None or venue not in TRADING_DRIVERS:
+        name, market = venue_market(venue)  # "binance_futures": binance's futures account
+        exchange = config.exchanges.get(name)
+        if exchange is None or (name, market) not in TRADING_DRIVERS:
             print(f"{venue}: not a configured exchange with a trading driver", file=sys.stderr)
             return 2
         key, secret = Secret(exchange.api_key_env), Secret(exchange.api_secret_env)
@@ -97,9 +106,13 @@ def main(argv: list[str]) -> int:
             print(f"{venue}: set {exchange.api_key_env} and {exchange.api_secret_env}",
                   file=sys.stderr)
             return 2
-        driver = TRADING_DRIVERS[venue](exchange.spot.rest, exchange.spot.ws, key.get(),
-                                        secret.get())
-        limiter = RestLimiter(6000, 60.0, f"{venue} reconcile", fraction=TOOL_WEIGHT_FRACTION)
+        ends = exchange.futures if market == Market.FUTURES else exchange.spot
+        driver = make_trading_driver(name, market, TradingEndpoints(
+            ends.rest, ends.ws, ends.ws_api), key.get(), secret.get())
+        per_minute = int(tightest_rate(driver.default_rate_limits,
+                                       RateLimitKind.REQUEST_WEIGHT) * 60)
+        limiter = RestLimiter(per_minute, 60.0, f"{venue} reconcile",
+                              fraction=TOOL_WEIGHT_FRACTION)
         session = VenueSession(driver, limiter, settings.request_timeout_s)
         session.sync_time()
         pairs = tuple(args.pair) + tuple(p.split(":", 1)[1] for p in settings.pairs

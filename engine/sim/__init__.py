@@ -8,4 +8,8 @@ format, for tests, paper trading and replay backtests (docs/venue.md).
   I/O and threads:               store/history (SQLite), netloop (sockets),
       rest/rest_market/rest_trade (handlers), streams/periodic (WebSocket),
       synthetic/replay (liquidity), server.LocalVenue (wiring), testkit
+  derivatives core (venue-neutral, pure): settlement (the engine's hook),
+      positions, margin, derivatives (PerpSettlement), funding, liquidation
+  dialects: usdm/ (Binance USD-M futures: REST, streams, user stream,
+      WebSocket API, on its own port over the same engine and ledger)
 """

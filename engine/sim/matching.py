@@ -26,6 +26,7 @@ from engine.sim.filters import SymbolSpec, check_request
 from engine.sim.ledger import Ledger
 from engine.sim.orders import BUY, Execution, Order, OrderRequest, PreventedMatch, Rejected, Trade
 from engine.sim.pretrade import funds_needed, walk
+from engine.sim.settlement import Settlement
 from engine.sim.triggers import StopBook, would_trigger
 
 INSUFFICIENT = "Account has insufficient balance for requested action."
@@ -67,6 +68,8 @@ class MatchingEngine:
         self.next_prevented_id = dict.fromkeys(self.specs, 0)
         self.last_price: dict[str, int | None] = dict.fromkeys(self.specs)
         self.fee_overrides: dict[str, tuple[FeeRate, FeeRate]] = {}  # account -> maker, taker
+        # symbols settled as derivatives (positions and margin, not base/quote swaps)
+        self.settlement: dict[str, Settlement] = {}
         # ids: a seeded random prefix + a counter, so generating one is cheap
         rng = random.Random(id_seed)
         self._id_prefix = "".join(rng.choices(_ID_ALPHABET, k=12))
@@ -115,9 +118,13 @@ class MatchingEngine:
                       req.time_in_force or o.GTC, price, req.quantity or 0,
                       req.quote_quantity or 0, stop_price, req.stp_mode or self.default_stp,
                       now_ms)
-        asset, amount = funds_needed(book, spec, order, market_now=kind == o.MARKET)
-        if self.ledger.free(account, asset) < amount:
-            raise Rejected(-2010, INSUFFICIENT)
+        settle = self.settlement.get(symbol)
+        if settle is None:
+            asset, amount = funds_needed(book, spec, order, market_now=kind == o.MARKET)
+            if self.ledger.free(account, asset) < amount:
+                raise Rejected(-2010, INSUFFICIENT)
+        else:  # margin, position side and reduce-only checks; raises Rejected
+            asset, amount = settle.reserve(account, req, order, book, now_ms)
         # ---- no rejection past this line: the order exists
         self.next_order_id[symbol] += 1
         self.ledger.lock(account, asset, amount)
@@ -161,6 +168,21 @@ class MatchingEngine:
             self._cancel_one(order, now_ms, cancel_client_id or self.new_client_id())
             result.canceled.append(order)
         return self._end(self.books[symbol])
+
+    def add_symbol(self, spec: SymbolSpec, settlement: Settlement | None = None) -> None:
+        """Another book on the same engine and ledger (derivatives dialects)."""
+        symbol = spec.symbol
+        if symbol in self.specs:
+            raise ValueError(f"symbol {symbol} already exists")
+        self.specs[symbol] = spec
+        self.books[symbol] = OrderBook(symbol)
+        self.stops[symbol] = StopBook()
+        self.open_orders[symbol] = {}
+        self.next_order_id[symbol] = self.next_trade_id[symbol] = 1
+        self.next_prevented_id[symbol] = 0
+        self.last_price[symbol] = None
+        if settlement is not None:
+            self.settlement[symbol] = settlement
 
     def find_open(self, account: str, symbol: str, order_id: int | None = None,
                   client_order_id: str | None = None) -> Order | None:
@@ -210,7 +232,8 @@ class MatchingEngine:
             del self.client_ids[key]
         if order.locked:
             spec = self.specs[order.symbol]
-            asset = spec.quote if order.side == BUY else spec.base
+            asset = spec.quote if order.side == BUY or order.symbol in self.settlement \
+                else spec.base
             self.ledger.unlock(order.account, asset, order.locked)
             order.locked = 0
 
@@ -256,7 +279,8 @@ class MatchingEngine:
             self._expire(order, now_ms)
 
     def _rest(self, order: Order, spec: SymbolSpec, book: OrderBook) -> None:
-        if order.side == BUY:  # a taker that traded below its limit holds too much
+        if order.side == BUY and order.symbol not in self.settlement:
+            # a taker that traded below its limit holds too much
             excess = order.locked - spec.notional(order.price, order.remaining)
             if excess:
                 self.ledger.unlock(order.account, spec.quote, excess)
@@ -316,14 +340,19 @@ class MatchingEngine:
             buyer, seller, buyer_rate, seller_rate = maker, taker, maker_rate, taker_rate
         else:
             buyer, seller, buyer_rate, seller_rate = taker, maker, taker_rate, maker_rate
-        buyer_fee = buyer_rate.of(base) if buyer_rate else 0
-        seller_fee = seller_rate.of(notional) if seller_rate else 0
-        ledger.spend_locked(buyer.account, spec.quote, notional)
-        buyer.locked -= notional
-        ledger.credit(buyer.account, spec.base, base, buyer_fee)
-        ledger.spend_locked(seller.account, spec.base, base)
-        seller.locked -= base
-        ledger.credit(seller.account, spec.quote, notional, seller_fee)
+        settle = self.settlement.get(symbol) if self.settlement else None
+        if settle is None:
+            buyer_fee = buyer_rate.of(base) if buyer_rate else 0
+            seller_fee = seller_rate.of(notional) if seller_rate else 0
+            ledger.spend_locked(buyer.account, spec.quote, notional)
+            buyer.locked -= notional
+            ledger.credit(buyer.account, spec.base, base, buyer_fee)
+            ledger.spend_locked(seller.account, spec.base, base)
+            seller.locked -= base
+            ledger.credit(seller.account, spec.quote, notional, seller_fee)
+        else:  # both fees in the settlement asset; positions instead of a swap
+            buyer_fee, seller_fee = settle.fill(buyer, seller, buyer_rate, seller_rate, price,
+                                                qty, notional, maker is buyer, trade_id, now_ms)
 
         maker.executed_qty += qty
         maker.cum_quote += notional
@@ -417,7 +446,8 @@ class MatchingEngine:
         book = self.books[order.symbol]
         order.working_ms = now_ms
         order.update_ms = now_ms
-        if order.side == BUY and order.type in (o.STOP_LOSS, o.TAKE_PROFIT):
+        if order.side == BUY and order.type in (o.STOP_LOSS, o.TAKE_PROFIT) \
+                and order.symbol not in self.settlement:
             # the reservation was quantity x stopPrice; re-price against the book now
             self.ledger.unlock(order.account, spec.quote, order.locked)
             order.locked = 0

@@ -116,7 +116,7 @@ class Connection:
                 return
             if request is None:
                 return
-            if request.is_websocket and request.path.startswith(WS_PATHS):
+            if request.is_websocket and request.path.startswith(self.loop.ws_paths):
                 self._upgrade(request)
                 return
             response = self.loop.http(request, self.ip)
@@ -284,10 +284,12 @@ def origin_allowed(origin: str | None, host: str, allowed: tuple[str, ...]) -> b
 
 class NetLoop:
     def __init__(self, host: str, port: int, http: HttpHandler, ws: WsApp,
-                 ws_origins: tuple[str, ...] = ()) -> None:
+                 ws_origins: tuple[str, ...] = (),
+                 ws_paths: tuple[str, ...] = WS_PATHS) -> None:
         self.host, self.requested_port = host, port
         self.ws_origins = ws_origins  # browser Origins allowed besides the venue's own
         self.origins_refused = 0
+        self.ws_paths = ws_paths  # path prefixes a WebSocket upgrade may use
         self.http, self.ws = http, ws
         self.port = 0
         self.selector = selectors.DefaultSelector()

@@ -81,6 +81,9 @@ class OrderRequest:
     stop_price: int | None = None
     client_order_id: str | None = None
     stp_mode: str | None = None  # None: the symbol's default
+    # derivatives only (settlement.py): one-way "BOTH", hedge "LONG"/"SHORT"
+    position_side: str = ""
+    reduce_only: bool = False
 
 
 class Order:
@@ -90,7 +93,8 @@ class Order:
         "symbol", "order_id", "account", "client_order_id", "side", "type", "time_in_force",
         "price", "orig_qty", "orig_quote_qty", "stop_price", "executed_qty", "cum_quote",
         "remaining", "quote_remaining", "status", "stp_mode", "time_ms", "update_ms",
-        "working_ms", "locked", "prevented_qty", "prevented_match_id", "in_book")
+        "working_ms", "locked", "prevented_qty", "prevented_match_id", "in_book",
+        "position_side", "reduce_only")
 
     def __init__(self, symbol: str, order_id: int, account: str, client_order_id: str,
                  side: str, type_: str, time_in_force: str, price: int, orig_qty: int,
@@ -119,6 +123,8 @@ class Order:
         self.prevented_qty = 0
         self.prevented_match_id = -1
         self.in_book = False
+        self.position_side = ""  # derivatives: set by the settlement when placed
+        self.reduce_only = False
 
     @property
     def is_open(self) -> bool:

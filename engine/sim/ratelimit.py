@@ -4,7 +4,9 @@ ban for an IP that keeps going) and new-order counts per account.
 rest-api.md, LIMITS: every response carries X-MBX-USED-WEIGHT-1M; a 429 or
 418 carries Retry-After in seconds (until the window resets, or the ban
 ends); bans scale for repeat offenders "from 2 minutes to 3 days". Order
-counts answer 429 with -1015 and no Retry-After. Windows here are fixed
+counts answer 429 with -1015 and (today) Retry-After; they count unfilled
+orders: an order's first fill takes one off every interval, never below 0
+(faqs/order_count_decrement.md; its larger maker credit is not modelled). Windows here are fixed
 (aligned to the epoch), which is how the header values reset on Binance.
 Time is injected; not thread-safe (the network thread owns it).
 """
@@ -101,6 +103,44 @@ class RateLimiter:
         state[1] += 1
         state[3] += 1
         return state[1], state[3], ""
+
+    def order_filled(self, account: str, now_ms: int) -> None:
+        """An order of ``account`` filled for the first time: one fewer unfilled."""
+        state = self._orders.get(account)
+        if state is None:
+            return
+        if state[0] != now_ms // TEN_SECONDS_MS:
+            state[0], state[1] = now_ms // TEN_SECONDS_MS, 0
+        if state[2] != now_ms // DAY_MS:
+            state[2], state[3] = now_ms // DAY_MS, 0
+        state[1] = max(0, state[1] - 1)
+        state[3] = max(0, state[3] - 1)
+
+    def order_counts(self, account: str, now_ms: int) -> tuple[int, int]:
+        """(count in this 10 s window, count today) without counting anything."""
+        state = self._orders.get(account)
+        if state is None:
+            return 0, 0
+        return (state[1] if state[0] == now_ms // TEN_SECONDS_MS else 0,
+                state[3] if state[2] == now_ms // DAY_MS else 0)
+
+    def order_retry_at(self, account: str, now_ms: int) -> int:
+        """Epoch ms when the exhausted order window resets (Retry-After / retryAfter)."""
+        state = self._orders.get(account)
+        if state is not None and state[1] >= self.limits.orders_per_10s:
+            return (now_ms // TEN_SECONDS_MS + 1) * TEN_SECONDS_MS
+        return (now_ms // DAY_MS + 1) * DAY_MS
+
+    def weight_json(self, used: int) -> dict:
+        """A WebSocket API "rateLimits" entry for the IP's weight."""
+        return {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
+                "limit": self.limits.weight_per_minute, "count": used}
+
+    def order_limits_json(self, ten_s: int, day: int) -> list[dict]:
+        return [{"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10,
+                 "limit": self.limits.orders_per_10s, "count": ten_s},
+                {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1,
+                 "limit": self.limits.orders_per_day, "count": day}]
 
     def rate_limits_json(self) -> list[dict]:
         """exchangeInfo "rateLimits"."""

@@ -31,10 +31,11 @@ from engine.sim.rest_params import (
     USER_STREAM,
     ApiError,
     Params,
-    check_signature,
     check_timestamp,
     parse_params,
+    total_params,
 )
+from engine.sim.signing import verify
 
 log = logger.bind(component="venue")
 
@@ -44,6 +45,7 @@ class ApiAccount:
     name: str
     api_key: str
     api_secret: str
+    public_key: Any = None  # Ed25519/RSA key object (signing.py); None: HMAC with api_secret
 
 
 @dataclass
@@ -141,7 +143,8 @@ class RestApi:
         assert route.security == SIGNED
         signature = params.text("signature", required=True)
         assert signature is not None
-        check_signature(account.api_secret, request.query, request.body, signature)
+        verify(account.api_secret, account.public_key, total_params(request.query, request.body),
+               signature)
         check_timestamp(params.values, now)
         return account.name
 
@@ -149,7 +152,9 @@ class RestApi:
         ten_s, day, error = self.ctx.limiter.count_order(account, now)
         headers.append(("X-MBX-ORDER-COUNT-10S", str(ten_s)))
         headers.append(("X-MBX-ORDER-COUNT-1D", str(day)))
-        if error:
+        if error:  # rest-api.md today: a 429 for the order count carries Retry-After
+            retry_ms = self.ctx.limiter.order_retry_at(account, now) - now
+            headers.append(("Retry-After", str(max(1, -(-retry_ms // 1000)))))
             raise ApiError(-1015, error, status=429)
 
 

@@ -99,9 +99,10 @@ def exchange_info(ctx: VenueContext, call: Call) -> Any:
             "symbols": [_symbol_info(ctx, spec) for spec in chosen]}
 
 
-def _depth_weight(params: Params) -> int:
+def depth_weight(params: Params) -> int:
+    """CHANGELOG 2023-10-19: 5 / 25 / 50 / 250 by limit (REST and WebSocket API)."""
     limit = params.limit(100, 5000)
-    return 1 if limit <= 100 else 5 if limit <= 500 else 10 if limit <= 1000 else 50
+    return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
 
 
 def depth(ctx: VenueContext, call: Call) -> Any:
@@ -203,15 +204,15 @@ def _by_symbols(single: int, many: int) -> Any:
 ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/api/v3/ping"): Route(ping, NONE, 1),
     ("GET", "/api/v3/time"): Route(server_time, NONE, 1),
-    ("GET", "/api/v3/exchangeInfo"): Route(exchange_info, NONE, 10),
-    ("GET", "/api/v3/depth"): Route(depth, NONE, _depth_weight),
-    ("GET", "/api/v3/trades"): Route(trades, NONE, 1),
-    ("GET", "/api/v3/historicalTrades"): Route(historical_trades, NONE, 5),
-    ("GET", "/api/v3/aggTrades"): Route(agg_trades, NONE, 1),
-    ("GET", "/api/v3/klines"): Route(klines, NONE, 1),
-    ("GET", "/api/v3/uiKlines"): Route(klines, NONE, 1),
-    ("GET", "/api/v3/avgPrice"): Route(avg_price, NONE, 1),
-    ("GET", "/api/v3/ticker/24hr"): Route(ticker_24h, NONE, _by_symbols(1, 40)),
-    ("GET", "/api/v3/ticker/price"): Route(ticker_price, NONE, _by_symbols(1, 2)),
-    ("GET", "/api/v3/ticker/bookTicker"): Route(ticker_book, NONE, _by_symbols(1, 2)),
+    ("GET", "/api/v3/exchangeInfo"): Route(exchange_info, NONE, 20),
+    ("GET", "/api/v3/depth"): Route(depth, NONE, depth_weight),
+    ("GET", "/api/v3/trades"): Route(trades, NONE, 25),
+    ("GET", "/api/v3/historicalTrades"): Route(historical_trades, NONE, 25),
+    ("GET", "/api/v3/aggTrades"): Route(agg_trades, NONE, 4),
+    ("GET", "/api/v3/klines"): Route(klines, NONE, 2),
+    ("GET", "/api/v3/uiKlines"): Route(klines, NONE, 2),
+    ("GET", "/api/v3/avgPrice"): Route(avg_price, NONE, 2),
+    ("GET", "/api/v3/ticker/24hr"): Route(ticker_24h, NONE, _by_symbols(2, 80)),
+    ("GET", "/api/v3/ticker/price"): Route(ticker_price, NONE, _by_symbols(2, 4)),
+    ("GET", "/api/v3/ticker/bookTicker"): Route(ticker_book, NONE, _by_symbols(2, 4)),
 }

@@ -110,7 +110,10 @@ class Params:
         if not _INT_RE.match(value):
             raise ApiError(-1100, f"Illegal characters found in parameter '{name}'; legal "
                                   f"range is '^-?[0-9]{{1,20}}$'.")
-        return int(value)
+        number = int(value)
+        if not -2**63 <= number < 2**63:  # a LONG on Binance; SQLite's integer too
+            raise ApiError(-1108, f"Parameter '{name}' overflowed.")
+        return number
 
     def units(self, name: str, decimals: int, required: bool = False) -> int | None:
         """A DECIMAL parameter as units; more precision than the asset has is -1111."""

@@ -91,7 +91,8 @@ def open_orders(ctx: VenueContext, call: Call) -> Any:
     symbol = call.params.text("symbol")
     spec = spec_for(ctx, call.params) if symbol else None
     found = ctx.exchange.open_orders(call.account, spec.symbol if spec else None)
-    return [wire.query(order, ctx.specs[order.symbol]) for order in found]
+    return [wire.query(order, ctx.specs[order.symbol]) for order in found
+            if order.symbol in ctx.specs]  # not the USD-M dialect's perpetuals
 
 
 def cancel_open_orders(ctx: VenueContext, call: Call) -> Any:
@@ -209,21 +210,31 @@ def close_user_stream(ctx: VenueContext, call: Call) -> Any:
 
 
 def _open_orders_weight(params: Params) -> int:
-    return 3 if params.text("symbol") else 40
+    return 6 if params.text("symbol") else 80
+
+
+def test_order_weight(params: Params) -> int:
+    """rest-api.md: 1, or 20 with computeCommissionRates=true."""
+    return 20 if params.text("computeCommissionRates") == "true" else 1
+
+
+def my_trades_weight(params: Params) -> int:
+    """rest-api.md: 20, or 5 with orderId."""
+    return 5 if params.text("orderId") else 20
 
 
 ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/api/v3/order"): Route(new_order, SIGNED, 1, counts_order=True),
-    ("POST", "/api/v3/order/test"): Route(test_order, SIGNED, 1),
-    ("GET", "/api/v3/order"): Route(query_order, SIGNED, 2),
+    ("POST", "/api/v3/order/test"): Route(test_order, SIGNED, test_order_weight),
+    ("GET", "/api/v3/order"): Route(query_order, SIGNED, 4),
     ("DELETE", "/api/v3/order"): Route(cancel_order, SIGNED, 1),
     ("POST", "/api/v3/order/cancelReplace"): Route(cancel_replace, SIGNED, 1,
                                                    counts_order=True),
     ("GET", "/api/v3/openOrders"): Route(open_orders, SIGNED, _open_orders_weight),
     ("DELETE", "/api/v3/openOrders"): Route(cancel_open_orders, SIGNED, 1),
-    ("GET", "/api/v3/allOrders"): Route(all_orders, SIGNED, 10),
-    ("GET", "/api/v3/myTrades"): Route(my_trades, SIGNED, 10),
-    ("GET", "/api/v3/account"): Route(account, SIGNED, 10),
+    ("GET", "/api/v3/allOrders"): Route(all_orders, SIGNED, 20),
+    ("GET", "/api/v3/myTrades"): Route(my_trades, SIGNED, my_trades_weight),
+    ("GET", "/api/v3/account"): Route(account, SIGNED, 20),
     ("POST", "/api/v3/userDataStream"): Route(start_user_stream, USER_STREAM, 1),
     ("PUT", "/api/v3/userDataStream"): Route(keepalive_user_stream, USER_STREAM, 1),
     ("DELETE", "/api/v3/userDataStream"): Route(close_user_stream, USER_STREAM, 1),

@@ -11,8 +11,10 @@ one port, plus the synthetic or replay market.
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from loguru import logger
@@ -20,7 +22,7 @@ from loguru import logger
 from engine.clock import SYSTEM, Clock
 from engine.config import LocalVenueConfig
 from engine.sim.amounts import FeeRate, config_units
-from engine.sim.exchange import Exchange
+from engine.sim.exchange import Exchange, Published
 from engine.sim.filters import SymbolSpec, amount_decimals_for
 from engine.sim.ledger import Ledger
 from engine.sim.listen_keys import ListenKeys
@@ -32,9 +34,12 @@ from engine.sim.replay import REPLAY_ACCOUNT, Replayer
 from engine.sim.rest import ApiAccount, RestApi, VenueContext
 from engine.sim.rest_market import ROUTES as MARKET_ROUTES
 from engine.sim.rest_trade import ROUTES as TRADE_ROUTES
+from engine.sim.signing import load_public_key
 from engine.sim.store import SCHEMA_VERSION, Batch, SavedState, StateStore
 from engine.sim.streams import StreamHub
 from engine.sim.synthetic import SYNTHETIC_MAKER, SYNTHETIC_TAKER, SyntheticMarket
+from engine.sim.usdm.service import UsdmDialect
+from engine.sim.ws_api import WsApi, WsRouter
 
 log = logger.bind(component="venue")
 
@@ -69,6 +74,7 @@ class LocalVenue:
         self.rest_url = ""
         self.ws_url = ""
         self.exchange: Exchange | None = None
+        self.usdm: UsdmDialect | None = None  # the Binance USD-M dialect, when enabled
         self.market: SyntheticMarket | Replayer | None = None
         self._store: StateStore | None = None
         self._loop: NetLoop | None = None
@@ -86,6 +92,7 @@ class LocalVenue:
                 exchange, specs, saved = self._open_state(store)
                 market = self._make_market(exchange, specs)
                 loop = self._make_network(exchange, specs)
+                usdm = self._make_usdm(exchange, specs, saved)
             except BaseException:
                 store.close()
                 raise
@@ -96,9 +103,13 @@ class LocalVenue:
                 fees=[(x, str(amount)) for x, amount in ledger.fees.items()]))
             try:
                 loop.start()
+                if usdm is not None:
+                    usdm.start()
             except OSError:
+                loop.stop(1.0)
                 store.stop()
                 raise
+            self.usdm = usdm
             self.exchange, self._store, self._loop, self.market = exchange, store, loop, market
             self.rest_url = f"http://{self.config.host}:{loop.port}"
             self.ws_url = f"ws://{self.config.host}:{loop.port}"
@@ -134,15 +145,36 @@ class LocalVenue:
 
     def _make_network(self, exchange: Exchange, specs: dict[str, SymbolSpec]) -> NetLoop:
         listen_keys = ListenKeys()
-        accounts = {a.api_key: ApiAccount(a.name, a.api_key, a.api_secret)
+        accounts = {a.api_key: ApiAccount(a.name, a.api_key, a.api_secret, load_public_key(
+                        a.public_key, f"venue.accounts.{a.name}.public_key")
+                        if a.public_key else None)
                     for a in self.config.accounts}
         ctx = VenueContext(exchange, specs, RateLimiter(self.limits), accounts, listen_keys)
         rest = RestApi(ctx, {**MARKET_ROUTES, **TRADE_ROUTES})
         hub = StreamHub(exchange, specs, listen_keys)
-        loop = NetLoop(self.config.host, self.config.port, rest.handle, hub)
-        hub.wake = loop.wake
+        api = WsApi(ctx, hub)
+        loop = NetLoop(self.config.host, self.config.port, rest.handle, WsRouter(hub, api))
+        hub.wake = api.wake = loop.wake
         exchange.listeners.append(hub.enqueue)
+        exchange.listeners.append(api.enqueue)
         return loop
+
+    def _make_usdm(self, exchange: Exchange, specs: dict[str, SymbolSpec],
+                   saved: SavedState) -> UsdmDialect | None:
+        """The USD-M dialect on its own port; the spot streams keep to spot
+        symbols. Open perpetual orders come back; positions do not (yet)."""
+        if not self.config.usdm.enabled:
+            return None
+        spot_listeners = list(exchange.listeners)
+        exchange.listeners[:] = [_only(set(specs), x) for x in spot_listeners]
+        usdm = UsdmDialect(self.config, exchange, specs)
+        with exchange.lock:
+            perps = {symbol: counters for symbol, counters in saved.counters.items()
+                     if usdm.is_perp(symbol)}
+            self._restore(exchange.engine, exchange.markets, dataclasses.replace(
+                saved, counters=perps, open_orders=[
+                    x for x in saved.open_orders if usdm.is_perp(x.symbol)]))
+        return usdm
 
     def stop(self, timeout_s: float = 5.0) -> None:
         with self._state_lock:
@@ -152,6 +184,8 @@ class LocalVenue:
             share = timeout_s / 3
             if self.market is not None:
                 self.market.stop(share)
+            if self.usdm is not None:
+                self.usdm.stop(share)
             if self._loop is not None:
                 self._loop.stop(share)
             if self._store is not None:
@@ -250,3 +284,12 @@ class LocalVenue:
         for order in saved.open_orders:
             if order.symbol in engine.specs:
                 engine.restore(order)
+
+
+def _only(symbols: set[str], listener: Callable[[Published], None]
+          ) -> Callable[[Published], None]:
+    """A listener that sees only operations on ``symbols``."""
+    def filtered(published: Published) -> None:
+        if published.symbol in symbols:
+            listener(published)
+    return filtered

@@ -56,6 +56,8 @@ class StreamHub:
         self.listen_keys = listen_keys
         self.subscribers: dict[str, set[Connection]] = {}
         self.user_keys: dict[str, set[str]] = {}  # account -> subscribed listenKeys
+        # accounts with a WebSocket API user data subscription (ws_api.py keeps it)
+        self.api_accounts: set[str] = set()
         self._inbox: deque[Published | _KeyClosed] = deque()
         self.periodic = PeriodicStreams(exchange, specs, self.publish, self._has)
         self.wake = lambda: None  # set by the server to NetLoop.wake
@@ -81,6 +83,10 @@ class StreamHub:
         return self.listen_keys.account_of(name, self.exchange.now_ms()) is not None
 
     def check(self, target: str) -> str | None:
+        """/ws/<any name> is accepted (Binance accepts it and waits for SUBSCRIBE;
+        ccxt names its sockets that way); combined /stream names must exist."""
+        if not urlsplit(target).path.startswith("/stream"):
+            return None
         names = self._names_in(target)
         bad = [n for n in names if not self.stream_valid(n)]
         return f"Invalid request: unknown stream name {bad[0]!r}\n" if bad else None
@@ -96,7 +102,8 @@ class StreamHub:
     def on_open(self, conn: Connection, target: str) -> None:
         conn.combined = urlsplit(target).path.startswith("/stream")
         for name in self._names_in(target):
-            self._subscribe(conn, name)
+            if self.stream_valid(name):  # a name that is no stream subscribes nothing
+                self._subscribe(conn, name)
 
     def on_closed(self, conn: Connection) -> None:
         for name in list(conn.streams):
@@ -166,7 +173,7 @@ class StreamHub:
             name, self.exchange.now_ms())
         if account is not None:
             self.user_keys.setdefault(account, set()).add(name)
-            self._sync_listening()
+            self.sync_listening()
 
     def _unsubscribe(self, conn: Connection, name: str) -> None:
         conn.streams.discard(name)
@@ -177,10 +184,11 @@ class StreamHub:
                 del self.subscribers[name]
                 for keys in self.user_keys.values():
                     keys.discard(name)
-                self._sync_listening()
+                self.sync_listening()
 
-    def _sync_listening(self) -> None:
+    def sync_listening(self) -> None:
         listening = {account for account, keys in self.user_keys.items() if keys}
+        listening |= self.api_accounts
         with self.exchange.lock:
             self.exchange.listening.clear()
             self.exchange.listening.update(listening)

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from engine.config import (
     LocalVenueConfig,
     SyntheticMarketConfig,
+    UsdmVenueConfig,
     VenueAccountConfig,
     VenueSymbolConfig,
 )
@@ -43,8 +44,9 @@ def venue_config(symbols: Iterable[str | VenueSymbolConfig] = ("BTCUSDT",),
                  start_prices: dict[str, str] | None = None, tick_ms: int = 50,
                  levels: int = 10, volatility_bps: float = 5.0, seed: int = 1,
                  replay_file: str = "", state_path: str = "venue.sqlite",
-                 host: str = "127.0.0.1") -> LocalVenueConfig:
-    """Defaults: BTCUSDT, no market makers, a free port, accounts alice and bob."""
+                 host: str = "127.0.0.1", usdm: bool = False) -> LocalVenueConfig:
+    """Defaults: BTCUSDT, no market makers, a free port, accounts alice and bob;
+    ``usdm`` adds the Binance USD-M dialect (a perpetual per USDT symbol)."""
     chosen = tuple(s if isinstance(s, VenueSymbolConfig) else symbol_config(s) for s in symbols)
     prices = start_prices if start_prices is not None else {
         s.symbol: DEFAULT_PRICES.get(s.symbol, "100") for s in chosen}
@@ -55,4 +57,5 @@ def venue_config(symbols: Iterable[str | VenueSymbolConfig] = ("BTCUSDT",),
                                         tick_ms=tick_ms, levels=levels, seed=seed),
         symbols=chosen,
         accounts=tuple(accounts) if accounts is not None else (account_config("alice"),
-                                                               account_config("bob")))
+                                                               account_config("bob")),
+        usdm=UsdmVenueConfig(enabled=usdm))  # the Binance USD-M dialect on a free port

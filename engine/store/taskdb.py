@@ -4,6 +4,7 @@ dialects' differences named in one place. Knows no table; never retries."""
 
 from __future__ import annotations
 
+import copy
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -66,6 +67,12 @@ class TaskDb:
         self.password = password
         self.timeout_s = float(timeout_s if timeout_s else getattr(settings, "timeout_s", DEFAULT_TIMEOUT_S))
         self._conn: Any = None
+
+    def sibling(self) -> TaskDb:
+        """A second, unconnected handle on the same database (for another thread)."""
+        clone = copy.copy(self)
+        clone._conn = None
+        return clone
 
     @classmethod
     def from_config(cls, config: Config) -> TaskDb:

@@ -1,6 +1,7 @@
 """Rows of the user-facing task tables as validated values: MonitorTask and
 TradeTask, or a BadRow naming the row and what is wrong with it. Pure: no SQL,
-no I/O. The one list of exchange ids the task database accepts lives here."""
+no I/O. Exchange ids are validated against engine.model.EXCHANGE_IDS, which
+engine.venues keeps equal to its driver registries."""
 
 from __future__ import annotations
 
@@ -10,16 +11,14 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.model import book_key
+from engine.model import EXCHANGE_IDS, book_key
 
-# Venue ids a task row may name. store/ may not import venues/ (engine.LAYERS),
-# so the list is kept here; app.py may pass the narrower set of venues that
-# have a driver (TaskFetcher's ``exchanges``) so rows for the others are
-# reported instead of handed to a feed that cannot serve them.
-KNOWN_EXCHANGES = frozenset({
-    "binance", "bybit", "okx", "kucoin", "coinex", "htx", "mexc", "bitget", "gate", "coinbase",
-    "hyperliquid",
-})
+# Venue ids a task row may name: the venue registries' ids (store/ may not
+# import venues/, engine.LAYERS; engine.venues checks at import that
+# EXCHANGE_IDS is exactly its DRIVERS + TRADING_DRIVERS ids). app.py passes the
+# narrower set of enabled venues with a driver (TaskFetcher's ``exchanges``) so
+# rows for the others are reported instead of handed to a feed that cannot serve them.
+KNOWN_EXCHANGES = EXCHANGE_IDS
 MARKETS = ("spot", "futures")
 # BASE/QUOTE in upper case; digits allowed (1000PEPE/USDT), nothing else.
 PAIR_PATTERN = re.compile(r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}$")

@@ -16,7 +16,7 @@ import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from engine.model import Side
 from engine.strategies.base import (
@@ -64,6 +64,9 @@ class GridParams:
     # No fill for this long shows the grid on /health. 0 = never.
     idle_alert_s: float = 3600.0
     max_orders_per_decision: int = 10  # new intents per decision; bounds bursts
+    # long: buy below, sell higher; short: sell above, buy back lower; neutral:
+    # both (short and neutral need a market that can go short: perpetuals).
+    direction: str = "long"
 
     def check(self) -> None:
         if self.order_size <= 0:
@@ -82,6 +85,8 @@ class GridParams:
             raise ValueError("max_inventory and reference_price must not be negative")
         if not 0 <= self.inventory_skew <= 1:
             raise ValueError("inventory_skew must be in [0, 1]")
+        if self.direction not in ("long", "short", "neutral"):
+            raise ValueError(f"direction {self.direction!r}: expected long, short or neutral")
         if self.rearm_s < 0 or self.idle_alert_s < 0:
             raise ValueError("rearm_s and idle_alert_s must not be negative")
 
@@ -149,46 +154,66 @@ class GridStrategy(Strategy):
         step = self.step(anchor, rules.tick_size)
         if step is None:
             return []
-        p = self.params
-        top = int(((money(bid) - anchor) / step).to_integral_value(ROUND_FLOOR))
-        slots = view.slots
+        intents: list[Intent] = []
+        for side in self.sides():
+            intents += self._side(view, side, anchor, step, money(bid), money(ask), intents)
+        return intents[:self.params.max_orders_per_decision]
+
+    def sides(self) -> tuple[Side, ...]:
+        """long: buy entries below the bid; short: sell entries above the ask
+        (futures); neutral: both, each within its own inventory cap."""
+        return {"long": (Side.BUY,), "short": (Side.SELL,),
+                "neutral": (Side.BUY, Side.SELL)}[self.params.direction]
+
+    def _side(self, view: View, side: Side, anchor: Decimal, step: Decimal, bid: Decimal,
+              ask: Decimal, earlier: list[Intent]) -> list[Intent]:
+        """One side's window: ``d`` is the direction away from the price (down for
+        buys), ``near`` the level closest to the price on the right side of it."""
+        p, rules = self.params, view.rules
+        d = -1 if side == Side.BUY else 1
+        if side == Side.BUY:
+            near = int(((bid - anchor) / step).to_integral_value(ROUND_FLOOR))
+        else:
+            near = int(((ask - anchor) / step).to_integral_value(ROUND_CEILING))
+        slots = [s for s in view.slots if s.entry_side == side]
         inventory = sum((s.held for s in slots if s.state == SlotState.LOCKED), ZERO) + \
             sum((s.entry_filled for s in slots if s.state == SlotState.PENDING), ZERO)
         cap = p.max_inventory or p.order_size * p.window
-        top -= math.floor(p.inventory_skew * float(min(Decimal(1), inventory / cap)) * p.window)
-        lowest = top - p.window + 1
+        near += d * math.floor(p.inventory_skew * float(min(Decimal(1), inventory / cap)) *
+                               p.window)
         intents: list[Intent] = []
         occupied: set[Decimal] = set()
         pending_open = ZERO
-        for slot in slots:
+        for slot in view.slots:
             if slot.state == SlotState.FREE:
                 if slot.rearm_ns > view.now_ns:  # rejected recently: leave the level alone
                     occupied.add(slot.entry_price)
                 continue
             occupied.add(slot.entry_price)
-            if slot.state != SlotState.PENDING:
+            if slot.state != SlotState.PENDING or slot.entry_side != side:
                 continue
             pending_open += slot.quantity - slot.entry_filled
             level = self._level_of(slot, anchor, step)
-            out_of_window = level is None or level > top or \
-                level < lowest - TRAIL_SLACK_LEVELS
+            out_of_window = level is None or (level - near) * d < 0 or \
+                (level - near) * d > p.window - 1 + TRAIL_SLACK_LEVELS
             if out_of_window and slot.entry_filled == 0 and not slot.closing \
                     and slot.client_order_id:
                 intents.append(Cancel(slot.client_order_id))
         room = cap - inventory - pending_open
-        for k in range(top, lowest - 1, -1):
-            if len(intents) >= p.max_orders_per_decision or room < p.order_size:
+        exit_side = Side.SELL if side == Side.BUY else Side.BUY
+        for i in range(p.window):
+            if len(earlier) + len(intents) >= p.max_orders_per_decision or room < p.order_size:
                 break
-            price = anchor + k * step
+            price = anchor + (near + d * i) * step
             if price <= 0 or price in occupied:
                 continue
-            exit_price = rules.price(price + p.profit_levels * step, Side.SELL)
-            if not rules.tradable(price, p.order_size):
+            exit_price = rules.price(price - d * p.profit_levels * step, exit_side)
+            if exit_price <= 0 or not rules.tradable(price, p.order_size):
                 continue
-            intents.append(Place(Side.BUY, price, p.order_size, post_only=p.post_only,
+            intents.append(Place(side, price, p.order_size, post_only=p.post_only,
                                  exit_price=exit_price))
             room -= p.order_size
-        return intents[:p.max_orders_per_decision]
+        return intents
 
     # -------------------------------------------------------------- lattice
 

@@ -29,6 +29,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from engine.model import Market, Side
+from engine.model_trade import PositionSide, TimeInForce
+
+__all__ = ["TimeInForce"]  # re-exported: strategies' actions name it from here
 
 CLIENT_ID_PREFIX = "E"
 CLIENT_ID_MAX = 36  # Binance newClientOrderId limit (others allow more)
@@ -37,10 +40,6 @@ _CLIENT_ID_RE = re.compile(r"^E([A-Za-z0-9_]{1,16})-([0-9a-z]{1,8}|x)-([0-9a-z]{
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
-class TimeInForce(str, enum.Enum):
-    GTC = "GTC"  # rests until filled or canceled (grids)
-    IOC = "IOC"  # fill what crosses now, expire the rest
-    FOK = "FOK"  # fill all now or nothing
 
 
 def _base36(value: int) -> str:
@@ -113,6 +112,8 @@ class PlaceOrder:
     time_in_force: TimeInForce = TimeInForce.GTC
     strategy_id: str = ""
     slot_id: int | None = None
+    reduce_only: bool = False  # futures: may only shrink the position
+    position_side: PositionSide = PositionSide.BOTH  # futures hedge mode: LONG / SHORT leg
 
     def __post_init__(self) -> None:
         if not isinstance(self.price, Decimal) or not isinstance(self.quantity, Decimal):

@@ -19,10 +19,10 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from loguru import logger
 
+from engine.model_trade import AmendResult, OrderSpec, Reply, SignedRequest
 from engine.trade import orders as st
 from engine.trade.actions import (
     Action,
@@ -38,7 +38,6 @@ from engine.trade.orders import OrderRecord, OrderStore
 from engine.trade.risk import RiskGuard
 from engine.trade.session import VenueSession
 from engine.trade.settings import TraderConfig
-from engine.venues.binance_trade import RECV_WINDOW_MS, Reply, SignedRequest
 
 log = logger.bind(component="executor")
 
@@ -189,9 +188,7 @@ class Dispatcher:
         return True
 
     def _new_order_request(self, order: PlaceOrder, sent_ms: int) -> SignedRequest:
-        return self.sessions[order.venue].driver.new_order(
-            order.pair, order.side, _wire(order.price), _wire(order.quantity),
-            order.client_order_id, order.post_only, order.time_in_force.value, sent_ms)
+        return self.sessions[order.venue].new_order(order_spec(order), sent_ms)
 
     def place(self, job: Job) -> None:
         """Send a prepared order (its token is due)."""
@@ -202,6 +199,8 @@ class Dispatcher:
         if now_ms - job.prepared_ms > PREPARED_MAX_AGE_MS:  # waited long: sign afresh
             self.store.restamp(order.venue, order.client_order_id, now_ms)
             job.request, job.prepared_ms = self._new_order_request(order, now_ms), now_ms
+        elif (job.request.transport == "ws") != session.ws_ready():  # socket went up or down
+            job.request = self._new_order_request(order, job.prepared_ms)
         request, job.request = job.request, None
         self.after_place(job, self._send(job, request))
 
@@ -287,13 +286,12 @@ class Dispatcher:
             return
         job.lookups += 1
         self.counts["lookups"] += 1
-        reply = session.call(session.driver.query_order(order.pair, order.client_order_id,
-                                                        session.now_ms()))
+        reply = session.query_order(order.pair, order.client_order_id)
         if reply.kind == "ok":
             self._record_outcome(job, self._apply_order(session, reply.body))
         elif reply.not_found:
             sent_ms = record.sent_ms if record is not None else 0
-            proof_at = sent_ms + RECV_WINDOW_MS + PROOF_MARGIN_MS
+            proof_at = sent_ms + session.driver.recv_window_ms + PROOF_MARGIN_MS
             wait_ms = proof_at - session.now_ms()
             if wait_ms > 0:
                 self.later(job, wait_ms / 1000)
@@ -323,8 +321,7 @@ class Dispatcher:
             self._result(job, Outcome.REJECTED, reason=f"already {record.state}")
             return
         session = self.sessions[action.venue]
-        reply = self._send(job, session.driver.cancel_order(action.pair, action.client_order_id,
-                                                             session.now_ms()))
+        reply = self._send(job, session.cancel_order(action.pair, action.client_order_id))
         if reply.kind == "ok":
             self._apply_order(session, reply.body)
             self._result(job, Outcome.ACKNOWLEDGED, venue_order_id=record.venue_order_id)
@@ -340,8 +337,7 @@ class Dispatcher:
 
     def lookup_once(self, record: OrderRecord) -> OrderRecord | None:
         session = self.sessions[record.venue]
-        reply = session.call(session.driver.query_order(record.pair, record.client_order_id,
-                                                        session.now_ms()))
+        reply = session.query_order(record.pair, record.client_order_id)
         return self._apply_order(session, reply.body) if reply.kind == "ok" else None
 
     # --------------------------------------------------------------- amend
@@ -361,12 +357,11 @@ class Dispatcher:
         if not fresh:
             self._record_outcome(job, record)
             return
-        reply = self._send(job, session.driver.cancel_replace(
-            new.pair, old.client_order_id, new.side, _wire(new.price), _wire(new.quantity),
-            new.client_order_id, new.post_only, new.time_in_force.value, sent_ms))
-        parts = reply.body.get("data", reply.body) if isinstance(reply.body, dict) else None
-        if reply.kind == "ok" or (reply.code in (-2021, -2022) and isinstance(parts, dict)):
-            self.amend_parts(job, old, parts or {}, reply)
+        reply = self._send(job, session.cancel_replace(old.client_order_id, order_spec(new),
+                                                       sent_ms))
+        parts = session.driver.amend_result(reply)
+        if parts.known:
+            self.amend_parts(job, old, parts, reply)
         elif reply.kind == "rejected":
             self.store.settle(new.venue, new.client_order_id, st.REJECTED,
                               f"{reply.code} {reply.message}")
@@ -383,33 +378,29 @@ class Dispatcher:
             self.later(dataclasses.replace(job, kind="resolve", on_absent="split"),
                        self.settings.backoff_min_s)
 
-    def amend_parts(self, job: Job, old: OrderRecord, parts: dict, reply: Reply) -> None:
-        """cancelReplace's two halves: {cancelResult, newOrderResult, cancelResponse,
-        newOrderResponse}, each SUCCESS / FAILURE (/ NOT_ATTEMPTED for the new one)."""
+    def amend_parts(self, job: Job, old: OrderRecord, parts: AmendResult, reply: Reply) -> None:
+        """A cancel-replace's two halves, as the driver read them."""
         new = job.order
         assert new is not None
         session = self.sessions[new.venue]
-        if parts.get("cancelResult") == "SUCCESS":
-            self._apply_order(session, parts["cancelResponse"])
+        if parts.cancel_ok and parts.cancel is not None:
+            self._apply_order(session, parts.cancel)
         else:
             self.lookup_once(old)  # filled meanwhile, most likely
-        result = parts.get("newOrderResult")
-        if result == "SUCCESS":
-            record = self._apply_order(session, parts["newOrderResponse"])
+        if parts.placed is not None:
+            record = self._apply_order(session, parts.placed)
             self._result(job, Outcome.ACKNOWLEDGED,
                          venue_order_id=record.venue_order_id if record else "")
             return
-        failure = parts.get("newOrderResponse") or {}
-        inner = Reply("rejected", 400, failure, int(failure.get("code", reply.code)),
-                      str(failure.get("msg", reply.message)))
-        if result == "FAILURE" and inner.would_take and new.post_only:
+        inner = parts.new_failure
+        if inner is not None and inner.would_take and new.post_only:
             self.fallback(job, inner)  # the cancel went through: place the fallback alone
             return
-        state = st.REJECTED if result == "FAILURE" else st.ABSENT
+        state = st.REJECTED if inner is not None else st.ABSENT
         self.store.settle(new.venue, new.client_order_id, state,
-                          f"{inner.code} {inner.message}" if result == "FAILURE" else
+                          f"{inner.code} {inner.message}" if inner is not None else
                           f"not attempted: cancel failed ({reply.message})")
-        self._result(job, Outcome.REJECTED, inner if result == "FAILURE" else reply)
+        self._result(job, Outcome.REJECTED, inner if inner is not None else reply)
 
     def split_amend(self, job: Job) -> None:
         """An uncertain cancel-replace proven never accepted: cancel the old
@@ -421,5 +412,8 @@ class Dispatcher:
                                    action.pair, action.strategy_id), "cancel"))  # goes first
 
 
-def _wire(value: Decimal) -> str:
-    return wire_decimal(value)
+def order_spec(order: PlaceOrder) -> OrderSpec:
+    """The venue-neutral order the driver encodes (exact strings, on tick and lot)."""
+    return OrderSpec(order.pair, order.side, wire_decimal(order.price),
+                     wire_decimal(order.quantity), order.client_order_id, order.post_only,
+                     order.time_in_force, order.reduce_only, order.position_side)

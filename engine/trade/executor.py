@@ -24,6 +24,7 @@ from loguru import logger
 
 from engine.lifecycle import Health
 from engine.model import Market
+from engine.model_trade import Fill
 from engine.trade.actions import Action, ActionResult, AmendOrder, CancelOrder, Outcome, PlaceOrder
 from engine.trade.dispatch import Dispatcher, Job
 from engine.trade.instruments import Instruments
@@ -32,7 +33,6 @@ from engine.trade.ratelimit import OrderRateLimiter
 from engine.trade.risk import RiskGuard
 from engine.trade.session import VenueSession
 from engine.trade.settings import TraderConfig
-from engine.venues.binance_trade import Fill
 
 log = logger.bind(component="executor")
 

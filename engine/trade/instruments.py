@@ -1,6 +1,6 @@
 """Instrument rules for order entry (tick, lot, minimums) as exact decimals, and
 the quantizing every order price and quantity goes through. Loaded from the
-venue (Binance exchangeInfo filters); never guessed, never float.
+venue (its driver's instrument rules); never guessed, never float.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
 
 from engine.model import Side
+from engine.model_trade import InstrumentRules
 
 
 class OffGrid(ValueError):
@@ -29,12 +30,11 @@ class Instrument:
     min_notional: Decimal = Decimal(0)
 
     @classmethod
-    def from_rules(cls, venue: str, pair: str, rules: dict[str, str]) -> Instrument:
-        """From a driver's rule strings (``binance_trade.parse_exchange_info``)."""
-        return cls(venue, pair, rules["symbol"], rules["base"], rules["quote"],
-                   Decimal(rules["tick_size"]), Decimal(rules["step_size"]),
-                   Decimal(rules.get("min_qty", "0")), Decimal(rules.get("max_qty", "0")),
-                   Decimal(rules.get("min_notional", "0")))
+    def from_rules(cls, venue: str, rules: InstrumentRules) -> Instrument:
+        """From a driver's rules (``TradingDriver.instrument_rules``)."""
+        return cls(venue, rules.pair, rules.symbol, rules.base, rules.quote,
+                   Decimal(rules.tick_size), Decimal(rules.step_size), Decimal(rules.min_qty),
+                   Decimal(rules.max_qty), Decimal(rules.min_notional))
 
     # --------------------------------------------------------------- quantize
 

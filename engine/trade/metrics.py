@@ -291,7 +291,7 @@ class _StateCollector:
         now = time.monotonic()
         for stream in t.streams:
             up.add_metric([stream.venue], 1 if stream.connected.is_set() else 0)
-            last = getattr(stream, "last_frame_mono", None) or stream.down_since
+            last = stream.last_frame_mono  # a frame, or the (re)connect; stall detection's clock
             lag.add_metric([stream.venue], max(0.0, now - last))
             frames.add_metric([stream.venue], stream.frames)
         yield up

@@ -20,9 +20,9 @@ from decimal import Decimal
 
 from engine.clock import SYSTEM, Clock
 from engine.model import Market, OrderStatus, OrderUpdate, Side
+from engine.model_trade import Fill
 from engine.store.taskdb import TaskDb
 from engine.trade.actions import PlaceOrder
-from engine.venues.binance_trade import Fill
 
 # States, in the order an order moves through them. An update never moves an
 # order back (rank), and terminal states end it.

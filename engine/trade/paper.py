@@ -8,7 +8,7 @@ venue. Owns the mirror and the queue model; the matching engine decides fills.
     (a level that crosses one of our orders fills it, we are the maker)   │ level
   live feed ─► trades ─► on_event ─► queue model: size ahead of us at our │ or an
     price; a trade through our price, or past the size ahead, fills us ───┤ IOC at
-  trader (BinanceTrade) ◄─ REST/WS ─► LocalVenue: matching engine, fees ◄─┘ our price
+  trader (its driver) ◄─ REST/WS ─► LocalVenue: matching engine, fees ◄─┘ our price
 Our order that crosses the mirrored book fills at once as taker (a post-only
 one is refused), at the live prices, with the venue's taker fee.
 """
@@ -37,12 +37,12 @@ from engine.config import (
 )
 from engine.lifecycle import Health
 from engine.model import Side, Trade, book_key
+from engine.model_trade import TradingDriver
 from engine.sim import orders as o
 from engine.sim.filters import SymbolSpec
 from engine.sim.matching import MatchingEngine, OpResult
 from engine.sim.orders import OrderRequest, Rejected
 from engine.sim.server import HOUSE_BALANCE, LocalVenue
-from engine.venues.binance_trade import BinanceTrade
 
 log = logger.bind(component="paper")
 
@@ -358,30 +358,29 @@ def _qty_units(value: float, spec: SymbolSpec) -> int:
     return units - units % spec.step
 
 
-def live_pairs(rest_url: str, pairs: list[str], maker_fee: str, taker_fee: str,
+def live_pairs(driver: TradingDriver, pairs: list[str], maker_fee: str, taker_fee: str,
                fallback: Sequence[VenueSymbolConfig] = (), timeout_s: float = 10.0
                ) -> list[PaperPair]:
-    """The live venue's rules for ``pairs`` (Binance's public exchangeInfo: no
-    key), with the fee tier to simulate. If the venue cannot be asked, the
-    matching ``fallback`` rules (config ``venue.symbols``), with a warning; an
-    error if there are none (a guessed tick would reject or misprice orders)."""
-    driver = BinanceTrade(rest_url, "", "", "")
+    """The live venue's rules for ``pairs`` (its public exchangeInfo through
+    ``driver``: no key), with the fee tier to simulate. If the venue cannot be
+    asked, the matching ``fallback`` rules (config ``venue.symbols``), with a
+    warning; an error if there are none (a guessed tick would reject or misprice)."""
     try:
         reply = requests.get(driver.exchange_info(pairs).url, timeout=timeout_s)
         reply.raise_for_status()
-        rules = driver.parse_exchange_info(reply.json())
+        rules = driver.instrument_rules(reply.json())
     except (requests.RequestException, ValueError, KeyError) as exc:
         known = {s.symbol: s for s in fallback}
         found = [PaperPair(p, replace(known[driver.symbol(p)], maker_fee=maker_fee,
                                       taker_fee=taker_fee))
                  for p in pairs if driver.symbol(p) in known]
         if len(found) < len(pairs):
-            raise RuntimeError(f"paper venue: no rules for {pairs} from {driver.rest_base} "
+            raise RuntimeError(f"paper venue: no rules for {pairs} from {driver.endpoints.rest} "
                                f"({exc}) and none in venue.symbols") from exc
         log.warning("paper venue uses venue.symbols rules: live exchangeInfo failed error={}",
                     exc)
         return found
     return [PaperPair(pair, VenueSymbolConfig(
-        r["symbol"], r["base"], r["quote"], tick_size=r["tick_size"], step_size=r["step_size"],
-        min_notional=r.get("min_notional", "0") or "0", maker_fee=maker_fee,
+        r.symbol, r.base, r.quote, tick_size=r.tick_size, step_size=r.step_size,
+        min_notional=r.min_notional or "0", maker_fee=maker_fee,
         taker_fee=taker_fee)) for pair, r in rules.items()]

@@ -6,18 +6,20 @@ Average-cost accounting per (venue, pair): a fill that grows the position
 moves the average price; one that shrinks it realizes (price - average) x
 quantity. Fees in the quote asset are realized costs; fees in the base asset
 shrink the quantity received (Binance charges a buyer in base); fees in a third
-asset (BNB) are summed per asset, not converted.
+asset (BNB) are summed per asset, not converted. Futures add funding payments
+(realized when paid) and the venue's own report of each position (entry price,
+unrealized PnL, liquidation price), kept beside what the fills give.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from engine.model import Side
-from engine.venues.binance_trade import Fill
+from engine.model_trade import Fill, PositionReport
 
 ZERO = Decimal(0)
 
@@ -34,6 +36,10 @@ class Position:
     bought: Decimal = ZERO
     sold: Decimal = ZERO
     mark_price: Decimal | None = None
+    funding: Decimal = ZERO  # futures: funding received (+) / paid (-), in realized_pnl
+    liquidations: int = 0  # fills of the venue's forced closes on this position
+    # The venue's last report (futures): leg -> PositionReport; what reconcile compares.
+    reported: dict[str, PositionReport] = field(default_factory=dict)
 
     def unrealized_pnl(self) -> Decimal:
         if self.mark_price is None or self.quantity == 0:
@@ -104,15 +110,40 @@ class PositionBook:
         base, _, quote = pair.partition("/")
         return base, quote
 
+    def _get(self, venue: str, pair: str) -> Position:
+        position = self._positions.get((venue, pair))
+        if position is None:
+            position = self._positions[(venue, pair)] = Position(venue, pair)
+        return position
+
     def on_fill(self, fill: Fill) -> None:
         with self._lock:
-            position = self._positions.get((fill.venue, fill.pair))
-            if position is None:
-                position = self._positions[(fill.venue, fill.pair)] = Position(fill.venue, fill.pair)
+            position = self._get(fill.venue, fill.pair)
             realized = position.apply(fill, *self._assets_of(fill.venue, fill.pair))
+            position.liquidations += fill.liquidation
             day = _day(fill.exch_ns)
             self._realized_by_day[day] = self._realized_by_day.get(day, ZERO) + realized
             self.fills_applied += 1
+
+    def on_funding(self, venue: str, pair: str, amount: Decimal, exch_ns: int) -> None:
+        """One funding payment (each exactly once: the caller dedups by its id)."""
+        with self._lock:
+            position = self._get(venue, pair)
+            position.funding += amount
+            position.realized_pnl += amount
+            day = _day(exch_ns)
+            self._realized_by_day[day] = self._realized_by_day.get(day, ZERO) + amount
+
+    def on_report(self, report: PositionReport) -> None:
+        """The venue's view of one leg; a later report of the same leg replaces it."""
+        with self._lock:
+            position = self._get(report.venue, report.pair)
+            before = position.reported.get(report.position_side.value)
+            if before is not None and report.exch_ns and before.exch_ns > report.exch_ns:
+                return  # an older report arriving late
+            if not report.liquidation_price and before is not None:  # stream rows lack it
+                report = _keep(report, before)
+            position.reported = {**position.reported, report.position_side.value: report}
 
     def set_balances(self, venue: str, balances: dict[str, tuple[str, str]]) -> None:
         with self._lock:
@@ -139,7 +170,8 @@ class PositionBook:
             found = self._positions.get((venue, pair))
             if found is None:
                 return Position(venue, pair)
-            return Position(**{**found.__dict__, "fees_other": dict(found.fees_other)})
+            return Position(**{**found.__dict__, "fees_other": dict(found.fees_other),
+                               "reported": dict(found.reported)})
 
     def balance(self, venue: str, asset: str) -> tuple[Decimal, Decimal]:
         with self._lock:
@@ -160,9 +192,25 @@ class PositionBook:
                     "realized_pnl": str(x.realized_pnl), "unrealized_pnl": str(x.unrealized_pnl()),
                     "fees_quote": str(x.fees_quote),
                     "fees_other": {a: str(f) for a, f in x.fees_other.items()},
-                    "mark_price": None if x.mark_price is None else str(x.mark_price)}
+                    "mark_price": None if x.mark_price is None else str(x.mark_price),
+                    **({"funding": str(x.funding), "liquidations": x.liquidations,
+                        "venue": {leg: _report(r) for leg, r in x.reported.items()}}
+                       if x.reported or x.funding or x.liquidations else {})}
                     for (v, p), x in sorted(self._positions.items())},
                 "balances": {f"{v}:{a}": {"free": str(f), "locked": str(lk)}
                              for (v, a), (f, lk) in sorted(self._balances.items())},
                 "fills_applied": self.fills_applied,
             }
+
+
+def _keep(new: PositionReport, old: PositionReport) -> PositionReport:
+    """A stream report (no liquidation / mark price) keeps the REST one's."""
+    return replace(new, liquidation_price=old.liquidation_price, mark_price=new.mark_price or
+                   old.mark_price, leverage=new.leverage or old.leverage)
+
+
+def _report(r: PositionReport) -> dict:
+    return {"quantity": r.quantity, "entry_price": r.entry_price,
+            "unrealized_pnl": r.unrealized_pnl, "liquidation_price": r.liquidation_price,
+            "mark_price": r.mark_price, "leverage": r.leverage,
+            "margin_type": r.margin_type.value if r.margin_type else ""}

@@ -33,7 +33,6 @@ from engine.trade.dispatch import PROOF_MARGIN_MS
 from engine.trade.orders import OrderRecord, OrderStore
 from engine.trade.session import VenueSession
 from engine.trade.userstream import CATCH_UP_OVERLAP_MS, fetch_fills
-from engine.venues.binance_trade import RECV_WINDOW_MS
 
 log = logger.bind(component="reconcile")
 
@@ -124,12 +123,12 @@ class Reconciler:
         settles: list[tuple[OrderRecord, str, str]] = []
         seen: set[str] = set()
         for pair in pairs:
-            reply = self.session.call(self.driver.open_orders(pair, self.session.now_ms()))
-            if reply.kind != "ok" or not isinstance(reply.body, list):
+            reply = self.session.open_orders(pair)
+            if reply.kind != "ok":
                 report.errors.append(f"openOrders {pair}: {reply.status} {reply.code} "
                                      f"{reply.message}")
                 continue
-            for body in reply.body:
+            for body in self.driver.order_list(reply.body):
                 update = self.driver.order_update(body, time.time_ns())
                 cid = update.client_order_id
                 if not self.ours(cid):
@@ -150,8 +149,7 @@ class Reconciler:
                 self.store.settle(self.venue, record.client_order_id, state, reason)
             if report.ok:
                 for pair, cid in cancels:
-                    reply = self.session.call(self.driver.cancel_order(pair, cid,
-                                                                       self.session.now_ms()))
+                    reply = self.session.call(self.session.cancel_order(pair, cid))
                     if reply.kind == "ok":
                         self.store.apply([self.driver.order_update(reply.body, time.time_ns())])
                     else:
@@ -190,18 +188,19 @@ class Reconciler:
         may still reach the venue: wait until every such request is past its
         recvWindow, so a lookup that finds nothing proves it never arrived."""
         uncertain = [r.sent_ms for r in missing if r.state in (st.INTENT, st.UNKNOWN)]
+        window = self.driver.recv_window_ms
         if uncertain:
-            wait_ms = max(uncertain) + RECV_WINDOW_MS + PROOF_MARGIN_MS - self.session.now_ms()
+            wait_ms = max(uncertain) + window + PROOF_MARGIN_MS - self.session.now_ms()
             if wait_ms > 0:
                 log.info("reconcile waits {:.1f}s for recent sends to pass recvWindow",
                          wait_ms / 1000)
-                time.sleep(min(wait_ms, RECV_WINDOW_MS + PROOF_MARGIN_MS) / 1000)
+                time.sleep(min(wait_ms, window + PROOF_MARGIN_MS) / 1000)
 
     def _compare_missing(self, report: ReconcileReport, record: OrderRecord, updates: list,
                          settles: list[tuple[OrderRecord, str, str]]) -> None:
         """A live order of ours that the venue does not list as open."""
         cid, pair = record.client_order_id, record.pair
-        reply = self.session.call(self.driver.query_order(pair, cid, self.session.now_ms()))
+        reply = self.session.query_order(pair, cid)
         if reply.kind == "ok":
             update = self.driver.order_update(reply.body, time.time_ns())
             updates.append(update)
@@ -214,7 +213,8 @@ class Reconciler:
             report.differences.append(Difference(kind, pair, cid, f"{record.state} -> "
                                                  f"{update.status.value}", "record"))
         elif reply.not_found and record.state in (st.INTENT, st.UNKNOWN):
-            if self.session.now_ms() < record.sent_ms + RECV_WINDOW_MS + PROOF_MARGIN_MS:
+            if self.session.now_ms() < record.sent_ms + self.driver.recv_window_ms + \
+                    PROOF_MARGIN_MS:
                 report.errors.append(f"{cid}: sent {record.sent_ms}, too recent to prove absent")
                 return
             report.differences.append(Difference("never_sent", pair, cid, "no such order past "

@@ -25,22 +25,36 @@ from engine.book.reader import BookReader
 from engine.config import Config, Secret
 from engine.lifecycle import Health
 from engine.model import Market, book_key
+from engine.model_trade import (
+    Fill,
+    RateLimitKind,
+    RateLimitRule,
+    TradingDriver,
+    TradingEndpoints,
+    tightest_rate,
+    venue_market,
+)
 from engine.store.migrations import migrate
 from engine.store.taskdb import TaskDb
 from engine.trade.executor import Executor
+from engine.trade.futures import FuturesAccount, FuturesSettings
 from engine.trade.instruments import Instrument, Instruments
 from engine.trade.orders import OrderRecord, OrderStore
 from engine.trade.positions import PositionBook
+from engine.trade.ratelimit import OrderRateLimiter
 from engine.trade.reconcile import Reconciler, ReconcileReport
 from engine.trade.risk import BookState, RiskGuard
 from engine.trade.session import VenueSession, WeightBudget
 from engine.trade.settings import TraderConfig, trader_settings
 from engine.trade.userstream import UserStream
-from engine.venues.binance_trade import BinanceTrade, Fill
+from engine.trade.wsorders import OrderSocketKeeper
 
 log = logger.bind(component="trader")
 
-TRADING_DRIVERS = {"binance": BinanceTrade}  # venue -> Sans-I/O trading driver
+# (venue, market, endpoints, api key, api secret) -> the venue's Sans-I/O
+# trading driver: engine.venues.make_trading_driver, handed in by app.py (the
+# trade package never imports a venue module).
+DriverFactory = Callable[[str, Market, TradingEndpoints, str, str], TradingDriver]
 HALT_FLAG = "halt:*"
 # How often the book watcher samples each traded pair's book (breaker: stale,
 # resyncing, price jumps; marks for unrealized PnL). Faster catches a jump
@@ -59,6 +73,7 @@ class TraderService:
     name = "trader"
 
     def __init__(self, config: Config, daemon_id: str, weight_budget_for: WeightBudgetFor,
+                 make_driver: DriverFactory,
                  books: Callable[[], BookReader | None] | None = None,
                  settings: TraderConfig | None = None, db: TaskDb | None = None,
                  slots_for: Callable[[str], int] | None = None) -> None:
@@ -71,6 +86,7 @@ class TraderService:
         self.daemon_id = daemon_id
         self.settings = settings or trader_settings(config)
         self.weight_budget_for = weight_budget_for
+        self.make_driver = make_driver
         self.books = books
         self.slots_for = slots_for
         self._extra_pairs: dict[str, set[str]] = {}  # venue -> pairs added by ensure_pair
@@ -79,11 +95,14 @@ class TraderService:
         self.positions = PositionBook()
         self.instruments = Instruments()
         self.sessions: dict[str, VenueSession] = {}
+        self.rate_limits: dict[str, list] = {}  # venue -> its exchangeInfo rate limits
         self.risk = RiskGuard(self.settings.risk, self.positions, self.store.live_orders,
                               self.store.live_count)
         self.executor: Executor | None = None
         self.streams: list[UserStream] = []
         self.reports: dict[str, ReconcileReport] = {}
+        self.futures: dict[str, FuturesAccount] = {}  # venue -> its futures account
+        self.order_sockets: list[OrderSocketKeeper] = []  # WS API order sockets (USD-M)
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
 
@@ -108,26 +127,31 @@ class TraderService:
                 stream.add_pair(pair)
 
     def _session(self, venue: str) -> VenueSession:
-        exchange = self.config.exchanges.get(venue)
+        name, market = venue_market(venue)  # "binance_futures": binance's futures market
+        exchange = self.config.exchanges.get(name)
         if exchange is None or not exchange.enabled:
-            raise ValueError(f"trader.venues: {venue!r} is not an enabled exchange")
-        driver_class = TRADING_DRIVERS.get(venue)
-        if driver_class is None:
-            raise ValueError(f"trader.venues: no trading driver for {venue!r} (have: "
-                             f"{', '.join(TRADING_DRIVERS)})")
-        if exchange.paper and not exchange.spot.rest:
-            raise ValueError(f"exchanges.{venue}.paper is true but spot.rest points at the live "
-                             f"venue: point spot.rest/spot.ws at the local venue, or set paper: "
-                             f"false to trade real money")
+            raise ValueError(f"trader.venues: {venue!r}: {name!r} is not an enabled exchange")
+        ends = exchange.futures if market == Market.FUTURES else exchange.spot
+        if exchange.paper and not ends.rest:
+            raise ValueError(f"exchanges.{name}.paper is true but {market.value}.rest points at "
+                             f"the live venue: point {market.value}.rest/ws at the local venue, "
+                             f"or set paper: false to trade real money")
         key, secret = Secret(exchange.api_key_env), Secret(exchange.api_secret_env)
         if not key or not secret:
-            raise ValueError(f"exchanges.{venue}: api_key_env {exchange.api_key_env!r} and "
+            raise ValueError(f"exchanges.{name}: api_key_env {exchange.api_key_env!r} and "
                              f"api_secret_env {exchange.api_secret_env!r} must name set "
                              f"environment variables")
-        driver = driver_class(exchange.spot.rest, exchange.spot.ws, key.get(), secret.get())
-        weight = int(6000 * self.settings.rest_weight_fraction)  # Binance spot: 6000/min
-        return VenueSession(driver, self.weight_budget_for(venue, Market.SPOT, weight),
-                            self.settings.request_timeout_s)
+        try:
+            driver = self.make_driver(name, market, TradingEndpoints(
+                ends.rest, ends.ws, ends.ws_api), key.get(), secret.get())
+        except ValueError as exc:
+            raise ValueError(f"trader.venues: {exc}") from None
+        per_minute = tightest_rate(driver.default_rate_limits, RateLimitKind.REQUEST_WEIGHT) * 60
+        weight = int((per_minute if per_minute != float("inf") else 1200)
+                     * self.settings.rest_weight_fraction)
+        return VenueSession(driver, self.weight_budget_for(name, market, weight),
+                            self.settings.request_timeout_s,
+                            use_ws_api=self.settings.order_transport == "ws_api")
 
     def _load_instruments(self, session: VenueSession, pairs: tuple[str, ...]) -> None:
         if not pairs:
@@ -136,8 +160,11 @@ class TraderService:
         if reply.kind != "ok":
             raise RuntimeError(f"{session.name}: exchangeInfo failed: {reply.status} "
                                f"{reply.code} {reply.message}")
-        rules = session.driver.parse_exchange_info(reply.body)
-        found = [Instrument.from_rules(session.driver.venue, pair, r) for pair, r in rules.items()]
+        rules = session.driver.instrument_rules(reply.body)
+        found = [Instrument.from_rules(session.driver.venue, r) for r in rules.values()]
+        limits = session.driver.rate_limits(reply.body)
+        if limits:
+            self.rate_limits[session.driver.venue] = limits
         self.instruments.update(found)
         for instrument in found:
             self.positions.set_assets(instrument.venue, instrument.pair, instrument.base,
@@ -166,25 +193,54 @@ class TraderService:
                                 ).run(apply=True, slots=self.slots_for(venue)
                                       if self.slots_for else 0)
             self.reports[venue] = report
+            if session.driver.has_positions:
+                self._futures(venue, session, pairs)
             if not report.ok:
                 self.risk.breaker.trip(venue, "reconcile", f"reconcile found too much drift; "
                                        f"see /status trader.reconcile ({len(report.drift)} "
                                        f"differences, {len(report.errors)} errors)")
         self.executor = Executor(self.sessions, self.store, self.risk, self.instruments,
                                  self.settings)
+        for venue, session in self.sessions.items():
+            cap = order_rate_cap(self.rate_limits.get(venue) or
+                                 list(session.driver.default_rate_limits))
+            if cap < self.settings.orders_per_s:  # the venue allows fewer: never exceed it
+                self.executor.rates[venue] = OrderRateLimiter(cap, self.settings.order_burst,
+                                                              venue)
         self.executor.start()
         for venue, session in self.sessions.items():
             stream = UserStream(session, self.store, self.positions, self.risk, self.settings,
                                 self.pairs(venue))
+            if venue in self.futures:
+                stream.on_positions = self.futures[venue].on_event
             stream.start()
             self.streams.append(stream)
         for stream in self.streams:  # trading waits for them anyway (breaker trip)
             if not stream.caught_up.wait(STREAM_START_WAIT_S):
                 log.error("user stream not up after {}s venue={}; new orders stay stopped "
                           "until it is", STREAM_START_WAIT_S, stream.venue)
+        for account in self.futures.values():
+            account.start()
+        for session in self.sessions.values():  # WS API for orders apart from the stream
+            if session.use_ws_api and session.driver.user_stream != "ws_api":
+                sock = OrderSocketKeeper(session)
+                sock.start()
+                self.order_sockets.append(sock)
         if self.books is not None:
             self._watcher = threading.Thread(target=self._watch, name="trader-books", daemon=True)
             self._watcher.start()
+
+    def _futures(self, venue: str, session: VenueSession, pairs: tuple[str, ...]) -> None:
+        """A futures account: mode, leverage, margin; funding and forced closes;
+        positions reconciled with the fills (after the order reconcile)."""
+        f = self.settings.futures
+        account = self.futures[venue] = FuturesAccount(
+            session, self.db.sibling(), self.store, self.positions, self.risk,
+            FuturesSettings(f.position_mode, f.leverage, f.margin_type, f.poll_s), pairs)
+        account.setup()
+        account.load()
+        account.catch_up()
+        account.reconcile()
 
     def _on_order_change(self, record: OrderRecord, fills: list[Fill]) -> None:
         for fill in fills:  # each committed fill arrives here exactly once
@@ -199,6 +255,10 @@ class TraderService:
             self.executor.stop(share)
         for stream in self.streams:
             stream.stop(share / max(1, len(self.streams)))
+        for account in self.futures.values():
+            account.stop(1.0)
+        for sock in self.order_sockets:
+            sock.stop(1.0)
         if self._watcher is not None:
             self._watcher.join(share)
         self.db.close()
@@ -235,6 +295,8 @@ class TraderService:
     def resume(self) -> dict[str, Any]:
         self.store.set_flag(HALT_FLAG, None)
         self.risk.resume()
+        for account in self.futures.values():
+            account.resume()  # a liquidation's stop ends here too
         return {"halted": False}
 
     # --------------------------------------------------------------- views
@@ -245,6 +307,10 @@ class TraderService:
             out += self.executor.health()
         for stream in self.streams:
             out += stream.health()
+        for account in self.futures.values():
+            out += account.health()
+        for sock in self.order_sockets:
+            out += sock.health()
         return out
 
     def status(self) -> dict:
@@ -252,14 +318,24 @@ class TraderService:
                 "risk": self.risk.status(), "positions": self.positions.status(),
                 "user_streams": {s.name: s.status() for s in self.streams},
                 "live_orders": {v: self.store.live_count(v) for v in self.sessions},
-                "reconcile": {v: r.text() for v, r in self.reports.items()}}
+                "reconcile": {v: r.text() for v, r in self.reports.items()},
+                **({"futures": {v: a.status() for v, a in self.futures.items()}}
+                   if self.futures else {}),
+                **({"order_sockets": {s.name: s.status() for s in self.order_sockets}}
+                   if self.order_sockets else {})}
+
+
+def order_rate_cap(rules: list[RateLimitRule]) -> float:
+    """The sustained new-order rate the venue's ORDERS rules allow, from windows
+    up to a minute (a daily count is a budget, not a rate); inf if none."""
+    return tightest_rate([r for r in rules if r.interval_s <= 60], RateLimitKind.ORDERS)
 
 
 def _book_state(reader: BookReader | None, venue: str, pair: str) -> BookState | None:
     if reader is None:
         return None
     try:
-        view = reader.read(book_key(venue, Market.SPOT, pair), 1)
+        view = reader.read(book_key(*venue_market(venue), pair), 1)
     except Exception:  # noqa: BLE001 - unknown book: reported as missing
         return None
     return BookState(view.synced, view.recv_ns, view.mid)

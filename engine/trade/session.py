@@ -1,12 +1,14 @@
-"""REST I/O for one trading account on one venue: sends the driver's signed
-requests, spends their weight on the venue's shared limiter, keeps the clock
-offset to the venue, and turns every transport failure into an UNKNOWN reply
-(a request that may have arrived). Owns the sockets; decides nothing about
-orders (the executor does).
+"""I/O for one trading account on one venue: sends the driver's signed
+requests over the venue's WebSocket API when that socket is up (the default
+where the venue has one) and over REST otherwise, spends their weight on the
+venue's shared limiter, keeps the clock offset to the venue, and turns every
+transport failure into an UNKNOWN reply (a request that may have arrived).
+Owns the REST sockets; decides nothing about orders (the executor does).
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from typing import Any, Protocol
@@ -15,7 +17,7 @@ import requests
 from loguru import logger
 
 from engine.clock import SYSTEM, Clock
-from engine.venues.binance_trade import BinanceTrade, Reply, SignedRequest
+from engine.model_trade import OrderSpec, Reply, ReplyKind, SignedRequest, TradingDriver
 
 log = logger.bind(component="trader")
 
@@ -41,13 +43,26 @@ class WeightBudget(Protocol):
     def banned_for(self) -> float: ...
 
 
+class OrderSocket(Protocol):
+    """An authenticated WebSocket API connection (engine/trade/wsapi.py)."""
+
+    def ready(self) -> bool: ...
+
+    def request(self, request: SignedRequest, timeout_s: float) -> Reply: ...
+
+
 class VenueSession:
     """Thread-safe: one requests.Session per calling thread (the executor, the
     user stream and reconcile call concurrently); the limiter is shared."""
 
-    def __init__(self, driver: BinanceTrade, limiter: WeightBudget, timeout_s: float = 5.0,
-                 clock: Clock = SYSTEM, name: str = "") -> None:
+    def __init__(self, driver: TradingDriver, limiter: WeightBudget, timeout_s: float = 5.0,
+                 clock: Clock = SYSTEM, name: str = "", use_ws_api: bool = True) -> None:
         self.driver = driver
+        # The venue's WebSocket API socket while it is up (set by the user
+        # stream that owns it); None: everything goes over REST.
+        self.ws: OrderSocket | None = None
+        self.use_ws_api = use_ws_api and driver.ws_api
+        self.calls_by_transport: dict[str, int] = {"rest": 0, "ws": 0}
         self.limiter = limiter
         self.timeout_s = timeout_s
         self.clock = clock
@@ -56,6 +71,8 @@ class VenueSession:
         self.offset_ms = 0  # venue clock - our clock
         self._synced_at = -TIME_SYNC_S
         self.used_weight = 0  # the venue's own count, from its last reply
+        self.usage: dict[str, int] = {}  # every usage counter the venue reported, latest
+        self._ids = itertools.count(1)  # WS API request ids; next() is atomic, any thread
         self.calls = 0
         self.failures: dict[str, int] = {}  # reply kind -> count (not ok)
 
@@ -71,9 +88,52 @@ class VenueSession:
 
     def sync_time(self) -> None:
         reply = self.call(self.driver.server_time())
-        if reply.kind == "ok" and isinstance(reply.body, dict) and "serverTime" in reply.body:
-            self.offset_ms = int(reply.body["serverTime"]) - self.clock.now_ns() // 1_000_000
+        server_ms = self.driver.server_time_ms(reply.body) if reply.kind == "ok" else None
+        if server_ms is not None:
+            self.offset_ms = server_ms - self.clock.now_ns() // 1_000_000
             self._synced_at = time.monotonic()
+
+    # ------------------------------------------- transport choice (WS API | REST)
+
+    def ws_ready(self) -> bool:
+        ws = self.ws
+        return self.use_ws_api and ws is not None and ws.ready()
+
+    def request_id(self) -> str:
+        """A fresh WS API request id (Binance: ``^[a-zA-Z0-9-_]{1,36}$``)."""
+        return f"r{next(self._ids)}"
+
+    def new_order(self, spec: OrderSpec, timestamp_ms: int) -> SignedRequest:
+        """Over the WebSocket API when it is up, else REST (signed with ``timestamp_ms``)."""
+        if self.ws_ready():
+            return self.driver.ws_new_order(spec, timestamp_ms, self.request_id())
+        return self.driver.new_order(spec, timestamp_ms)
+
+    def cancel_order(self, pair: str, client_order_id: str) -> SignedRequest:
+        now = self.now_ms()
+        if self.ws_ready():
+            return self.driver.ws_cancel_order(pair, client_order_id, now, self.request_id())
+        return self.driver.cancel_order(pair, client_order_id, now)
+
+    def cancel_replace(self, cancel_client_order_id: str, spec: OrderSpec,
+                       timestamp_ms: int) -> SignedRequest:
+        if self.ws_ready():
+            return self.driver.ws_cancel_replace(cancel_client_order_id, spec, timestamp_ms,
+                                                 self.request_id())
+        return self.driver.cancel_replace(cancel_client_order_id, spec, timestamp_ms)
+
+    def query_order(self, pair: str, client_order_id: str) -> Reply:
+        now = self.now_ms()
+        if self.ws_ready():
+            return self.call(self.driver.ws_query_order(pair, client_order_id, now,
+                                                        self.request_id()))
+        return self.call(self.driver.query_order(pair, client_order_id, now))
+
+    def open_orders(self, pair: str) -> Reply:
+        now = self.now_ms()
+        if self.ws_ready():
+            return self.call(self.driver.ws_open_orders(pair, now, self.request_id()))
+        return self.call(self.driver.open_orders(pair, now))
 
     def maybe_sync_time(self) -> None:
         if time.monotonic() - self._synced_at >= TIME_SYNC_S:
@@ -82,26 +142,40 @@ class VenueSession:
     def call(self, request: SignedRequest, timeout_s: float | None = None) -> Reply:
         """Send ``request`` once; never raises for network trouble."""
         if not self.limiter.acquire(request.weight, timeout_s=WEIGHT_WAIT_S):
-            return Reply("retry", 0, message="local REST weight budget exhausted",
+            return Reply(ReplyKind.RETRY, 0, message="local REST weight budget exhausted",
                          retry_after_s=self.limiter.banned_for() or 1.0)
         self.calls += 1
+        self.calls_by_transport[request.transport] += 1
+        if request.transport == "ws":
+            ws = self.ws
+            if ws is None or not ws.ready():  # dropped since it was built: never written
+                reply = Reply(ReplyKind.RETRY, 0, message="WebSocket API down; not sent")
+            else:
+                reply = ws.request(request, timeout_s or self.timeout_s)
+            return self._account(reply)
         try:
             response = self._session().request(request.method, request.url,
                                                headers=request.headers,
                                                timeout=timeout_s or self.timeout_s)
         except requests.ConnectionError as exc:
             if _never_connected(exc):
-                reply = Reply("retry", 0, message=f"connect failed: {exc}")
+                reply = Reply(ReplyKind.RETRY, 0, message=f"connect failed: {exc}")
             else:
-                reply = Reply("unknown", 0, message=f"connection lost: {exc}")
+                reply = Reply(ReplyKind.UNKNOWN, 0, message=f"connection lost: {exc}")
         except requests.Timeout as exc:
-            reply = Reply("unknown", 0, message=f"timeout after {timeout_s or self.timeout_s}s: "
-                                                f"{type(exc).__name__}")
+            reply = Reply(ReplyKind.UNKNOWN, 0, message=f"timeout after "
+                          f"{timeout_s or self.timeout_s}s: {type(exc).__name__}")
         except requests.RequestException as exc:
-            reply = Reply("unknown", 0, message=f"{type(exc).__name__}: {exc}")
+            reply = Reply(ReplyKind.UNKNOWN, 0, message=f"{type(exc).__name__}: {exc}")
         else:
             reply = self.driver.classify(response.status_code, response.content,
                                          dict(response.headers))
+        return self._account(reply)
+
+    def _account(self, reply: Reply) -> Reply:
+        """Record what the venue said about our usage, penalize a throttle."""
+        if reply.usage:
+            self.usage = {**self.usage, **reply.usage}
         if reply.used_weight is not None:
             self.used_weight = reply.used_weight
         if reply.status in (429, 418):
@@ -111,7 +185,8 @@ class VenueSession:
         if reply.code == -1021:
             self._synced_at = -TIME_SYNC_S  # our clock drifted: resync before the next send
         if reply.kind != "ok":
-            self.failures[reply.kind] = self.failures.get(reply.kind, 0) + 1
+            kind = ReplyKind(reply.kind).value  # a plain str key: /status is JSON
+            self.failures[kind] = self.failures.get(kind, 0) + 1
         return reply
 
     def close(self) -> None:
@@ -120,7 +195,9 @@ class VenueSession:
             session.close()
 
     def status(self) -> dict[str, Any]:
-        return {"calls": self.calls, "failures": dict(self.failures),
+        return {"calls": self.calls, "calls_by_transport": dict(self.calls_by_transport),
+                "ws_api_up": self.ws_ready(), "venue_usage": dict(self.usage),
+                "failures": dict(self.failures),
                 "venue_used_weight_1m": self.used_weight, "clock_offset_ms": self.offset_ms,
                 "weight_paused_s": round(self.limiter.banned_for(), 3)}
 

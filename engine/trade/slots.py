@@ -29,6 +29,7 @@ from loguru import logger
 from engine.clock import SYSTEM, Clock
 from engine.lifecycle import Health
 from engine.model import Market, Side
+from engine.model_trade import PositionSide
 from engine.store.taskdb import TaskDb
 from engine.strategies.base import (
     ZERO,
@@ -89,7 +90,7 @@ class _Strategy:
         if before is not None and self.levels.get(before.entry_price) == slot.slot_id:
             del self.levels[before.entry_price]
         self.slots[slot.slot_id] = slot
-        self.infos[slot.slot_id] = _info(slot)
+        self.infos[slot.slot_id] = slot.info()
         if slot.state != FREE or slot.rearm_ms:
             self.levels[slot.entry_price] = slot.slot_id
         (self.free.add if slot.state == FREE else self.free.discard)(slot.slot_id)
@@ -152,11 +153,11 @@ class SlotManager:
         """Start managing ``spec``'s slots: load them and resume each busy one."""
         with self._lock:
             self.store.ensure_schema()
-            generation, activity = self.store.strategy(spec.strategy_id, spec.name, spec.venue,
+            generation, activity = self.store.strategy(spec.strategy_id, spec.name, spec.account,
                                                        spec.pair, self._now_ms())
             slots = self.store.slots(spec.strategy_id)
             base, _, quote = spec.pair.partition("/")
-            instrument = self.service.instruments.find(spec.venue, spec.pair) \
+            instrument = self.service.instruments.find(spec.account, spec.pair) \
                 if self.service is not None else None
             if instrument is not None:
                 base, quote = instrument.base, instrument.quote
@@ -241,7 +242,7 @@ class SlotManager:
             if len(strategy.slots) >= MAX_SLOTS:
                 raise _Refused(f"{MAX_SLOTS} slots already")
             slot_id = max(strategy.slots, default=-1) + 1
-            free = Slot(spec.strategy_id, slot_id, spec.venue, spec.pair)
+            free = Slot(spec.strategy_id, slot_id, spec.account, spec.pair)
         generation = free.generation + 1
         cid = make_client_order_id(spec.strategy_id, free.slot_id, generation)
         opened = dataclasses.replace(
@@ -259,7 +260,7 @@ class SlotManager:
             raise _Refused(f"{quantity} at {price} is below the venue's minimums")
         cid = self._next_plain_id(strategy)
         spec = strategy.spec
-        self._submit(PlaceOrder(cid, spec.venue, Market(spec.market), spec.pair, intent.side,
+        self._submit(PlaceOrder(cid, spec.account, Market(spec.market), spec.pair, intent.side,
                                 price, quantity, post_only=intent.post_only,
                                 strategy_id=spec.strategy_id))
 
@@ -270,7 +271,7 @@ class SlotManager:
         return make_client_order_id(strategy.spec.strategy_id, None, generation)
 
     def _owned(self, strategy: _Strategy, cid: str) -> OrderRecord:
-        record = self.service.store.get(strategy.spec.venue, cid)
+        record = self.service.store.get(strategy.spec.account, cid)
         if record is None or record.strategy_id != strategy.spec.strategy_id:
             raise _Refused(f"{cid} is not an order of this strategy")
         if not record.live:
@@ -293,7 +294,7 @@ class SlotManager:
                                                        updated_ms=self._now_ms()))
         else:
             self._owned(strategy, cid)
-        self._submit(CancelOrder(cid, spec.venue, Market(spec.market), spec.pair,
+        self._submit(CancelOrder(cid, spec.account, Market(spec.market), spec.pair,
                                  spec.strategy_id, parts.slot_id if parts else None))
 
     def _amend(self, strategy: _Strategy, intent: Amend) -> None:
@@ -306,17 +307,23 @@ class SlotManager:
         quantity = rules.quantity(intent.quantity)
         if not rules.tradable(price, quantity):
             raise _Refused(f"{quantity} at {price} is below the venue's minimums")
-        replacement = PlaceOrder(self._next_plain_id(strategy), spec.venue, Market(spec.market),
+        replacement = PlaceOrder(self._next_plain_id(strategy), spec.account, Market(spec.market),
                                  spec.pair, record.side, price, quantity,
                                  post_only=intent.post_only, strategy_id=spec.strategy_id)
         self._submit(AmendOrder(intent.client_order_id, replacement))
 
     def _order(self, slot: Slot, side: Side, price: Decimal, quantity: Decimal,
                post_only: bool) -> PlaceOrder:
+        """Futures: a slot is its entry's position side; its exit is reduce-only
+        unless the grid is neutral (long and short slots net out in one-way mode)."""
         spec = self._strategies[slot.strategy_id].spec
+        futures = Market(spec.market) == Market.FUTURES
         return PlaceOrder(slot.client_order_id, slot.venue, Market(spec.market), slot.pair, side,
                           price, quantity, post_only=post_only, strategy_id=slot.strategy_id,
-                          slot_id=slot.slot_id)
+                          slot_id=slot.slot_id, reduce_only=futures and side != slot.entry_side
+                          and spec.params.get("direction", "long") != "neutral",
+                          position_side=(PositionSide.LONG if slot.entry_side == Side.BUY else
+                                         PositionSide.SHORT) if futures else PositionSide.BOTH)
 
     def _submit(self, action: PlaceOrder | CancelOrder | AmendOrder) -> None:
         """Hand to the executor; only ever after the slot change is committed."""
@@ -343,7 +350,7 @@ class SlotManager:
             return
         with self._lock:
             strategy = self._strategies.get(parts.strategy_id)
-            if strategy is None or strategy.spec.venue != record.venue:
+            if strategy is None or strategy.spec.account != record.venue:
                 return
             slot = strategy.slots.get(parts.slot_id) if parts.slot_id is not None else None
             if slot is not None and slot.client_order_id == record.client_order_id:
@@ -384,15 +391,18 @@ class SlotManager:
         price, qty, fee = Decimal(fill.price), Decimal(fill.quantity), Decimal(fill.fee)
         base_fee = fee if fill.fee_asset == strategy.base else ZERO
         quote_fee = fee if fill.fee_asset == strategy.quote else ZERO
+        # Quote flows signed by the fill's side (a sell brings quote in), so a
+        # short slot (sell entry, buy exit) books proceeds - cost like a long one.
+        flow = price * qty if fill.side == Side.BUY else -price * qty
         if slot.state == PENDING:
             after = dataclasses.replace(slot, order_filled=slot.order_filled + qty,
                                         bought=slot.bought + qty,
                                         held=slot.held + qty - base_fee,
-                                        cost=slot.cost + price * qty + quote_fee)
+                                        cost=slot.cost + flow + quote_fee)
         else:
             after = dataclasses.replace(slot, order_filled=slot.order_filled + qty,
                                         sold=slot.sold + qty, held=slot.held - qty - base_fee,
-                                        proceeds=slot.proceeds + price * qty - quote_fee)
+                                        proceeds=slot.proceeds - flow - quote_fee)
         now = self._now_ms()
         after = dataclasses.replace(after, updated_ms=now)
 
@@ -534,7 +544,7 @@ class SlotManager:
             slots = tuple(infos[k] for k in sorted(infos))
             orders = []
             cache = self._order_infos
-            for r in self.service.store.live_orders(spec.venue):
+            for r in self.service.store.live_orders(spec.account):
                 if r.strategy_id != strategy_id:
                     continue
                 cached = cache.get(r.client_order_id)
@@ -546,7 +556,7 @@ class SlotManager:
             if len(cache) > 4 * len(orders) + 1000:
                 live = {o.client_order_id for o in orders}
                 self._order_infos = {c: v for c, v in cache.items() if c in live}
-        p = self.service.positions.position(spec.venue, spec.pair)
+        p = self.service.positions.position(spec.account, spec.pair)
         return OwnState(tuple(orders), slots,
                         PositionInfo(p.quantity, p.average_price, p.realized_pnl))
 
@@ -570,7 +580,7 @@ class SlotManager:
     def status(self) -> dict:
         with self._lock:
             return {sid: {
-                "strategy": s.spec.name, "pair": f"{s.spec.venue}:{s.spec.pair}",
+                "strategy": s.spec.name, "pair": f"{s.spec.account}:{s.spec.pair}",
                 "slots": {state.value: sum(x.state == state for x in s.slots.values())
                           for state in SlotState},
                 "cycles": sum(x.cycles for x in s.slots.values()),
@@ -579,13 +589,6 @@ class SlotManager:
                 "refused": s.refused, "last_refusal": s.last_refusal,
                 "idle_s": (self._now_ms() - s.activity_ms) // 1000}
                 for sid, s in self._strategies.items()}
-
-
-def _info(s: Slot) -> SlotInfo:
-    return SlotInfo(s.slot_id, s.state, s.entry_side, s.entry_price, s.exit_price, s.quantity,
-                    s.order_filled if s.state == PENDING else s.bought, s.held,
-                    s.client_order_id, s.reason == "closing", s.rearm_ms * 1_000_000,
-                    s.cycles, s.realized)
 
 
 class _Refused(Exception):

@@ -15,7 +15,7 @@ from typing import Any
 from engine.model import Side
 from engine.store.migrations import migrate
 from engine.store.taskdb import TaskDb
-from engine.strategies.base import ZERO, SlotState
+from engine.strategies.base import ZERO, SlotInfo, SlotState
 
 COLUMNS = ("STRATEGY_ID, SLOT_ID, VENUE, TRADE_PAIR, STATE, GENERATION, CLIENT_ORDER_ID, "
            "ENTRY_SIDE, ENTRY_PRICE, EXIT_PRICE, QUANTITY, ORDER_FILLED, BOUGHT, HELD, COST, "
@@ -50,6 +50,14 @@ class Slot:
     rearm_ms: int = 0
     reason: str = ""
     updated_ms: int = 0
+
+    def info(self) -> SlotInfo:
+        """What the strategy's worker sees of this slot."""
+        return SlotInfo(self.slot_id, self.state, self.entry_side, self.entry_price,
+                        self.exit_price, self.quantity, self.order_filled
+                        if self.state == SlotState.PENDING else self.bought, self.held,
+                        self.client_order_id, self.reason == "closing",
+                        self.rearm_ms * 1_000_000, self.cycles, self.realized)
 
     def row(self) -> tuple:
         return (self.strategy_id, self.slot_id, self.venue, self.pair, self.state.value,

@@ -20,6 +20,7 @@ from typing import Any
 from loguru import logger
 
 from engine.lifecycle import Health
+from engine.model_trade import trading_venue
 from engine.store import leases
 from engine.store.taskdb import TaskDb, TaskDbError
 from engine.strategies.base import Rules
@@ -114,12 +115,15 @@ class StrategySource:
         bad: dict[str, str] = {}
         for sid, name, venue, market, pair, params in wanted:
             try:
-                if market != "spot":
-                    raise ParamError(f"market {market!r}: the trader trades spot only")
+                if market not in ("spot", "futures"):
+                    raise ParamError(f"market {market!r}: expected spot or futures")
+                if market == "spot" and params.get("direction", "long") != "long":
+                    raise ParamError(f"direction {params.get('direction')!r} needs a market "
+                                     f"that can go short (futures)")
                 if self.ensure_book is not None:
                     self.ensure_book(venue, market, pair)
                 specs.append(make_spec(sid, name, venue, market, pair, params,
-                                       self.rules_for(venue, pair)))
+                                       self.rules_for(trading_venue(venue, market), pair)))
             except Exception as e:  # noqa: BLE001 - reported per strategy, others run
                 bad[sid] = f"{type(e).__name__}: {e}"
         for sid, reason in bad.items():

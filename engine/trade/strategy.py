@@ -19,6 +19,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from engine.model import book_key
+from engine.model_trade import trading_venue
 from engine.strategies.base import (
     BookLike,
     OrderInfo,
@@ -160,6 +161,11 @@ class StrategySpec:
     @property
     def key(self) -> str:
         return book_key(self.venue, self.market, self.pair)
+
+    @property
+    def account(self) -> str:
+        """The trader's venue id for orders, fills and positions ("binance_futures")."""
+        return trading_venue(self.venue, self.market)
 
     def parsed_params(self) -> Any:
         return parse_params(STRATEGIES[self.name].Params, self.params,

@@ -1,13 +1,14 @@
-"""The user data stream of one trading account: a listenKey kept alive, a
-WebSocket whose executionReports and balance updates go to the order store and
-positions, and a REST catch-up after every (re)connect so nothing that happened
-while the socket was down is missed. Owns that socket and thread only.
+"""The private stream of one trading account, and a REST catch-up after every
+(re)connect so nothing that happened while the socket was down is missed.
+Owns that socket and its thread only. Two kinds, as the driver declares:
 
-  POST userDataStream ─► listenKey ─► WS /ws/<key> ─► parse ─► OrderStore.apply, PositionBook
-        ▲ PUT every keepalive_s                     │ drop / stall / listenKeyExpired
-        └──────────── reconnect (backoff + jitter) ◄┘ ─► then catch_up(): query live
-                                                      orders + myTrades since the last fill
-While it is down the venue's breaker trip "user_stream" stops new orders.
+  ws_api:     WS API ─► subscribe (signed) ─► catch_up ─► session.ws = socket (orders go
+              over it) ─► frames: answers to our requests | pushes ─► OrderStore, PositionBook
+  listen_key: POST key ─► WS <key> (PUT every keepalive_s) ─► catch_up ─► pushes ─► ...
+  either:     drop / stall / subscription ended ─► reconnect (backoff + jitter), resubscribe,
+              catch_up(): live orders + fills since the last one held + balances, by REST
+While it is down the venue's breaker trip "user_stream" stops new orders, and
+orders fall back to REST.
 """
 
 from __future__ import annotations
@@ -15,17 +16,19 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable
 
 import websocket
 from loguru import logger
 
 from engine.lifecycle import Health
+from engine.model_trade import Fill, UserEvent
 from engine.trade.orders import OrderStore
 from engine.trade.positions import PositionBook
 from engine.trade.risk import RiskGuard
 from engine.trade.session import VenueSession
 from engine.trade.settings import TraderConfig
-from engine.venues.binance_trade import Fill
+from engine.trade.wsapi import WsApiSocket
 
 log = logger.bind(component="userstream")
 
@@ -37,24 +40,21 @@ CONNECT_TIMEOUT_S = 10.0
 CATCH_UP_OVERLAP_MS = 60_000
 
 
-MY_TRADES_PAGE = 1000  # Binance's maximum rows per myTrades call
-
-
 def fetch_fills(session: VenueSession, pair: str, start_ms: int) -> list[Fill]:
     """Every fill of the account on ``pair`` since ``start_ms``, paging by
     trade id. Stops quietly at the first failed page (the caller retries later)."""
     driver = session.driver
     out: list[Fill] = []
-    from_id: int | None = None
+    cursor: str | None = None
     while True:
-        reply = session.call(driver.my_trades(pair, session.now_ms(), from_id=from_id,
-                                              start_ms=start_ms, limit=MY_TRADES_PAGE))
-        if reply.kind != "ok" or not isinstance(reply.body, list):
+        reply = session.call(driver.my_trades(pair, session.now_ms(), cursor=cursor,
+                                              start_ms=start_ms, limit=driver.fills_page))
+        if reply.kind != "ok":
             return out
         out += driver.fills(reply.body)
-        if len(reply.body) < MY_TRADES_PAGE:
+        cursor = driver.fills_cursor(reply.body)
+        if cursor is None:
             return out
-        from_id = max(int(row["id"]) for row in reply.body) + 1
 
 
 class UserStream:
@@ -73,13 +73,17 @@ class UserStream:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._ws: websocket.WebSocket | None = None
+        self.socket: WsApiSocket | None = None  # ws_api kind: the order socket too
         self.connected = threading.Event()
         self.caught_up = threading.Event()
         self.listen_key = ""
         self.down_since = time.monotonic()
         self.connects = 0
+        self.last_frame_mono = time.monotonic()
+        # Position reports and funding from the private stream (futures):
+        # whoever tracks positions hooks in here (TraderService).
+        self.on_positions: Callable[[UserEvent], None] = lambda event: None
         self.frames = 0
-        self.last_frame_mono = 0.0  # monotonic time of the last frame (0: none yet)
         self.catch_ups = 0
         self.errors = 0
 
@@ -132,6 +136,11 @@ class UserStream:
     def _went_down(self) -> None:
         if self.connected.is_set():
             self.down_since = time.monotonic()
+        socket, self.socket = self.socket, None
+        if socket is not None:
+            if self.session.ws is socket:
+                self.session.ws = None  # orders fall back to REST from here
+            socket.close("user stream down")
         self.connected.clear()
         self.caught_up.clear()
         self._ws = None
@@ -142,11 +151,64 @@ class UserStream:
 
     def _new_key(self) -> str:
         reply = self.session.call(self.driver.listen_key("POST"))
-        if reply.kind != "ok" or not isinstance(reply.body, dict) or "listenKey" not in reply.body:
+        if reply.kind != "ok":
             raise ConnectionError(f"listenKey refused: {reply.status} {reply.code} {reply.message}")
-        return str(reply.body["listenKey"])
+        return self.driver.listen_key_of(reply.body)
 
     def _session_once(self) -> None:
+        if self.driver.user_stream == "ws_api":
+            self._ws_api_once()
+        else:
+            self._listen_key_once()
+
+    def _recv(self, ws: websocket.WebSocket) -> bytes | str | None:
+        """One data frame, or None on a read timeout / control frame; raises on close."""
+        try:
+            opcode, frame = ws.recv_data_frame(True)
+        except websocket.WebSocketTimeoutException:
+            return None
+        self.last_frame_mono = time.monotonic()
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            raise ConnectionError("venue closed the stream")
+        if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
+            self.frames += 1
+            return frame.data
+        return None
+
+    def _ws_api_once(self) -> None:
+        """Subscribe on the WebSocket API; its socket carries our orders once caught up."""
+        ws = websocket.create_connection(self.driver.ws_api_url(), timeout=CONNECT_TIMEOUT_S,
+                                         enable_multithread=True)
+        self._ws = ws
+        socket = self.socket = WsApiSocket(ws, self.driver, self.apply_event)
+        if self._stop.is_set():
+            return
+        ws.settimeout(1.0)
+        self.last_frame_mono = time.monotonic()
+        request = self.driver.ws_subscribe_user(self.session.now_ms(), self.session.request_id())
+        if not self.session.limiter.acquire(request.weight, timeout_s=CONNECT_TIMEOUT_S):
+            raise ConnectionError("no REST weight left for the subscription")
+        reply = socket.subscribe(request, CONNECT_TIMEOUT_S, lambda: self._recv(ws))
+        if reply.kind != "ok":
+            raise ConnectionError(f"user-data subscription refused: {reply.status} {reply.code} "
+                                  f"{reply.message}")
+        self.connects += 1
+        self.connected.set()
+        log.info("user stream subscribed venue={} via=ws_api connects={}", self.venue,
+                 self.connects)
+        self.catch_up()  # by REST: this thread is the socket's only reader
+        socket.mark_ready()
+        self.session.ws = socket
+        self.caught_up.set()
+        self.risk.breaker.clear(self.venue, "user_stream")
+        while not self._stop.is_set():
+            if time.monotonic() - self.last_frame_mono > self.settings.user_stream_stall_s:
+                raise TimeoutError(f"no frame for {time.monotonic() - self.last_frame_mono:.0f}s")
+            frame = self._recv(ws)
+            if frame is not None and not socket.on_frame(frame, time.time_ns()):
+                raise ConnectionError("user-data subscription ended")
+
+    def _listen_key_once(self) -> None:
         self.listen_key = self._new_key()
         ws = websocket.create_connection(self.driver.user_stream_url(self.listen_key),
                                          timeout=CONNECT_TIMEOUT_S)
@@ -161,7 +223,7 @@ class UserStream:
         self.caught_up.set()
         self.risk.breaker.clear(self.venue, "user_stream")
         ws.settimeout(1.0)
-        last_frame = last_keepalive = time.monotonic()
+        self.last_frame_mono = last_keepalive = time.monotonic()
         while not self._stop.is_set():
             now = time.monotonic()
             if now - last_keepalive >= self.settings.listen_key_keepalive_s:
@@ -169,24 +231,20 @@ class UserStream:
                 if reply.kind == "rejected":
                     raise ConnectionError(f"listenKey keepalive refused: {reply.message}")
                 last_keepalive = now
-            if now - last_frame > self.settings.user_stream_stall_s:
-                raise TimeoutError(f"no frame for {now - last_frame:.0f}s")
-            try:
-                opcode, frame = ws.recv_data_frame(True)
-            except websocket.WebSocketTimeoutException:
-                continue
-            last_frame = time.monotonic()
-            if opcode == websocket.ABNF.OPCODE_CLOSE:
-                raise ConnectionError("venue closed the user stream")
-            if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
-                if not self.on_frame(frame.data, time.time_ns()):
-                    raise ConnectionError("listenKey expired")
+            if now - self.last_frame_mono > self.settings.user_stream_stall_s:
+                raise TimeoutError(f"no frame for {now - self.last_frame_mono:.0f}s")
+            frame = self._recv(ws)
+            if frame is not None and not self.apply_event(self.driver.parse_user(
+                    frame, time.time_ns())):
+                raise ConnectionError("listenKey expired")
 
     def on_frame(self, data: bytes | str, recv_ns: int) -> bool:
-        """Apply one frame; False when the stream must be renewed."""
+        """Apply one listenKey-stream frame; False when the stream must be renewed."""
         self.frames += 1
-        self.last_frame_mono = time.monotonic()
-        event = self.driver.parse_user(data, recv_ns)
+        return self.apply_event(self.driver.parse_user(data, recv_ns))
+
+    def apply_event(self, event: UserEvent) -> bool:
+        """Apply one private event (any thread that reads the socket); False if it ended."""
         if event.error:
             self.errors += 1
             log.warning("bad user-stream frame venue={} reason={}", self.venue, event.error)
@@ -194,6 +252,9 @@ class UserStream:
             self.store.apply(event.updates, event.fills)
         if event.balances:
             self.positions.set_balances(self.venue, event.balances)
+        if event.positions or event.funding or event.funding_due or event.warnings or \
+                any(f.liquidation for f in event.fills):
+            self.on_positions(event)
         return not event.expired
 
     # ----------------------------------------------------------- catch-up
@@ -226,5 +287,8 @@ class UserStream:
         return [Health(self.name, False, f"disconnected for {down:.0f}s; new orders stopped")]
 
     def status(self) -> dict:
+        socket = self.socket
         return {"connected": self.connected.is_set(), "connects": self.connects,
-                "frames": self.frames, "catch_ups": self.catch_ups, "errors": self.errors}
+                "frames": self.frames, "catch_ups": self.catch_ups, "errors": self.errors,
+                "kind": self.driver.user_stream,
+                "ws_api": socket.status() if socket is not None else None}

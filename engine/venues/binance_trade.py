@@ -1,19 +1,21 @@
-"""Binance spot trading, Sans-I/O: signed REST requests (orders, queries,
-cancels, cancel-replace, open orders, fills, account, listenKeys), the
-classification of every reply into ok / rejected / unknown / retry, and the
-user data stream's frames as OrderUpdate + Fill. Never opens a socket, never
-reads a clock (the caller passes ``timestamp_ms``), never formats a float.
+"""Binance spot trading driver (the TradingDriver contract, engine/model_trade.py),
+Sans-I/O: signed REST requests and their WebSocket API twins (``order.place``,
+``order.cancel``, ``order.status``, ``openOrders.status``, ``order.cancelReplace``,
+``userDataStream.subscribe.signature``), the classification of every answer,
+and the user-data events. Never opens a socket, never reads a clock, never
+formats a float. Helpers shared with the USD-M driver live at the top.
 
 API docs: https://developers.binance.com/docs/binance-spot-api-docs/rest-api
-(trading endpoints, "Conditional fields", signed endpoint security),
-.../errors (codes and the -2010/-2011 message table), .../user-data-stream.
+(trading endpoints, signed endpoint security, limits), .../websocket-api
+(request/response format, HMAC signing of sorted params, rateLimits),
+.../user-data-stream (events), .../errors; facts cited in docs/venues/binance.md.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -21,108 +23,138 @@ from urllib.parse import urlencode
 import orjson
 
 from engine.model import Market, OrderStatus, OrderUpdate, Side
+from engine.model_trade import (
+    AmendResult,
+    Fill,
+    InstrumentRules,
+    OrderSpec,
+    RateLimitKind,
+    RateLimitRule,
+    Reply,
+    ReplyKind,
+    SignedRequest,
+    TradingDriver,
+    TradingEndpoints,
+    UserEvent,
+    WsMessage,
+)
 from engine.venues.symbols import split_concatenated, split_pair
 
 VENUE = "binance"
 MS = 1_000_000
 
-# recvWindow sent with every signed request. Binance rejects a request that
+# recvWindow sent with every signed request. Binance refuses a request that
 # reaches it (or, since 2024, its matching engine) later than timestamp +
-# recvWindow, so an order whose send is uncertain is provably dead once this
-# much time has passed: the executor relies on it before re-sending. Shorter
-# resolves uncertain orders sooner but fails more requests on a slow link.
+# recvWindow, so an uncertain order is provably dead once this has passed.
+# Shorter resolves uncertain orders sooner but fails more sends on a slow link.
 RECV_WINDOW_MS = 5000
 
-# Request weights as rest-api.md states them (2023-06 edition, the local
-# venue's). Binance has raised some since; the used-weight header the venue
-# returns with every reply keeps our count honest either way.
-WEIGHTS = {"new_order": 1, "query_order": 2, "cancel_order": 1, "cancel_replace": 1,
-           "open_orders": 3, "my_trades": 10, "account": 10, "exchange_info": 10,
-           "user_stream": 1, "time": 1}
+# Request weights, today's (rest-api.md / websocket-api: order 1, cancel 1,
+# cancelReplace 1, query order 4, open orders of one symbol 6, myTrades 20,
+# account 20, exchangeInfo 20, time 1, user-data subscription 2). The same on
+# REST and the WebSocket API; the venue's own count (header / rateLimits) is
+# recorded with every reply either way.
+WEIGHTS = {"new_order": 1, "query_order": 4, "cancel_order": 1, "cancel_replace": 1,
+           "open_orders": 6, "my_trades": 20, "account": 20, "exchange_info": 20,
+           "user_stream": 2, "time": 1, "logon": 2}
 
-# Replies whose execution status is unknown (errors.md: "the execution status
-# is UNKNOWN and could have been a success"): the order is looked up by client
-# id, never re-sent blind. Any 5xx is treated the same way.
+# exchangeInfo.rateLimits of the live venue (limits.md, exchangeInfo): the
+# defaults until the venue's own exchangeInfo is read.
+SPOT_RATE_LIMITS = (RateLimitRule(RateLimitKind.REQUEST_WEIGHT, 60, 6000),
+                    RateLimitRule(RateLimitKind.ORDERS, 10, 50),
+                    RateLimitRule(RateLimitKind.ORDERS, 86400, 160000),
+                    RateLimitRule(RateLimitKind.RAW_REQUESTS, 300, 61000))
+
+# errors.md: "the execution status is UNKNOWN and could have been a success":
+# looked up by client id, never re-sent blind. Any 5xx is treated the same way.
 UNKNOWN_CODES = frozenset({-1000, -1001, -1006, -1007})
-# Replies that say "not processed, try again later": rate limits, overload,
-# our clock. Retried after a pause; nothing to look up.
+# "not processed, try again later": rate limits, overload, our clock.
 RETRY_CODES = frozenset({-1003, -1008, -1015, -1021})
 WOULD_TAKE = "Order would immediately match and take."
 DUPLICATE = "Duplicate order sent."
+_INTERVAL_S = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
 
 _STATUS = {"NEW": OrderStatus.NEW, "PARTIALLY_FILLED": OrderStatus.PARTIALLY_FILLED,
            "FILLED": OrderStatus.FILLED, "CANCELED": OrderStatus.CANCELED,
            "PENDING_CANCEL": OrderStatus.NEW, "REJECTED": OrderStatus.REJECTED,
-           "EXPIRED": OrderStatus.EXPIRED, "EXPIRED_IN_MATCH": OrderStatus.EXPIRED}
-_SIDE = {"BUY": Side.BUY, "SELL": Side.SELL}
+           "EXPIRED": OrderStatus.EXPIRED, "EXPIRED_IN_MATCH": OrderStatus.EXPIRED,
+           "PENDING_NEW": OrderStatus.NEW}
+SIDES = {"BUY": Side.BUY, "SELL": Side.SELL}
 
 
-@dataclass(frozen=True)
-class SignedRequest:
-    method: str
-    url: str  # with the full, signed query string
-    headers: dict[str, str]
-    weight: int
-    kind: str  # a WEIGHTS key, for logs and metrics
-    counts_order: bool = False  # a new order: counts against the order rate limit
+# ------------------------------------------------- shared with binance futures
+
+def hmac_hex(secret: bytes, payload: str) -> str:
+    return hmac.new(secret, payload.encode(), hashlib.sha256).hexdigest()
 
 
-@dataclass(frozen=True)
-class Reply:
-    """A venue answer, classified. ``kind``: ok | rejected | unknown | retry."""
-
-    kind: str
-    status: int
-    body: Any = None
-    code: int = 0
-    message: str = ""
-    retry_after_s: float | None = None
-    used_weight: int | None = None  # X-MBX-USED-WEIGHT-1M
-
-    @property
-    def would_take(self) -> bool:
-        return self.code == -2010 and self.message == WOULD_TAKE
-
-    @property
-    def duplicate(self) -> bool:
-        return self.code == -2010 and self.message == DUPLICATE
-
-    @property
-    def not_found(self) -> bool:
-        """Query -2013 "Order does not exist." / cancel -2011 "Unknown order sent."."""
-        return self.code == -2013 or (self.code == -2011 and self.message == "Unknown order sent.")
+def ws_signed_params(params: dict[str, Any], api_key: str, secret: bytes) -> dict[str, Any]:
+    """WebSocket API signing: every param but ``signature``, sorted by name,
+    as ``k=v&...``, HMAC-SHA256 hex (websocket-api "SIGNED request example")."""
+    signed = {**params, "apiKey": api_key}
+    payload = "&".join(f"{k}={signed[k]}" for k in sorted(signed))
+    signed["signature"] = hmac_hex(secret, payload)
+    return signed
 
 
-@dataclass(frozen=True, slots=True)
-class Fill:
-    """One execution of one of our orders. Money fields are the venue's exact
-    decimal strings. (A cross-venue value: belongs in engine.model next to
-    OrderUpdate once other venues trade.)"""
-
-    venue: str
-    market: Market
-    pair: str
-    client_order_id: str  # "" when the source (myTrades) does not carry it
-    venue_order_id: str
-    trade_id: str
-    side: Side
-    price: str
-    quantity: str
-    fee: str
-    fee_asset: str
-    is_maker: bool
-    exch_ns: int = 0
+def rate_limit_usage(headers: dict[str, str]) -> dict[str, int]:
+    """``X-MBX-USED-WEIGHT-1M: 12``, ``X-MBX-ORDER-COUNT-10S: 3`` -> usage keys."""
+    out = {}
+    for name, value in headers.items():
+        lower = name.lower()
+        for prefix, kind in (("x-mbx-used-weight-", "REQUEST_WEIGHT"),
+                             ("x-mbx-order-count-", "ORDERS")):
+            if lower.startswith(prefix) and value.isdigit():
+                out[f"{kind}:{lower[len(prefix):]}"] = int(value)
+    return out
 
 
-@dataclass
-class UserEvent:
-    """What one user-data frame carried."""
+def ws_rate_limit_usage(limits: Any) -> dict[str, int]:
+    """A WS API response's ``rateLimits`` -> usage keys (same as the headers')."""
+    out = {}
+    for item in limits if isinstance(limits, list) else []:
+        unit = {"SECOND": "s", "MINUTE": "m", "HOUR": "h", "DAY": "d"}.get(item.get("interval"), "")
+        out[f"{item.get('rateLimitType')}:{item.get('intervalNum')}{unit}"] = int(item.get("count", 0))
+    return out
 
-    updates: list[OrderUpdate] = field(default_factory=list)
-    fills: list[Fill] = field(default_factory=list)
-    balances: dict[str, tuple[str, str]] = field(default_factory=dict)  # asset -> (free, locked)
-    expired: bool = False  # listenKeyExpired: get a new key, reconnect, catch up
-    error: str = ""
+
+def parse_rate_limits(limits: Any) -> list[RateLimitRule]:
+    """exchangeInfo ``rateLimits``: [{"rateLimitType":"ORDERS","interval":"SECOND",
+    "intervalNum":10,"limit":100}, ...]."""
+    out = []
+    for item in limits if isinstance(limits, list) else []:
+        try:
+            out.append(RateLimitRule(RateLimitKind(item["rateLimitType"]),
+                                     _INTERVAL_S[item["interval"]] * int(item["intervalNum"]),
+                                     int(item["limit"])))
+        except (KeyError, ValueError):
+            continue  # a limit type we do not know: the venue still enforces it
+    return out
+
+
+def classify_answer(status: int, data: Any, usage: dict[str, int], retry_after_s: float | None,
+                    unknown_codes: frozenset[int] = UNKNOWN_CODES,
+                    retry_codes: frozenset[int] = RETRY_CODES,
+                    would_take_codes: frozenset[int] = frozenset()) -> Reply:
+    """One rule for REST and WS API answers (status + ``{"code","msg"}``)."""
+    code, message = 0, ""
+    if isinstance(data, dict) and "code" in data and "msg" in data:
+        code, message = int(data["code"]), str(data["msg"])
+    if status in (429, 418) or code in retry_codes:
+        kind = ReplyKind.RETRY
+    elif status >= 500 or code in unknown_codes or (status == 200 and data is None):
+        kind = ReplyKind.UNKNOWN
+    elif status == 200:
+        kind = ReplyKind.OK
+    else:
+        kind = ReplyKind.REJECTED  # 4xx with a code: definitive (400, 401, 403 -2015, 409 ...)
+    duplicate = code == -2010 and message == DUPLICATE
+    return Reply(kind, status, data, code, message, retry_after_s,
+                 usage.get("REQUEST_WEIGHT:1m"), usage,
+                 would_take=(code == -2010 and message == WOULD_TAKE) or code in would_take_codes,
+                 duplicate=duplicate,
+                 not_found=code == -2013 or (code == -2011 and message == "Unknown order sent."),
+                 order_rate_limited=code == -1015)
 
 
 def _pair(symbol: str) -> str:
@@ -135,21 +167,28 @@ def symbol_of(pair: str) -> str:
     return f"{base}{quote}"
 
 
-class BinanceTrade:
+class BinanceSpotTrade(TradingDriver):
     """Request builder and reply parser for one Binance spot account."""
 
     venue = VENUE
     market = Market.SPOT
-    supports_batch_place = False  # spot has no batch order endpoint (futures does)
-    supports_amend = True  # POST /api/v3/order/cancelReplace
+    supports_amend = True  # POST /api/v3/order/cancelReplace, order.cancelReplace
+    ws_api = True
+    user_stream = "ws_api"  # listenKey streams were discontinued on 2026-02-20
+    recv_window_ms = RECV_WINDOW_MS
+    default_rate_limits = SPOT_RATE_LIMITS
 
-    def __init__(self, rest_url: str, ws_url: str, api_key: str, api_secret: str,
+    def __init__(self, endpoints: TradingEndpoints, api_key: str, api_secret: str,
                  symbols: dict[str, str] | None = None) -> None:
-        self.rest_base = (rest_url or "https://api.binance.com").rstrip("/")
-        self.ws_base = (ws_url or "wss://stream.binance.com:9443").rstrip("/")
+        super().__init__(endpoints, api_key, api_secret, symbols)
+        self.rest_base = (endpoints.rest or "https://api.binance.com").rstrip("/")
+        ws = (endpoints.ws or "").rstrip("/")
+        # A local venue serves the WS API beside its streams; live has its own host.
+        local = ws and "binance.com" not in ws and "binance.vision" not in ws
+        self._ws_api_url = endpoints.ws_api or (f"{ws}/ws-api/v3" if local else
+                                                "wss://ws-api.binance.com:443/ws-api/v3")
         self._key = api_key
         self._secret = api_secret.encode()
-        self._symbols = dict(symbols or {})  # pair -> symbol overrides
         self._pairs = {s: p for p, s in self._symbols.items()}
 
     def symbol(self, pair: str) -> str:
@@ -158,25 +197,33 @@ class BinanceTrade:
     def pair(self, symbol: str) -> str:
         return self._pairs.get(symbol) or _pair(symbol)
 
-    # ----------------------------------------------------------- requests
+    # ----------------------------------------------------------- REST
 
     def _signed(self, method: str, path: str, kind: str, params: dict[str, str],
                 timestamp_ms: int, counts_order: bool = False) -> SignedRequest:
         query = urlencode({**params, "recvWindow": RECV_WINDOW_MS, "timestamp": timestamp_ms})
-        signature = hmac.new(self._secret, query.encode(), hashlib.sha256).hexdigest()
-        return SignedRequest(method, f"{self.rest_base}{path}?{query}&signature={signature}",
-                             {"X-MBX-APIKEY": self._key}, WEIGHTS[kind], kind, counts_order)
+        return SignedRequest(method, f"{self.rest_base}{path}?{query}&signature="
+                             f"{hmac_hex(self._secret, query)}", {"X-MBX-APIKEY": self._key},
+                             WEIGHTS[kind], kind, counts_order, timestamp_ms=timestamp_ms)
 
-    def new_order(self, pair: str, side: Side, price: str, quantity: str, client_order_id: str,
-                  post_only: bool, time_in_force: str, timestamp_ms: int) -> SignedRequest:
+    def _order_params(self, spec: OrderSpec) -> dict[str, str]:
         """LIMIT_MAKER for post-only (refused -2010 WOULD_TAKE if it would cross), else LIMIT."""
-        params = {"symbol": self.symbol(pair), "side": side.value.upper(),
-                  "type": "LIMIT_MAKER" if post_only else "LIMIT", "quantity": quantity,
-                  "price": price, "newClientOrderId": client_order_id,
-                  "newOrderRespType": "RESULT"}
-        if not post_only:
-            params["timeInForce"] = time_in_force
-        return self._signed("POST", "/api/v3/order", "new_order", params, timestamp_ms, True)
+        params = {"symbol": self.symbol(spec.pair), "side": spec.side.value.upper(),
+                  "type": "LIMIT_MAKER" if spec.post_only else "LIMIT",
+                  "quantity": spec.quantity, "price": spec.price,
+                  "newClientOrderId": spec.client_order_id, "newOrderRespType": "RESULT"}
+        if not spec.post_only:
+            params["timeInForce"] = spec.time_in_force.value
+        return params
+
+    def _replace_params(self, cancel_client_order_id: str, spec: OrderSpec) -> dict[str, str]:
+        """STOP_ON_FAILURE: if the cancel fails (filled meanwhile) nothing new is placed."""
+        return {**self._order_params(spec), "cancelReplaceMode": "STOP_ON_FAILURE",
+                "cancelOrigClientOrderId": cancel_client_order_id}
+
+    def new_order(self, spec: OrderSpec, timestamp_ms: int) -> SignedRequest:
+        return self._signed("POST", "/api/v3/order", "new_order", self._order_params(spec),
+                            timestamp_ms, True)
 
     def query_order(self, pair: str, client_order_id: str, timestamp_ms: int) -> SignedRequest:
         return self._signed("GET", "/api/v3/order", "query_order",
@@ -188,30 +235,20 @@ class BinanceTrade:
                             {"symbol": self.symbol(pair), "origClientOrderId": client_order_id},
                             timestamp_ms)
 
-    def cancel_replace(self, pair: str, cancel_client_order_id: str, side: Side, price: str,
-                       quantity: str, client_order_id: str, post_only: bool,
-                       time_in_force: str, timestamp_ms: int) -> SignedRequest:
-        """STOP_ON_FAILURE: if the cancel fails (filled meanwhile) nothing new is placed."""
-        params = {"symbol": self.symbol(pair), "side": side.value.upper(),
-                  "type": "LIMIT_MAKER" if post_only else "LIMIT",
-                  "cancelReplaceMode": "STOP_ON_FAILURE",
-                  "cancelOrigClientOrderId": cancel_client_order_id, "quantity": quantity,
-                  "price": price, "newClientOrderId": client_order_id,
-                  "newOrderRespType": "RESULT"}
-        if not post_only:
-            params["timeInForce"] = time_in_force
-        return self._signed("POST", "/api/v3/order/cancelReplace", "cancel_replace", params,
-                            timestamp_ms, True)
+    def cancel_replace(self, cancel_client_order_id: str, spec: OrderSpec,
+                       timestamp_ms: int) -> SignedRequest:
+        return self._signed("POST", "/api/v3/order/cancelReplace", "cancel_replace",
+                            self._replace_params(cancel_client_order_id, spec), timestamp_ms, True)
 
     def open_orders(self, pair: str, timestamp_ms: int) -> SignedRequest:
         return self._signed("GET", "/api/v3/openOrders", "open_orders",
                             {"symbol": self.symbol(pair)}, timestamp_ms)
 
-    def my_trades(self, pair: str, timestamp_ms: int, from_id: int | None = None,
+    def my_trades(self, pair: str, timestamp_ms: int, cursor: str | None = None,
                   start_ms: int | None = None, limit: int = 1000) -> SignedRequest:
         params = {"symbol": self.symbol(pair), "limit": str(limit)}
-        if from_id is not None:
-            params["fromId"] = str(from_id)
+        if cursor is not None:
+            params["fromId"] = cursor
         elif start_ms is not None:
             params["startTime"] = str(start_ms)
         return self._signed("GET", "/api/v3/myTrades", "my_trades", params, timestamp_ms)
@@ -219,7 +256,7 @@ class BinanceTrade:
     def account(self, timestamp_ms: int) -> SignedRequest:
         return self._signed("GET", "/api/v3/account", "account", {}, timestamp_ms)
 
-    def exchange_info(self, pairs: list[str]) -> SignedRequest:
+    def exchange_info(self, pairs: Sequence[str]) -> SignedRequest:
         symbols = orjson.dumps([self.symbol(p) for p in pairs]).decode()
         return SignedRequest("GET", f"{self.rest_base}/api/v3/exchangeInfo?"
                              f"{urlencode({'symbols': symbols})}", {}, WEIGHTS["exchange_info"],
@@ -228,23 +265,82 @@ class BinanceTrade:
     def server_time(self) -> SignedRequest:
         return SignedRequest("GET", f"{self.rest_base}/api/v3/time", {}, 1, "time")
 
-    def listen_key(self, method: str, key: str = "") -> SignedRequest:
-        """POST creates (or returns the live) key, PUT keeps it alive, DELETE closes it."""
-        query = f"?{urlencode({'listenKey': key})}" if key else ""
-        return SignedRequest(method, f"{self.rest_base}/api/v3/userDataStream{query}",
-                             {"X-MBX-APIKEY": self._key}, WEIGHTS["user_stream"], "user_stream")
+    # -------------------------------------------------- WebSocket API
 
-    def user_stream_url(self, listen_key: str) -> str:
-        return f"{self.ws_base}/ws/{listen_key}"
+    def ws_api_url(self) -> str:
+        return self._ws_api_url
 
-    # ------------------------------------------------------------- replies
+    def _ws(self, method: str, kind: str, params: dict[str, Any], timestamp_ms: int,
+            request_id: str, counts_order: bool = False) -> SignedRequest:
+        """``{"id":"7","method":"order.place","params":{...,"apiKey","signature"}}``."""
+        signed = ws_signed_params({**params, "recvWindow": RECV_WINDOW_MS,
+                                   "timestamp": timestamp_ms}, self._key, self._secret)
+        body = orjson.dumps({"id": request_id, "method": method, "params": signed}).decode()
+        return SignedRequest("WS", self._ws_api_url, {}, WEIGHTS[kind], kind, counts_order,
+                             body, "ws", request_id, timestamp_ms)
 
-    @staticmethod
-    def classify(status: int, body: bytes | str, headers: dict[str, str]) -> Reply:
+    def ws_subscribe_user(self, timestamp_ms: int, request_id: str) -> SignedRequest:
+        """HMAC keys cannot ``session.logon`` (Ed25519 only), so the signed
+        subscription is the one that works for every key type."""
+        return self._ws("userDataStream.subscribe.signature", "user_stream", {}, timestamp_ms,
+                        request_id)
+
+    def ws_new_order(self, spec: OrderSpec, timestamp_ms: int, request_id: str) -> SignedRequest:
+        return self._ws("order.place", "new_order", self._order_params(spec), timestamp_ms,
+                        request_id, True)
+
+    def ws_query_order(self, pair: str, client_order_id: str, timestamp_ms: int,
+                       request_id: str) -> SignedRequest:
+        return self._ws("order.status", "query_order", {"symbol": self.symbol(pair),
+                        "origClientOrderId": client_order_id}, timestamp_ms, request_id)
+
+    def ws_cancel_order(self, pair: str, client_order_id: str, timestamp_ms: int,
+                        request_id: str) -> SignedRequest:
+        return self._ws("order.cancel", "cancel_order", {"symbol": self.symbol(pair),
+                        "origClientOrderId": client_order_id}, timestamp_ms, request_id)
+
+    def ws_open_orders(self, pair: str, timestamp_ms: int, request_id: str) -> SignedRequest:
+        return self._ws("openOrders.status", "open_orders", {"symbol": self.symbol(pair)},
+                        timestamp_ms, request_id)
+
+    def ws_cancel_replace(self, cancel_client_order_id: str, spec: OrderSpec,
+                          timestamp_ms: int, request_id: str) -> SignedRequest:
+        return self._ws("order.cancelReplace", "cancel_replace",
+                        self._replace_params(cancel_client_order_id, spec), timestamp_ms,
+                        request_id, True)
+
+    def parse_ws(self, frame: str | bytes, recv_ns: int) -> WsMessage:
+        """A response ``{"id":"7","status":400,"error":{"code":-2010,"msg":"..."},
+        "rateLimits":[...]}`` or a push ``{"subscriptionId":0,"event":{"e":...}}``."""
+        try:
+            msg = orjson.loads(frame)
+        except orjson.JSONDecodeError as exc:
+            return WsMessage(error=f"not JSON: {exc}: {str(frame)[:200]}")
+        if not isinstance(msg, dict):
+            return WsMessage(error=f"not an object: {str(frame)[:200]}")
+        if "event" in msg:
+            return WsMessage(event=self._user_event(msg["event"], recv_ns))
+        if "id" not in msg or "status" not in msg:
+            return WsMessage(error=f"neither response nor event: {str(frame)[:200]}")
+        status = int(msg["status"])
+        error = msg.get("error")
+        retry_after = None
+        if isinstance(error, dict) and isinstance(error.get("data"), dict):
+            until_ms, now_ms = error["data"].get("retryAfter"), error["data"].get("serverTime")
+            if isinstance(until_ms, int) and isinstance(now_ms, int):
+                retry_after = max(0.0, (until_ms - now_ms) / 1000)
+        body = error if isinstance(error, dict) else msg.get("result")
+        if status == 200 and body is None:
+            body = {}
+        reply = classify_answer(status, body, ws_rate_limit_usage(msg.get("rateLimits")),
+                                retry_after)
+        return WsMessage(request_id=str(msg["id"]), reply=reply)
+
+    # --------------------------------------------------------- replies
+
+    def classify(self, status: int, body: bytes | str, headers: dict[str, str]) -> Reply:
         """``{"code":-2010,"msg":"Order would immediately match and take."}`` and kin."""
         lower = {k.lower(): v for k, v in headers.items()}
-        used = lower.get("x-mbx-used-weight-1m")
-        used_weight = int(used) if used and used.isdigit() else None
         retry_after = lower.get("retry-after")
         retry_s = float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() \
             else None
@@ -252,21 +348,10 @@ class BinanceTrade:
             data = orjson.loads(body) if body else None
         except orjson.JSONDecodeError:
             data = None
-        code, message = 0, ""
-        if isinstance(data, dict) and "code" in data and "msg" in data:
-            code, message = int(data["code"]), str(data["msg"])
-        if status in (429, 418) or code in RETRY_CODES:
-            kind = "retry"
-        elif status >= 500 or code in UNKNOWN_CODES or (status == 200 and data is None):
-            kind = "unknown"
-        elif status == 200:
-            kind = "ok"
-        else:
-            kind = "rejected"  # 4xx with a code: definitive (400, 401, 403 -2015, 409 ...)
-        return Reply(kind, status, data, code, message, retry_s, used_weight)
+        return classify_answer(status, data, rate_limit_usage(headers), retry_s)
 
-    def order_update(self, data: dict, recv_ns: int) -> OrderUpdate:
-        """An order as REST returns it (new order RESULT, query, open orders, cancel)::
+    def order_update(self, body: Any, recv_ns: int) -> OrderUpdate:
+        """An order as REST / WS API return it (new order RESULT, query, open orders, cancel)::
 
             {"symbol":"BTCUSDT","orderId":28,"clientOrderId":"E7-1a-3","price":"30000.00",
              "origQty":"0.010","executedQty":"0.004","cummulativeQuoteQty":"120.0",
@@ -274,6 +359,7 @@ class BinanceTrade:
              "updateTime":1700000000123}
 
         A cancel answer names our id ``origClientOrderId``."""
+        data = body
         filled = Decimal(data.get("executedQty", "0"))
         quote = Decimal(data.get("cummulativeQuoteQty", "0") or "0")
         average = str(quote / filled) if filled > 0 and quote >= 0 else "0"
@@ -281,11 +367,11 @@ class BinanceTrade:
         exch_ms = data.get("updateTime") or data.get("transactTime") or 0
         return OrderUpdate(VENUE, Market.SPOT, self.pair(data["symbol"]), client_id,
                            str(data["orderId"]), _STATUS.get(data["status"], OrderStatus.NEW),
-                           _SIDE[data["side"]], data.get("price", "0"), data.get("origQty", "0"),
+                           SIDES[data["side"]], data.get("price", "0"), data.get("origQty", "0"),
                            str(filled), average, exch_ns=int(exch_ms) * MS, recv_ns=recv_ns)
 
-    def fills(self, rows: list[dict]) -> list[Fill]:
-        """GET myTrades rows (no client id: the caller maps ``orderId``)::
+    def fills(self, body: Any) -> list[Fill]:
+        """myTrades rows (no client id: the caller maps ``orderId``)::
 
             {"symbol":"BTCUSDT","id":28457,"orderId":100234,"price":"4.00000100",
              "qty":"12.00000000","commission":"10.10000000","commissionAsset":"BNB",
@@ -293,37 +379,104 @@ class BinanceTrade:
         return [Fill(VENUE, Market.SPOT, self.pair(r["symbol"]), "", str(r["orderId"]),
                      str(r["id"]), Side.BUY if r["isBuyer"] else Side.SELL, r["price"], r["qty"],
                      r["commission"], r["commissionAsset"], bool(r["isMaker"]),
-                     int(r["time"]) * MS) for r in rows]
+                     int(r["time"]) * MS) for r in body]
+
+    def fills_cursor(self, body: Any) -> str | None:
+        if not isinstance(body, list) or len(body) < self.fills_page:
+            return None
+        return str(max(int(row["id"]) for row in body) + 1)
+
+    def amend_result(self, reply: Reply) -> AmendResult:
+        """cancelReplace: 200, 409 -2021 (new order failed) or 400 -2022 (cancel
+        failed) carry ``{cancelResult, newOrderResult, cancelResponse, newOrderResponse}``."""
+        parts = reply.body.get("data", reply.body) if isinstance(reply.body, dict) else None
+        if not isinstance(parts, dict) or not (reply.kind == ReplyKind.OK or
+                                               reply.code in (-2021, -2022)):
+            return AmendResult(known=False)
+        result = parts.get("newOrderResult")
+        failure = None
+        if result == "FAILURE":
+            raw = parts.get("newOrderResponse") or {}
+            failure = classify_answer(400, {"code": raw.get("code", reply.code),
+                                            "msg": raw.get("msg", reply.message)}, {}, None)
+        return AmendResult(True, parts.get("cancelResult") == "SUCCESS",
+                           parts.get("cancelResponse"),
+                           parts.get("newOrderResponse") if result == "SUCCESS" else None,
+                           result in ("SUCCESS", "FAILURE"), failure)
+
+    def balances(self, body: Any) -> dict[str, tuple[str, str]]:
+        """GET account: asset -> (free, locked)."""
+        return {b["asset"]: (b["free"], b["locked"]) for b in body.get("balances", [])}
+
+    def server_time_ms(self, body: Any) -> int | None:
+        return int(body["serverTime"]) if isinstance(body, dict) and "serverTime" in body else None
+
+    def instrument_rules(self, body: Any) -> dict[str, InstrumentRules]:
+        """exchangeInfo's symbols and filters::
+
+            {"symbol":"BTCUSDT","baseAsset":"BTC","quoteAsset":"USDT","filters":[
+             {"filterType":"PRICE_FILTER","tickSize":"0.01000000",...},
+             {"filterType":"LOT_SIZE","minQty":"0.00001000","maxQty":"9000","stepSize":"0.00001000"},
+             {"filterType":"NOTIONAL","minNotional":"5.00000000",...}]}"""
+        out = {}
+        for info in body["symbols"]:
+            rules: dict[str, str] = {}
+            for f in info.get("filters", []):
+                kind = f.get("filterType")
+                if kind == "PRICE_FILTER":
+                    rules["tick_size"] = f["tickSize"]
+                elif kind == "LOT_SIZE":
+                    rules.update(step_size=f["stepSize"], min_qty=f["minQty"], max_qty=f["maxQty"])
+                elif kind in ("NOTIONAL", "MIN_NOTIONAL"):
+                    rules["min_notional"] = f["minNotional"]
+            if "tick_size" in rules and "step_size" in rules:
+                pair = f"{info['baseAsset']}/{info['quoteAsset']}"
+                out[pair] = InstrumentRules(pair, info["symbol"], info["baseAsset"],
+                                            info["quoteAsset"], **rules)
+        return out
+
+    def rate_limits(self, body: Any) -> list[RateLimitRule]:
+        return parse_rate_limits(body.get("rateLimits") if isinstance(body, dict) else None)
+
+    # ---------------------------------------------------- user data
 
     def parse_user(self, frame: str | bytes, recv_ns: int) -> UserEvent:
-        """One user-data frame; never raises. executionReport (trimmed)::
+        """A user-data frame, bare or wrapped (``{"subscriptionId":0,"event":{...}}``)."""
+        try:
+            msg = orjson.loads(frame)
+        except orjson.JSONDecodeError as exc:
+            return UserEvent(error=f"not JSON: {exc}")
+        if isinstance(msg, dict):
+            msg = msg.get("event", msg.get("data", msg))
+        return self._user_event(msg, recv_ns)
+
+    def _user_event(self, data: Any, recv_ns: int) -> UserEvent:
+        """executionReport (trimmed)::
 
             {"e":"executionReport","E":1499405658658,"s":"ETHBTC","c":"E7-1a-3","S":"BUY",
              "o":"LIMIT","f":"GTC","q":"1.00000000","p":"0.10264410","x":"TRADE",
              "X":"PARTIALLY_FILLED","i":4293153,"l":"0.5","z":"0.5","L":"0.10264410",
              "n":"0.0005","N":"ETH","T":1499405658657,"t":7,"m":true,"Z":"0.05132205","C":""}
 
-        On a cancel ``c`` is the cancel request's id and ``C`` our order's."""
+        On a cancel ``c`` is the cancel request's id and ``C`` our order's. Never raises."""
         try:
-            msg = orjson.loads(frame)
-            data = msg.get("data", msg) if isinstance(msg, dict) else None
             if not isinstance(data, dict):
-                return UserEvent(error=f"not an object: {str(frame)[:200]}")
+                return UserEvent(error=f"not an object: {str(data)[:200]}")
             kind = data.get("e")
             if kind == "executionReport":
                 return self._execution(data, recv_ns)
             if kind == "outboundAccountPosition":
                 return UserEvent(balances={b["a"]: (b["f"], b["l"]) for b in data["B"]})
-            if kind == "listenKeyExpired":
+            if kind in ("listenKeyExpired", "eventStreamTerminated"):
                 return UserEvent(expired=True)
-            return UserEvent()  # balanceUpdate, listStatus: nothing we track
+            return UserEvent()  # balanceUpdate, listStatus, externalLockUpdate: not tracked
         except Exception as exc:  # noqa: BLE001 - a frame must never kill the stream
             return UserEvent(error=f"{type(exc).__name__}: {exc}")
 
     def _execution(self, data: dict, recv_ns: int) -> UserEvent:
         client_id = (data.get("C") or data["c"]) if data["x"] == "CANCELED" else data["c"]
         pair = self.pair(data["s"])
-        side = _SIDE[data["S"]]
+        side = SIDES[data["S"]]
         filled = Decimal(data["z"])
         quote = Decimal(data.get("Z", "0"))
         average = str(quote / filled) if filled > 0 else "0"
@@ -340,31 +493,3 @@ class BinanceTrade:
                                     data.get("n") or "0", data.get("N") or "",
                                     bool(data.get("m")), exch_ns))
         return event
-
-    def parse_exchange_info(self, body: Any) -> dict[str, dict[str, str]]:
-        """pair -> rule strings (``Instrument.from_rules``) from exchangeInfo's filters::
-
-            {"symbol":"BTCUSDT","baseAsset":"BTC","quoteAsset":"USDT","filters":[
-             {"filterType":"PRICE_FILTER","tickSize":"0.01000000",...},
-             {"filterType":"LOT_SIZE","minQty":"0.00001000","maxQty":"9000","stepSize":"0.00001000"},
-             {"filterType":"NOTIONAL","minNotional":"5.00000000",...}]}"""
-        out = {}
-        for info in body["symbols"]:
-            rules = {"symbol": info["symbol"], "base": info["baseAsset"],
-                     "quote": info["quoteAsset"]}
-            for f in info.get("filters", []):
-                kind = f.get("filterType")
-                if kind == "PRICE_FILTER":
-                    rules["tick_size"] = f["tickSize"]
-                elif kind == "LOT_SIZE":
-                    rules.update(step_size=f["stepSize"], min_qty=f["minQty"], max_qty=f["maxQty"])
-                elif kind in ("NOTIONAL", "MIN_NOTIONAL"):
-                    rules["min_notional"] = f["minNotional"]
-            if "tick_size" in rules and "step_size" in rules:
-                out[f"{info['baseAsset']}/{info['quoteAsset']}"] = rules
-        return out
-
-    @staticmethod
-    def balances(body: Any) -> dict[str, tuple[str, str]]:
-        """GET account: asset -> (free, locked)."""
-        return {b["asset"]: (b["free"], b["locked"]) for b in body.get("balances", [])}

@@ -62,7 +62,7 @@ def test_every_response_carries_used_weight(public: BinanceClient) -> None:
     first = public.public("GET", "/api/v3/exchangeInfo")
     second = public.public("GET", "/api/v3/depth", symbol="BTCUSDT", limit=500)
     assert int(second.headers["X-MBX-USED-WEIGHT-1M"]) - \
-        int(first.headers["X-MBX-USED-WEIGHT-1M"]) == 5
+        int(first.headers["X-MBX-USED-WEIGHT-1M"]) == 25  # today's weight
     assert public.public("GET", "/api/v3/nothing").status_code == 404
 
 
@@ -95,4 +95,18 @@ def test_too_many_new_orders_is_429_1015(start_venue: Callable[..., LocalVenue])
         replies[2] = alice.limit("BUY", "0.001", "10000")
     assert replies[2].status_code == 429
     assert replies[2].json()["code"] == -1015
-    assert "Retry-After" not in replies[2].headers
+    assert 1 <= int(replies[2].headers["Retry-After"]) <= 10  # until the 10 s window ends
+
+
+def test_filled_orders_do_not_count_toward_the_order_limit(
+        start_venue: Callable[..., LocalVenue]) -> None:
+    """faqs/order_count_decrement.md: an order's first fill takes it off the
+    unfilled order count, so a taker whose orders trade can keep going."""
+    venue = start_venue(limits=Limits(orders_per_10s=2))
+    bob = BinanceClient(venue.rest_url, "bob-key", "bob-secret")
+    assert bob.limit("SELL", "1", "30000").status_code == 200
+    alice = BinanceClient(venue.rest_url, "alice-key", "alice-secret")
+    replies = [alice.limit("BUY", "0.01", "30000") for _ in range(6)]
+    assert [r.status_code for r in replies] == [200] * 6
+    assert all(r.json()["status"] == "FILLED" for r in replies)
+    assert all(int(r.headers["X-MBX-ORDER-COUNT-10S"]) <= 1 for r in replies)

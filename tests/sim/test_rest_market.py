@@ -72,6 +72,12 @@ def test_trades_historical_and_aggregate(public: BinanceClient, alice: BinanceCl
     assert trades[0]["quoteQty"] == "300.00000000"
     older = public.public("GET", "/api/v3/historicalTrades", symbol="BTCUSDT", fromId=2).json()
     assert [t["id"] for t in older] == [2]
+    huge = public.public("GET", "/api/v3/historicalTrades", symbol="BTCUSDT",
+                         fromId=9999999999999999999)  # beyond a signed 64-bit LONG
+    assert huge.status_code == 400
+    assert huge.json() == {"code": -1108, "msg": "Parameter 'fromId' overflowed."}
+    assert public.public("GET", "/api/v3/historicalTrades", symbol="BTCUSDT",
+                         fromId=2**63 - 1).json() == []
     agg = public.public("GET", "/api/v3/aggTrades", symbol="BTCUSDT").json()
     assert len(agg) == 1 and (agg[0]["f"], agg[0]["l"], agg[0]["q"]) == (1, 2, "0.02000000")
 

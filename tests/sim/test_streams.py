@@ -91,10 +91,24 @@ def test_control_message_errors(venue: LocalVenue, ws_connect: Connect, raw: str
     assert recv_json(ws)["code"] == expected_code
 
 
-def test_unknown_stream_in_path_is_refused(venue: LocalVenue) -> None:
+def test_unknown_stream_in_combined_path_is_refused(venue: LocalVenue) -> None:
     with pytest.raises(websocket.WebSocketBadStatusException) as err:
-        websocket.create_connection(venue.ws_url + "/ws/dogeusdt@trade", timeout=5)
+        websocket.create_connection(venue.ws_url + "/stream?streams=dogeusdt@trade", timeout=5)
     assert err.value.status_code == 400
+
+
+def test_any_name_under_ws_then_subscribe(venue: LocalVenue, ws_connect: Connect,
+                                          alice: BinanceClient, bob: BinanceClient) -> None:
+    """Binance accepts /ws/<any name> and streams what is SUBSCRIBEd (ccxt does this)."""
+    ws = ws_connect(venue.ws_url + "/ws/dogeusdt@trade")
+    send(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 1})
+    assert recv_json(ws, is_reply(1)) == {"result": [], "id": 1}
+    other = ws_connect(venue.ws_url + "/ws/0")
+    send(other, {"method": "SUBSCRIBE", "params": ["btcusdt@trade"], "id": 2})
+    assert recv_json(other, is_reply(2)) == {"result": None, "id": 2}
+    alice.limit("SELL", "0.01", "30000")
+    bob.limit("BUY", "0.01", "30000")
+    assert recv_json(other, lambda m: m.get("e") == "trade")["p"] == "30000.00000000"
 
 
 def test_ping_gets_pong(venue: LocalVenue, ws_connect: Connect) -> None:

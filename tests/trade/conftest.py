@@ -50,6 +50,12 @@ def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENGINE_TEST_ADMIN_KEY", "let-me-halt")
 
 
+@pytest.fixture(params=["rest", "ws_api"])
+def transport(request: pytest.FixtureRequest) -> str:
+    """Run a test over REST and over the WebSocket API (trader.order_transport)."""
+    return str(request.param)
+
+
 @pytest.fixture
 def start_trader(tmp_path: Path, proxy: FaultProxy) -> Iterator[Callable[..., TraderService]]:
     """Start a TraderService against the venue through the proxy (``direct=True``:

@@ -14,8 +14,9 @@ from engine.model import Side  # noqa: E402
 from tests.trade.rig import Orders, make_service, trader_config  # noqa: E402
 
 
-def main(data_dir: str, rest_url: str, ws_url: str, count: int) -> None:
-    service = make_service(trader_config(Path(data_dir), rest_url, ws_url))
+def main(data_dir: str, rest_url: str, ws_url: str, count: int, transport: str) -> None:
+    service = make_service(trader_config(Path(data_dir), rest_url, ws_url),
+                           order_transport=transport)
     service.start()
     print("READY", flush=True)
     orders = Orders()
@@ -27,4 +28,5 @@ def main(data_dir: str, rest_url: str, ws_url: str, count: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]),
+         sys.argv[5] if len(sys.argv) > 5 else "ws_api")

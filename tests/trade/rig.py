@@ -21,6 +21,7 @@ from engine.store.taskdb import TaskDb
 from engine.trade.actions import CancelOrder, PlaceOrder, make_client_order_id
 from engine.trade.service import TraderService
 from engine.trade.settings import RiskConfig, TraderConfig
+from engine.venues import make_trading_driver
 from tests.sim.binance_client import BinanceClient
 
 KEY_ENV, SECRET_ENV = "ENGINE_TEST_TRADER_KEY", "ENGINE_TEST_TRADER_SECRET"
@@ -71,7 +72,7 @@ def make_service(config: Config, settings: TraderConfig = FAST, db: TaskDb | Non
     settings = dataclasses.replace(settings, **changes) if changes else settings
     return TraderService(config, "trader-test",
                          lambda venue, market, weight: RestLimiter(weight, 60.0, fraction=1.0),
-                         settings=settings, db=db)
+                         make_trading_driver, settings=settings, db=db)
 
 
 class Orders:

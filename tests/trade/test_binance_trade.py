@@ -1,6 +1,6 @@
-"""The Binance trading driver, Sans-I/O: signatures as rest-api.md's worked
-example, every reply class (ok / rejected / unknown / retry), and the user
-data stream's frames as the docs show them."""
+"""The Binance spot trading driver, Sans-I/O: signatures as rest-api.md's
+worked example, every reply class (ok / rejected / unknown / retry), and the
+user data stream's frames as the docs show them. (WebSocket API: test_binance_wsapi.py.)"""
 
 from __future__ import annotations
 
@@ -10,19 +10,20 @@ import orjson
 import pytest
 
 from engine.model import OrderStatus, Side
+from engine.model_trade import OrderSpec, TimeInForce, TradingEndpoints
 from engine.trade.instruments import Instrument
-from engine.venues.binance_trade import BinanceTrade
+from engine.venues.binance_trade import BinanceSpotTrade
 
 DOC_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
 DOC_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
 
 
 @pytest.fixture
-def driver() -> BinanceTrade:
-    return BinanceTrade("http://venue", "ws://venue", DOC_KEY, DOC_SECRET)
+def driver() -> BinanceSpotTrade:
+    return BinanceSpotTrade(TradingEndpoints("http://venue", "ws://venue"), DOC_KEY, DOC_SECRET)
 
 
-def test_signature_matches_the_rest_api_worked_example(driver: BinanceTrade) -> None:
+def test_signature_matches_the_rest_api_worked_example(driver: BinanceSpotTrade) -> None:
     # rest-api.md "Example 1": the query with recvWindow=5000 and this timestamp.
     request = driver._signed("POST", "/api/v3/order", "new_order", {
         "symbol": "LTCBTC", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
@@ -32,12 +33,13 @@ def test_signature_matches_the_rest_api_worked_example(driver: BinanceTrade) -> 
     assert request.headers == {"X-MBX-APIKEY": DOC_KEY}
 
 
-def test_post_only_is_limit_maker_and_money_is_the_exact_string(driver: BinanceTrade) -> None:
-    maker = driver.new_order("BTC/USDT", Side.BUY, "29000.01", "0.00100", "Et1-1-0", True, "GTC", 1)
+def test_post_only_is_limit_maker_and_money_is_the_exact_string(driver: BinanceSpotTrade) -> None:
+    maker = driver.new_order(OrderSpec("BTC/USDT", Side.BUY, "29000.01", "0.00100", "Et1-1-0"), 1)
     assert "type=LIMIT_MAKER" in maker.url and "timeInForce" not in maker.url
     assert "price=29000.01&" in maker.url and "quantity=0.00100&" in maker.url
     assert maker.counts_order and maker.weight == 1
-    plain = driver.new_order("BTC/USDT", Side.SELL, "1", "2", "Et1-1-0", False, "IOC", 1)
+    plain = driver.new_order(OrderSpec("BTC/USDT", Side.SELL, "1", "2", "Et1-1-0", False,
+                                       TimeInForce.IOC), 1)
     assert "type=LIMIT&" in plain.url and "timeInForce=IOC" in plain.url
 
 
@@ -61,26 +63,30 @@ def test_post_only_is_limit_maker_and_money_is_the_exact_string(driver: BinanceT
      "unknown"),
     (200, "", {}, "unknown"),
 ])
-def test_classify(status: int, body: object, headers: dict, kind: str) -> None:
+def test_classify(driver: BinanceSpotTrade, status: int, body: object, headers: dict,
+                  kind: str) -> None:
     raw = body.encode() if isinstance(body, str) else orjson.dumps(body)
-    reply = BinanceTrade.classify(status, raw, {**headers, "X-MBX-USED-WEIGHT-1M": "42"})
+    reply = driver.classify(status, raw, {**headers, "X-MBX-USED-WEIGHT-1M": "42",
+                                          "X-MBX-ORDER-COUNT-10S": "3"})
     assert reply.kind == kind and reply.used_weight == 42
+    assert reply.usage == {"REQUEST_WEIGHT:1m": 42, "ORDERS:10s": 3}
+    assert reply.order_rate_limited == (reply.code == -1015)
     if "Retry-After" in headers:
         assert reply.retry_after_s == float(headers["Retry-After"])
 
 
-def test_reply_flags() -> None:
-    take = BinanceTrade.classify(400, b'{"code":-2010,"msg":"Order would immediately match and '
+def test_reply_flags(driver: BinanceSpotTrade) -> None:
+    take = driver.classify(400, b'{"code":-2010,"msg":"Order would immediately match and '
                                       b'take."}', {})
-    duplicate = BinanceTrade.classify(400, b'{"code":-2010,"msg":"Duplicate order sent."}', {})
-    missing = BinanceTrade.classify(400, b'{"code":-2013,"msg":"Order does not exist."}', {})
-    unknown_cancel = BinanceTrade.classify(400, b'{"code":-2011,"msg":"Unknown order sent."}', {})
+    duplicate = driver.classify(400, b'{"code":-2010,"msg":"Duplicate order sent."}', {})
+    missing = driver.classify(400, b'{"code":-2013,"msg":"Order does not exist."}', {})
+    unknown_cancel = driver.classify(400, b'{"code":-2011,"msg":"Unknown order sent."}', {})
     assert take.would_take and not take.duplicate
     assert duplicate.duplicate and not duplicate.would_take
     assert missing.not_found and unknown_cancel.not_found
 
 
-def test_execution_report_trade_is_an_update_and_a_fill(driver: BinanceTrade) -> None:
+def test_execution_report_trade_is_an_update_and_a_fill(driver: BinanceSpotTrade) -> None:
     frame = orjson.dumps({
         "e": "executionReport", "E": 1499405658658, "s": "ETHBTC", "c": "Et1-1a-3", "S": "BUY",
         "o": "LIMIT", "f": "GTC", "q": "1.00000000", "p": "0.10264410", "P": "0.00000000",
@@ -98,7 +104,7 @@ def test_execution_report_trade_is_an_update_and_a_fill(driver: BinanceTrade) ->
     assert fill.exch_ns == 1499405658657 * 1_000_000 and update.recv_ns == 5
 
 
-def test_execution_report_cancel_names_our_order_by_C(driver: BinanceTrade) -> None:
+def test_execution_report_cancel_names_our_order_by_C(driver: BinanceSpotTrade) -> None:
     frame = orjson.dumps({
         "e": "executionReport", "E": 1, "s": "BTCUSDT", "c": "web_cancel_42", "S": "SELL",
         "o": "LIMIT", "f": "GTC", "q": "0.01", "p": "31000", "x": "CANCELED", "X": "CANCELED",
@@ -110,7 +116,7 @@ def test_execution_report_cancel_names_our_order_by_C(driver: BinanceTrade) -> N
     assert event.fills == []
 
 
-def test_account_position_expiry_and_garbage(driver: BinanceTrade) -> None:
+def test_account_position_expiry_and_garbage(driver: BinanceSpotTrade) -> None:
     balances = driver.parse_user(b'{"e":"outboundAccountPosition","E":1,"u":1,"B":[{"a":"BTC",'
                                  b'"f":"1.5","l":"0.25"}]}', 0)
     assert balances.balances == {"BTC": ("1.5", "0.25")}
@@ -119,7 +125,7 @@ def test_account_position_expiry_and_garbage(driver: BinanceTrade) -> None:
     assert driver.parse_user(b'{"e":"executionReport"}', 0).error
 
 
-def test_exchange_info_filters_become_instrument_rules(driver: BinanceTrade) -> None:
+def test_exchange_info_filters_become_instrument_rules(driver: BinanceSpotTrade) -> None:
     body = {"symbols": [{"symbol": "BTCUSDT", "baseAsset": "BTC", "quoteAsset": "USDT",
                          "filters": [
                              {"filterType": "PRICE_FILTER", "minPrice": "0.01",
@@ -127,8 +133,8 @@ def test_exchange_info_filters_become_instrument_rules(driver: BinanceTrade) -> 
                              {"filterType": "LOT_SIZE", "minQty": "0.00001000",
                               "maxQty": "9000.00000000", "stepSize": "0.00001000"},
                              {"filterType": "NOTIONAL", "minNotional": "5.00000000"}]}]}
-    rules = driver.parse_exchange_info(body)
-    instrument = Instrument.from_rules("binance", "BTC/USDT", rules["BTC/USDT"])
+    rules = driver.instrument_rules(body)
+    instrument = Instrument.from_rules("binance", rules["BTC/USDT"])
     assert instrument.price(Decimal("29000.019"), Side.BUY) == Decimal("29000.01")
     assert instrument.price(Decimal("29000.011"), Side.SELL) == Decimal("29000.02")
     assert instrument.quantity(Decimal("0.123456789")) == Decimal("0.12345")

@@ -1,7 +1,8 @@
 """Crash safety with a real trader process killed by SIGKILL: mid-send (the
 venue accepted an order whose answer never came; a request still in flight)
-and mid-fill. After a restart and a replay of the same intents there is no
-duplicate order and no orphan order, and every fill is recorded once."""
+and mid-fill, with orders over REST and over the WebSocket API. After a
+restart and a replay of the same intents there is no duplicate order and no
+orphan order, and every fill is recorded once."""
 
 from __future__ import annotations
 
@@ -19,7 +20,13 @@ from engine.trade.actions import ActionResult
 from engine.trade.service import TraderService
 from tests.sim.binance_client import BinanceClient
 from tests.support.eventually import eventually
-from tests.trade.fault_proxy import FORWARD_THEN_HANG, HOLD_THEN_FORWARD, Fault, FaultProxy
+from tests.trade.fault_proxy import (
+    FORWARD_THEN_HANG,
+    HOLD_THEN_FORWARD,
+    NEW_ORDER_CALLS,
+    Fault,
+    FaultProxy,
+)
 from tests.trade.rig import Orders, open_orders, venue_orders
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +37,7 @@ def nth_new_order(n: int) -> Callable[[str, str], bool]:
     seen = [0]
 
     def match(method: str, path: str) -> bool:
-        if method == "POST" and path == "/api/v3/order":
+        if (method, path) in NEW_ORDER_CALLS:
             seen[0] += 1
             return seen[0] == n
         return False
@@ -38,14 +45,16 @@ def nth_new_order(n: int) -> Callable[[str, str], bool]:
 
 
 @pytest.fixture
-def spawn(tmp_path: Path, proxy: FaultProxy) -> Iterator[Callable[[], subprocess.Popen]]:
+def spawn(tmp_path: Path, proxy: FaultProxy,
+          transport: str) -> Iterator[Callable[[], subprocess.Popen]]:
     children: list[subprocess.Popen] = []
 
     def start() -> subprocess.Popen:
         log = open(tmp_path / f"child{len(children)}.log", "wb")  # noqa: SIM115 - closed by the OS
         child = subprocess.Popen(
             [sys.executable, str(ROOT / "tests/trade/crash_child.py"), str(tmp_path / "trader"),
-             proxy.url, proxy.ws_url, str(GRID)], stdout=subprocess.PIPE, stderr=log, cwd=ROOT,
+             proxy.url, proxy.ws_url, str(GRID), transport], stdout=subprocess.PIPE, stderr=log,
+            cwd=ROOT,
             env=os.environ.copy())
         children.append(child)
         assert child.stdout is not None
@@ -83,12 +92,16 @@ def replay_and_check(trader: TraderService, alice: BinanceClient) -> None:
 
 def test_sigkill_while_an_accepted_order_awaits_its_answer(
         spawn: Callable[[], subprocess.Popen], proxy: FaultProxy, alice: BinanceClient,
-        start_trader: Callable[..., TraderService]) -> None:
+        start_trader: Callable[..., TraderService], transport: str) -> None:
     proxy.add(Fault(nth_new_order(5), FORWARD_THEN_HANG, delay_s=60))
     child = spawn()
-    proxy.hold_streams(True)  # only REST answers reach the child: order 5 stays an intent
+    # Nothing about order 5 reaches the child, so it stays an intent: over REST
+    # its answer never comes and the streams are held; over the WebSocket API
+    # the fault stalls that socket right after order 5 (answers and pushes).
+    if transport == "rest":
+        proxy.hold_streams(True)
     eventually(lambda: len(venue_orders(alice)) == 5, timeout=20)
-    eventually(lambda: proxy.count("POST", "/api/v3/order") == 5)
+    eventually(lambda: proxy.count_any(NEW_ORDER_CALLS) == 5)
     kill(child)
     trader = start_trader(direct=True)
     kinds = sorted(d.kind for d in trader.reports["binance"].differences)
@@ -103,7 +116,7 @@ def test_sigkill_while_a_request_is_still_on_its_way(
     the restart began. Reconcile waits out recvWindow before deciding."""
     proxy.add(Fault(nth_new_order(3), HOLD_THEN_FORWARD, delay_s=2.0))
     child = spawn()
-    eventually(lambda: proxy.count("POST", "/api/v3/order") == 3, timeout=20)
+    eventually(lambda: proxy.count_any(NEW_ORDER_CALLS) == 3, timeout=20)
     kill(child)
     trader = start_trader(direct=True)
     report = trader.reports["binance"]

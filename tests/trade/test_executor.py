@@ -1,6 +1,7 @@
 """The executor against the real local venue (over real sockets, through the
-fault proxy): every send ends acknowledged, rejected or looked up; no retry
-ever duplicates an order; post-only rejections fall back and are counted."""
+fault proxy), with orders over REST and over the WebSocket API (``transport``):
+every send ends acknowledged, rejected or looked up; no retry ever duplicates
+an order; post-only rejections fall back and are counted."""
 
 from __future__ import annotations
 
@@ -12,10 +13,26 @@ from engine.trade.actions import ActionResult, AmendOrder, Outcome
 from engine.trade.service import TraderService
 from tests.sim.binance_client import BinanceClient
 from tests.support.eventually import eventually
-from tests.trade.fault_proxy import FORWARD_THEN_HANG, FORWARD_THEN_RESPOND, RESPOND, Fault, FaultProxy, on
+from tests.trade.fault_proxy import (
+    FORWARD_THEN_HANG,
+    FORWARD_THEN_RESPOND,
+    LOOKUP_CALLS,
+    NEW_ORDER_CALLS,
+    RESPOND,
+    Fault,
+    FaultProxy,
+    on_any,
+)
 from tests.trade.rig import Orders, open_orders, venue_orders
 
-NEW_ORDER = on("POST", "/api/v3/order")
+NEW_ORDER = on_any(NEW_ORDER_CALLS)  # over REST or the WebSocket API
+
+
+def new_orders(proxy: FaultProxy, transport: str) -> int:
+    """New-order requests the proxy saw, all of them over ``transport``."""
+    rest, ws = proxy.count("POST", "/api/v3/order"), proxy.count("WS", "order.place")
+    assert (ws if transport == "rest" else rest) == 0, (transport, rest, ws)
+    return rest if transport == "rest" else ws
 
 
 def collect(service: TraderService) -> dict[str, ActionResult]:
@@ -31,8 +48,9 @@ def settled(results: dict[str, ActionResult], client_order_id: str,
 
 
 def test_place_is_acknowledged_recorded_and_rests_on_the_venue(
-        start_trader: Callable[..., TraderService], alice: BinanceClient) -> None:
-    trader = start_trader()
+        transport: str, start_trader: Callable[..., TraderService], alice: BinanceClient,
+        proxy: FaultProxy) -> None:
+    trader = start_trader(order_transport=transport)
     results = collect(trader)
     order = Orders().place(Side.BUY, "29000.00", "0.01")
     trader.executor.submit(order)
@@ -42,11 +60,13 @@ def test_place_is_acknowledged_recorded_and_rests_on_the_venue(
     assert record.state == "open" and record.price == "29000.00"
     assert [o["clientOrderId"] for o in open_orders(alice)] == [order.client_order_id]
     assert venue_orders(alice)[0]["price"] == "29000.00000000"
+    assert new_orders(proxy, transport) == 1
 
 
-def test_cancel_and_amend_end_acknowledged(start_trader: Callable[..., TraderService],
-                                           alice: BinanceClient) -> None:
-    trader = start_trader()
+def test_cancel_and_amend_end_acknowledged(
+        transport: str, start_trader: Callable[..., TraderService], alice: BinanceClient,
+        proxy: FaultProxy) -> None:
+    trader = start_trader(order_transport=transport)
     results = collect(trader)
     orders = Orders()
     first, second = orders.place(Side.BUY, "29000"), orders.place(Side.SELL, "31000")
@@ -64,28 +84,33 @@ def test_cancel_and_amend_end_acknowledged(start_trader: Callable[..., TraderSer
     assert trader.store.get("binance", second.client_order_id).state == "canceled"
     assert trader.store.get("binance", replacement.client_order_id).replaces == \
         second.client_order_id
+    over_ws = transport == "ws_api"
+    assert (proxy.count("WS", "order.cancel"), proxy.count("DELETE", "/api/v3/order")) == \
+        ((1, 0) if over_ws else (0, 1))
+    assert (proxy.count("WS", "order.cancelReplace"),
+            proxy.count("POST", "/api/v3/order/cancelReplace")) == ((1, 0) if over_ws else (0, 1))
 
 
 def test_timeout_after_acceptance_is_looked_up_not_resent(
-        start_trader: Callable[..., TraderService], proxy: FaultProxy,
+        transport: str, start_trader: Callable[..., TraderService], proxy: FaultProxy,
         alice: BinanceClient) -> None:
-    trader = start_trader()
+    trader = start_trader(order_transport=transport)
     results = collect(trader)
-    proxy.add(Fault(NEW_ORDER, FORWARD_THEN_HANG, delay_s=2.0))  # client times out at 1 s
+    proxy.add(Fault(NEW_ORDER, FORWARD_THEN_HANG, delay_s=2.0))  # stalls past the client's 1 s timeout
     order = Orders().place(Side.BUY, "29000")
     trader.executor.submit(order)
     result = settled(results, order.client_order_id)
     assert result.outcome == Outcome.ACKNOWLEDGED
     # sent once; settled by the lookup or by the user stream, whichever came first
-    assert proxy.count("POST", "/api/v3/order") == 1
+    assert new_orders(proxy, transport) == 1
     assert len(venue_orders(alice)) == 1
     assert trader.store.get("binance", order.client_order_id).state == "open"
 
 
 def test_5xx_after_acceptance_is_looked_up_not_resent(
-        start_trader: Callable[..., TraderService], proxy: FaultProxy,
+        transport: str, start_trader: Callable[..., TraderService], proxy: FaultProxy,
         alice: BinanceClient) -> None:
-    trader = start_trader()
+    trader = start_trader(order_transport=transport)
     results = collect(trader)
     proxy.add(Fault(NEW_ORDER, FORWARD_THEN_RESPOND, status=502, body=b"<html>bad gateway"))
     proxy.add(Fault(NEW_ORDER, FORWARD_THEN_RESPOND, status=200,
@@ -101,25 +126,25 @@ def test_5xx_after_acceptance_is_looked_up_not_resent(
 
 
 def test_5xx_before_the_venue_saw_it_is_resent_once_after_proof(
-        start_trader: Callable[..., TraderService], proxy: FaultProxy,
+        transport: str, start_trader: Callable[..., TraderService], proxy: FaultProxy,
         alice: BinanceClient) -> None:
     """503 without forwarding: the lookup finds nothing, and only once the
     signed request is past recvWindow is the order sent again."""
-    trader = start_trader()
+    trader = start_trader(order_transport=transport)
     results = collect(trader)
     proxy.add(Fault(NEW_ORDER, RESPOND, status=503))
     order = Orders().place(Side.BUY, "29000")
     trader.executor.submit(order)
     result = settled(results, order.client_order_id, timeout=20.0)
     assert result.outcome == Outcome.ACKNOWLEDGED and result.attempts == 2
-    assert proxy.count("POST", "/api/v3/order") == 2
+    assert new_orders(proxy, transport) == 2
     assert len(venue_orders(alice)) == 1
 
 
 def test_429_waits_retry_after_and_resends_without_lookup(
-        start_trader: Callable[..., TraderService], proxy: FaultProxy,
+        transport: str, start_trader: Callable[..., TraderService], proxy: FaultProxy,
         alice: BinanceClient) -> None:
-    trader = start_trader()
+    trader = start_trader(order_transport=transport)
     results = collect(trader)
     proxy.add(Fault(NEW_ORDER, RESPOND, status=429, headers={"Retry-After": "1"},
                     body=b'{"code":-1003,"msg":"Too much request weight used."}'))
@@ -127,13 +152,14 @@ def test_429_waits_retry_after_and_resends_without_lookup(
     trader.executor.submit(order)
     result = settled(results, order.client_order_id)
     assert result.outcome == Outcome.ACKNOWLEDGED and result.attempts == 2
-    assert proxy.count("GET", "/api/v3/order") == 0
+    assert proxy.count_any(LOOKUP_CALLS) == 0
     assert len(venue_orders(alice)) == 1
 
 
-def test_definitive_rejection_is_not_retried(start_trader: Callable[..., TraderService],
+def test_definitive_rejection_is_not_retried(
+        transport: str, start_trader: Callable[..., TraderService],
                                              proxy: FaultProxy) -> None:
-    trader = start_trader()
+    trader = start_trader(order_transport=transport)
     results = collect(trader)
     order = Orders().place(Side.BUY, "29000", quantity="100")  # 2.9M USDT > balance? no: 10M
     big = Orders("t2").place(Side.SELL, "31000", quantity="5000")  # more BTC than alice has
@@ -141,16 +167,16 @@ def test_definitive_rejection_is_not_retried(start_trader: Callable[..., TraderS
     result = settled(results, big.client_order_id)
     assert result.outcome == Outcome.REJECTED and result.code == -2010
     assert "insufficient balance" in result.reason
-    assert proxy.count("POST", "/api/v3/order") == 2
+    assert new_orders(proxy, transport) == 2
     assert trader.store.get("binance", big.client_order_id).state == "rejected"
 
 
 def test_post_only_that_would_take_reprices_a_tick_away(
-        start_trader: Callable[..., TraderService], bob: BinanceClient,
+        transport: str, start_trader: Callable[..., TraderService], bob: BinanceClient,
         alice: BinanceClient) -> None:
     bob.limit("SELL", "0.01", "30000.00")
     bob.limit("SELL", "0.01", "29999.99")
-    trader = start_trader(post_only_fallback="reprice", reprice_max=3)
+    trader = start_trader(order_transport=transport, post_only_fallback="reprice", reprice_max=3)
     results = collect(trader)
     order = Orders().place(Side.BUY, "30000.00", post_only=True)
     trader.executor.submit(order)
@@ -164,10 +190,10 @@ def test_post_only_that_would_take_reprices_a_tick_away(
 
 
 def test_post_only_that_would_take_falls_back_to_limit(
-        start_trader: Callable[..., TraderService], bob: BinanceClient,
+        transport: str, start_trader: Callable[..., TraderService], bob: BinanceClient,
         alice: BinanceClient) -> None:
     bob.limit("SELL", "0.01", "30000.00")
-    trader = start_trader(post_only_fallback="limit")
+    trader = start_trader(order_transport=transport, post_only_fallback="limit")
     results = collect(trader)
     order = Orders().place(Side.BUY, "30000.00", quantity="0.02", post_only=True)
     trader.executor.submit(order)
@@ -181,8 +207,8 @@ def test_post_only_that_would_take_falls_back_to_limit(
 
 
 def test_rate_limit_keeps_every_window_under_the_limit(
-        start_trader: Callable[..., TraderService], alice: BinanceClient) -> None:
-    trader = start_trader(orders_per_s=20.0, order_burst=5)
+        transport: str, start_trader: Callable[..., TraderService], alice: BinanceClient) -> None:
+    trader = start_trader(order_transport=transport, orders_per_s=20.0, order_burst=5)
     results = collect(trader)
     sends: list[float] = []
     trader.executor.on_wire = lambda action, mono: sends.append(mono)
@@ -198,8 +224,8 @@ def test_rate_limit_keeps_every_window_under_the_limit(
 
 
 def test_cancel_of_an_order_filled_meanwhile_learns_it_filled(
-        start_trader: Callable[..., TraderService], bob: BinanceClient) -> None:
-    trader = start_trader()
+        transport: str, start_trader: Callable[..., TraderService], bob: BinanceClient) -> None:
+    trader = start_trader(order_transport=transport)
     results = collect(trader)
     order = Orders().place(Side.BUY, "29000")
     trader.executor.submit(order)
@@ -212,26 +238,30 @@ def test_cancel_of_an_order_filled_meanwhile_learns_it_filled(
     eventually(lambda: trader.store.get("binance", order.client_order_id).state == "filled")
 
 
-def test_refused_orders_never_reach_the_venue(start_trader: Callable[..., TraderService],
+def test_refused_orders_never_reach_the_venue(
+        transport: str, start_trader: Callable[..., TraderService],
                                               proxy: FaultProxy) -> None:
     from engine.trade.settings import RiskConfig  # noqa: PLC0415
 
-    trader = start_trader(risk=RiskConfig(max_order_notional="100", error_burst=1000))
+    trader = start_trader(order_transport=transport,
+                          risk=RiskConfig(max_order_notional="100", error_burst=1000))
     results = collect(trader)
     orders = Orders()
     too_big, off_tick = orders.place(Side.BUY, "29000"), orders.place(Side.BUY, "1.001", "10")
     trader.executor.submit_many([too_big, off_tick])
     assert "max_order_notional" in settled(results, too_big.client_order_id).reason
     assert "tick" in settled(results, off_tick.client_order_id).reason
-    assert proxy.count("POST", "/api/v3/order") == 0
+    assert new_orders(proxy, transport) == 0
     assert trader.store.get("binance", too_big.client_order_id) is None  # never an intent
 
 
-def test_error_burst_trips_the_breaker_and_says_why(start_trader: Callable[..., TraderService],
+def test_error_burst_trips_the_breaker_and_says_why(
+        transport: str, start_trader: Callable[..., TraderService],
                                                     proxy: FaultProxy) -> None:
     from engine.trade.settings import RiskConfig  # noqa: PLC0415
 
-    trader = start_trader(risk=RiskConfig(error_burst=3, error_window_s=30, cooldown_s=60,
+    trader = start_trader(order_transport=transport,
+                          risk=RiskConfig(error_burst=3, error_window_s=30, cooldown_s=60,
                                           max_order_notional=""))
     results = collect(trader)
     for _ in range(3):
@@ -243,6 +273,6 @@ def test_error_burst_trips_the_breaker_and_says_why(start_trader: Callable[..., 
     trader.executor.submit_many(batch)
     last = settled(results, batch[3].client_order_id)
     assert last.outcome == Outcome.REJECTED and "failed sends" in last.reason
-    assert proxy.count("POST", "/api/v3/order") == 3
+    assert new_orders(proxy, transport) == 3
     risk = {h.component: h for h in trader.health()}["risk"]
     assert not risk.ok and "error_burst" in risk.reason

@@ -23,22 +23,31 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from engine import config as config_mod
 from engine.book.store import BookStore, BookStoreError
 from engine.store.taskdb import TaskDb
 from engine.trade.actions import parse_client_order_id
 from tests.sim.binance_client import BinanceClient
 from tests.support.eventually import eventually
-from tests.trade.fault_proxy import FORWARD_THEN_HANG, HOLD_THEN_FORWARD, Fault, FaultProxy, on
+from tests.trade.fault_proxy import (
+    FORWARD_THEN_HANG,
+    HOLD_THEN_FORWARD,
+    NEW_ORDER_CALLS,
+    Fault,
+    FaultProxy,
+    on_any,
+)
 from tests.trade.test_grid_e2e import GRID, Stack, synthetic_venue
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUNDS = 6  # kills: random moments, mid-send, request in flight (two of each)
-ORDER = on("POST", "/api/v3/order")
+ORDER = on_any(NEW_ORDER_CALLS)  # over REST or the WebSocket API
 
 
-def child(data_dir: str, rest: str, ws: str) -> None:
-    stack = Stack(Path(data_dir), rest, ws).start()
+def child(data_dir: str, rest: str, ws: str, transport: str) -> None:
+    stack = Stack(Path(data_dir), rest, ws, transport=transport).start()
     report = stack.trader.reports["binance"]
     print(json.dumps({"event": "ready", "segment": stack.books.name, "ok": report.ok,
                       "drift": [f"{d.kind} {d.client_order_id}" for d in report.drift],
@@ -56,10 +65,11 @@ def child(data_dir: str, rest: str, ws: str) -> None:
     stack.stop()
 
 
-def start_child(tmp_path: Path, rest: str, ws: str, n: int) -> tuple[subprocess.Popen, dict]:
+def start_child(tmp_path: Path, rest: str, ws: str, n: int,
+                transport: str) -> tuple[subprocess.Popen, dict]:
     log = (tmp_path / f"child{n}.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "tests.trade.test_grid_crash", "child",
-                             str(tmp_path / "trader"), rest, ws], cwd=ROOT,
+                             str(tmp_path / "trader"), rest, ws, transport], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=log)
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -67,14 +77,16 @@ def start_child(tmp_path: Path, rest: str, ws: str, n: int) -> tuple[subprocess.
     return proc, json.loads(line)
 
 
-def test_grid_crash_sigkill_at_random_moments_leaves_no_duplicate_no_orphan(tmp_path: Path):
+@pytest.mark.parametrize("transport", ["rest", "ws_api"])
+def test_grid_crash_sigkill_at_random_moments_leaves_no_duplicate_no_orphan(tmp_path: Path,
+                                                                           transport: str):
     venue = synthetic_venue(tmp_path / "venue")
     proxy = FaultProxy(venue.rest_url)
     alice = BinanceClient(venue.rest_url, "alice-key", "alice-secret")
     rng = random.Random(20_240_607)
     try:
         for n in range(ROUNDS):
-            proc, ready = start_child(tmp_path, proxy.url, proxy.ws_url, n)
+            proc, ready = start_child(tmp_path, proxy.url, proxy.ws_url, n, transport)
             assert ready["ok"] and ready["drift"] == [], (n, ready)
             time.sleep(rng.uniform(0.3, 2.0))
             if n % 3:  # mid-send: the venue has it, the answer hangs | still on its way
@@ -87,7 +99,7 @@ def test_grid_crash_sigkill_at_random_moments_leaves_no_duplicate_no_orphan(tmp_
             proc.wait(10)
             proxy.clear()
             _unlink(ready["segment"])  # what a killed owner leaves in /dev/shm
-        proc, ready = start_child(tmp_path, proxy.url, proxy.ws_url, ROUNDS)
+        proc, ready = start_child(tmp_path, proxy.url, proxy.ws_url, ROUNDS, transport)
         assert ready["ok"] and ready["drift"] == [], ready
         time.sleep(2.0)
         proc.send_signal(signal.SIGTERM)
@@ -220,4 +232,4 @@ def test_role_both_sigkilled_at_random_moments_restarts_clean(tmp_path: Path):
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["child"]:
-    child(*sys.argv[2:5])
+    child(*sys.argv[2:6])

@@ -40,6 +40,7 @@ from engine.trade.service import TraderService
 from engine.trade.settings import RiskConfig, TraderConfig
 from engine.trade.slots import SlotManager
 from engine.trade.sources import ConfiguredStrategy, StrategySource, rules_from
+from engine.venues import make_trading_driver
 from tests.sim.binance_client import BinanceClient
 from tests.support.eventually import eventually
 
@@ -72,7 +73,7 @@ class Stack:
 
     def __init__(self, data_dir: Path, rest: str, ws: str, params: dict[str, Any] | None = None,
                  workers: int = 2, daemon_id: str = "grid-e2e",
-                 trade_at: Any = None) -> None:
+                 trade_at: Any = None, transport: str = "ws_api") -> None:
         """``trade_at``: a PaperVenue the trader trades on while the feed reads
         ``rest``/``ws`` (paper mode); None: the trader trades there too."""
         os.environ.setdefault(KEY_ENV, "alice-key")
@@ -86,6 +87,7 @@ class Stack:
                                         "depth": 20}]}})
         self.trading = self.config
         self.trade_at = trade_at
+        self.transport = transport
         if trade_at is not None:
             os.environ["ENGINE_TEST_PAPER_KEY"] = trade_at.api_key
             os.environ["ENGINE_TEST_PAPER_SECRET"] = trade_at.api_secret
@@ -115,7 +117,8 @@ class Stack:
         self.trader = self._start(TraderService(
             self.trading, self.daemon_id,
             lambda venue, market, weight: RestLimiter(weight, 60.0, fraction=1.0),
-            books=lambda: reader, settings=SETTINGS, slots_for=self.slots.slots_for))
+            make_trading_driver, books=lambda: reader, settings=dataclasses.replace(SETTINGS, order_transport=self.transport),
+            slots_for=self.slots.slots_for))
         self.slots.service = self.trader
         self._start(self.slots)
         self.pool = StrategyPool(segment, self.slots, PoolSettings(workers=self.workers))

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from engine.model import Market, OrderStatus, OrderUpdate, Side
+from engine.model_trade import Fill
 from engine.store.migrations import migrate
 from engine.store.taskdb import TaskDb
 from engine.trade.orders import OrderStore
-from engine.venues.binance_trade import Fill
 from tests.store.test_taskdb_fixtures import mysql_config, open_db, scratch_database, sqlite_config
 from tests.trade.rig import Orders
 

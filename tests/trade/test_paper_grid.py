@@ -9,8 +9,10 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+from engine.model_trade import TradingEndpoints
 from engine.store.taskdb import TaskDb
 from engine.trade.paper import PaperVenue, live_pairs
+from engine.venues import make_trading_driver
 from tests.sim.binance_client import BinanceClient
 from tests.support.eventually import eventually
 from tests.trade.test_grid_e2e import Stack, cycle_pnl_from_venue, synthetic_venue
@@ -25,7 +27,9 @@ def free_port() -> int:
 def test_paper_grid_cycles_against_the_live_book_and_never_sends_to_the_live_venue(
         tmp_path: Path):
     live = synthetic_venue(tmp_path / "live")
-    pairs = live_pairs(live.rest_url, ["BTC/USDT"], maker_fee="0.0001", taker_fee="0.0005")
+    pairs = live_pairs(make_trading_driver("binance", "spot", TradingEndpoints(live.rest_url), "",
+                                           ""), ["BTC/USDT"], maker_fee="0.0001",
+                       taker_fee="0.0005")
     assert [(p.pair, p.rules.tick_size, p.rules.step_size) for p in pairs] == \
         [("BTC/USDT", "0.01000000", "0.00001000")]  # the live venue's exchangeInfo
     paper = PaperVenue("binance", "spot", pairs, lambda: None, tmp_path / "paper",

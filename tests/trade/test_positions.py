@@ -6,8 +6,8 @@ from __future__ import annotations
 from decimal import Decimal as D
 
 from engine.model import Market, Side
+from engine.model_trade import Fill
 from engine.trade.positions import PositionBook
-from engine.venues.binance_trade import Fill
 
 DAY_NS = 1_700_000_000_000_000_000  # 2023-11-14 22:13 UTC
 

@@ -109,8 +109,8 @@ def test_reconcile_tool_prints_the_report_without_changing_anything(
     trader.stop(3.0)
     cancel_by_hand(alice, grid[0].client_order_id)
     config_path = tmp_path / "trader.yaml"
-    write_config(config_path, tmp_path / "trader", trader.sessions["binance"].driver.rest_base,
-                 trader.sessions["binance"].driver.ws_base)
+    endpoints = trader.sessions["binance"].driver.endpoints
+    write_config(config_path, tmp_path / "trader", endpoints.rest, endpoints.ws)
     done = subprocess.run([sys.executable, "tools/reconcile.py", "--config", str(config_path)],
                           capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[2])
     assert done.returncode == 3, done.stderr

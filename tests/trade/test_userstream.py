@@ -1,6 +1,7 @@
-"""The user data stream against the local venue: fills arrive over the
-socket; a stream that drops for a while during fills loses none of them
-(REST catch-up on reconnect), and new orders stop while it is down."""
+"""The user data stream against the local venue (a WebSocket API
+subscription): fills arrive over the socket; a stream that drops for a while
+during fills loses none of them (resubscribe, then REST catch-up), and new
+orders stop while it is down."""
 
 from __future__ import annotations
 
@@ -51,8 +52,11 @@ def test_stream_dropped_during_fills_loses_none(start_trader: Callable[..., Trad
     eventually(lambda: not stream.connected.is_set())
     blocked = trader.risk.check_place(orders.place(Side.BUY, "1000"))
     assert blocked is not None and "disconnected" in blocked
+    trades_before = proxy.count("GET", "/api/v3/myTrades")
     bob.order(symbol="BTCUSDT", side="SELL", type="MARKET", quantity="0.05")  # fills all five
     eventually(lambda: stream.caught_up.is_set() and stream.connects >= 2, timeout=20)
+    assert proxy.count("WS", "userDataStream.subscribe.signature") == 2  # resubscribed
+    assert proxy.count("GET", "/api/v3/myTrades") > trades_before  # caught up by REST
     for order in grid:
         assert trader.store.get("binance", order.client_order_id).state == "filled"
     assert trader.db.query("SELECT COUNT(*) FROM TRADER_FILLS") == [(5,)]
@@ -60,7 +64,13 @@ def test_stream_dropped_during_fills_loses_none(start_trader: Callable[..., Trad
     assert trader.risk.check_place(orders.place(Side.BUY, "1000")) is None
 
 
-def test_listen_key_is_kept_alive(start_trader: Callable[..., TraderService],
-                                  proxy: FaultProxy) -> None:
-    start_trader(listen_key_keepalive_s=0.3)
-    eventually(lambda: proxy.count("PUT", "/api/v3/userDataStream") >= 2, timeout=5)
+def test_spot_stream_is_a_ws_api_subscription_never_a_listen_key(
+        start_trader: Callable[..., TraderService], proxy: FaultProxy) -> None:
+    """Binance discontinued spot listenKeys (2026-02-20): the stream is a
+    signed userDataStream subscription on the WebSocket API."""
+    trader = start_trader()
+    stream = trader.streams[0]
+    assert stream.status()["kind"] == "ws_api" and stream.caught_up.is_set()
+    assert proxy.count("WS", "userDataStream.subscribe.signature") == 1
+    assert proxy.count("POST", "/api/v3/userDataStream") == 0
+    assert trader.sessions["binance"].ws_ready()  # the same socket carries the orders
