@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmarks: python tools/bench.py book|feed|match|store|trader [options].
+"""Benchmarks: python tools/bench.py book|feed|match|store|trader|peers [options].
 
 Prints one JSON object per line: {"bench", "metric", "value", "unit"}.
 Figures, not tests: compare ratios within one run on a noisy machine."""
@@ -22,6 +22,8 @@ BENCHES = {
     "match": ["bench_match"],
     "store": ["bench_store"],
     "trader": ["bench_trader", "bench_trader_strategy"],
+    # ours vs cryptofeed and the order-book C extension (bench-only installs)
+    "peers": ["bench_peers"],
 }
 
 

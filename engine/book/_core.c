@@ -26,8 +26,11 @@ typedef struct {
     double px, sz;
 } Lv;
 
+/* One side, stored best LAST: key ascending, key = price for bids and
+ * -price for asks. Most changes are near the top, so an insert or delete
+ * moves the few levels above it, not the long tail below it. */
 typedef struct {
-    double *key; /* sign * price, ascending: best first on both sides */
+    double *key;
     double *sz;
     Py_ssize_t n, cap;
 } Side;
@@ -48,7 +51,7 @@ typedef struct {
     PyObject *data_error; /* BookDataError */
 } Core;
 
-static const double SIGN[2] = {-1.0, 1.0};
+static const double SIGN[2] = {1.0, -1.0}; /* key = SIGN[side] * price, and back */
 
 /* ------------------------------------------------------------ sides */
 
@@ -98,9 +101,9 @@ static void bad_level(Core *self, double px, double sz) {
     PyMem_Free(s);
 }
 
-/* Apply absolute sizes to one side; *dirty = first top-N slot that changed.
- * Returns 0, -1 on a memory error, or 1 + index of the first bad level (the
- * levels before it stay applied, as in the reference). */
+/* Apply absolute sizes to one side; *dirty = first top-N slot (counted from
+ * the best) that changed. Returns 0, -1 on a memory error, or 1 + index of the
+ * first bad level (the levels before it stay applied, as in the reference). */
 static Py_ssize_t side_apply(Side *s, const Lv *lv, Py_ssize_t n, double sign, Py_ssize_t depth,
                              Py_ssize_t *dirty) {
     for (Py_ssize_t j = 0; j < n; j++) {
@@ -110,14 +113,17 @@ static Py_ssize_t side_apply(Side *s, const Lv *lv, Py_ssize_t n, double sign, P
         double k = sign * px;
         Py_ssize_t i = lower_bound(s->key, s->n, k);
         int found = i < s->n && s->key[i] == k;
+        Py_ssize_t rank; /* from the best, after the change */
         if (sz == 0.0) {
             if (!found)
                 continue; /* deleting an unknown level is normal */
+            rank = s->n - 1 - i;
             memmove(s->key + i, s->key + i + 1, (size_t)(s->n - i - 1) * sizeof(double));
             memmove(s->sz + i, s->sz + i + 1, (size_t)(s->n - i - 1) * sizeof(double));
             s->n--;
         } else if (found) {
             s->sz[i] = sz;
+            rank = s->n - 1 - i;
         } else {
             if (side_reserve(s, s->n + 1) < 0)
                 return -1;
@@ -126,9 +132,10 @@ static Py_ssize_t side_apply(Side *s, const Lv *lv, Py_ssize_t n, double sign, P
             s->key[i] = k;
             s->sz[i] = sz;
             s->n++;
+            rank = s->n - 1 - i;
         }
-        if (i < *dirty && i < depth)
-            *dirty = i;
+        if (rank < *dirty && rank < depth)
+            *dirty = rank;
     }
     return 0;
 }
@@ -155,9 +162,9 @@ static void publish(Core *self, CBook *b, Py_ssize_t index, const Py_ssize_t dir
         double *sz = px + depth;
         Py_ssize_t count = sd->n < depth ? sd->n : depth;
         double sign = SIGN[s];
-        for (Py_ssize_t j = dirty[s]; j < count; j++) {
-            px[j] = sign * sd->key[j];
-            sz[j] = sd->sz[j];
+        for (Py_ssize_t j = dirty[s]; j < count; j++) { /* slot j: the level j from the best */
+            px[j] = sign * sd->key[sd->n - 1 - j];
+            sz[j] = sd->sz[sd->n - 1 - j];
         }
         Py_ssize_t old = (Py_ssize_t)b->mirrored[s];
         if (old > count) {
@@ -188,7 +195,7 @@ static void publish_all(Core *self, CBook *b, Py_ssize_t index, int64_t seq, int
 
 static inline int crossed(CBook *b) {
     Side *bs = &b->side[0], *as = &b->side[1];
-    return bs->n && as->n && -bs->key[0] >= as->key[0];
+    return bs->n && as->n && bs->key[bs->n - 1] >= -as->key[as->n - 1];
 }
 
 /* ------------------------------------------------------------ input */
@@ -375,10 +382,10 @@ static PyObject *Core_delta(Core *self, PyObject *const *args, Py_ssize_t nargs,
     if (!b)
         goto done;
     Py_ssize_t dirty[2] = {self->depth, self->depth};
-    Py_ssize_t bad = side_apply(&b->side[0], bl, nb, -1.0, self->depth, &dirty[0]);
+    Py_ssize_t bad = side_apply(&b->side[0], bl, nb, SIGN[0], self->depth, &dirty[0]);
     const Lv *bad_lv = bad > 0 ? &bl[bad - 1] : NULL;
     if (bad == 0) {
-        bad = side_apply(&b->side[1], al, na, 1.0, self->depth, &dirty[1]);
+        bad = side_apply(&b->side[1], al, na, SIGN[1], self->depth, &dirty[1]);
         bad_lv = bad > 0 ? &al[bad - 1] : NULL;
     }
     if (bad != 0) { /* publish what was applied, flagged; a resync replaces it */
@@ -574,7 +581,8 @@ static PyObject *Core_levels(Core *self, PyObject *args) {
         }
         PyTuple_SET_ITEM(out, s, lst);
         for (Py_ssize_t j = 0; j < n; j++) {
-            PyObject *lv = Py_BuildValue("(dd)", SIGN[s] * sd->key[j], sd->sz[j]);
+            Py_ssize_t at = sd->n - 1 - j;
+            PyObject *lv = Py_BuildValue("(dd)", SIGN[s] * sd->key[at], sd->sz[at]);
             if (!lv) {
                 Py_DECREF(out);
                 return NULL;
