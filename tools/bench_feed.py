@@ -165,12 +165,11 @@ def bench_sync(passes: list, market: str, depth: int) -> tuple[float, int]:
     return best, frames
 
 
-def _run_router(router: FeedRouter, passes: list) -> tuple[float, int]:
+def _run_router(router: FeedRouter, passes: list, clock=time.perf_counter) -> tuple[float, int]:
     """Time ``router.on_frame`` over every run of WS records; REST records
     re-seed books untimed. Returns (seconds, frames)."""
     driver = router.driver
     on_frame = router.on_frame
-    clock = time.perf_counter
     elapsed, frames = 0.0, 0
     for records in passes:
         i = 0

@@ -15,6 +15,8 @@ live mix; see bench_frames.py), each seeded from the same REST snapshot:
               writer's apply_delta on the same lists (publish included)
   orjson / msgspec  bare decoding of the same frames (floors)
 Every candidate must end with the same top-20 book before a ratio is printed.
+Times are this thread's CPU time (time.thread_time), best of the rounds: on a
+shared, loaded host wall time mostly measures the other processes.
 cryptofeed and order-book are bench-only (pip install cryptofeed order-book);
 without them their rows are left out and a note says so.
 """
@@ -46,6 +48,7 @@ from engine.venues import make_driver  # noqa: E402
 
 TOP = 20
 DEPTH = 50
+CLOCK = time.thread_time
 
 try:
     import order_book  # type: ignore[import-not-found]
@@ -76,7 +79,7 @@ def run_ours(passes: list, core: str) -> tuple[float, dict]:
     store = BookStore.create(f"bench-peers-{uuid.uuid4().hex[:8]}", 64, DEPTH)
     try:
         router = FeedRouter(make_driver("binance", "spot"), make_writer(store, core))
-        elapsed, _ = _run_router(router, passes)
+        elapsed, _ = _run_router(router, passes, CLOCK)
         stats = {pair: b.stats() for pair, b in router.books.items()}
         if any(s["state"] != "synced" or s["gaps"] or s["resyncs"] for s in stats.values()):
             raise RuntimeError(f"our books did not stay synced: {stats}")
@@ -104,7 +107,7 @@ def _cf_feed(passes: list):
 def run_cryptofeed(passes: list) -> tuple[float, dict]:
     feed, std_of = _cf_feed(passes)
     handler = feed.message_handler
-    clock = time.perf_counter
+    clock = CLOCK
     elapsed = 0.0
     for records in passes:
         for src, url, data in records:
@@ -170,7 +173,7 @@ def apply_ours(updates: list, core: str) -> tuple[float, int, dict]:
         writer = make_writer(store, core)
         index: dict[str, int] = {}
         apply = writer.apply_delta
-        clock = time.perf_counter
+        clock = CLOCK
         elapsed, n = 0.0, 0
         for ops in updates:
             run: list[tuple] = []
@@ -197,7 +200,7 @@ def apply_ours(updates: list, core: str) -> tuple[float, int, dict]:
 
 def apply_order_book(updates: list) -> tuple[float, dict]:
     books: dict = {}
-    clock = time.perf_counter
+    clock = CLOCK
     elapsed = 0.0
     for ops in updates:
         run: list[tuple] = []
@@ -233,10 +236,10 @@ def apply_order_book(updates: list) -> tuple[float, dict]:
 
 
 def floor(frames: list[str], decode) -> float:
-    start = time.perf_counter()
+    start = CLOCK()
     for f in frames:
         decode(f)
-    return time.perf_counter() - start
+    return CLOCK() - start
 
 
 def same_tops(name: str, ours: dict, theirs: dict) -> None:

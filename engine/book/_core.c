@@ -212,13 +212,53 @@ static inline int as_double(PyObject *o, double *out) {
     return 0;
 }
 
-/* Convert a level list (any iterable of (price, size) pairs) to C before the
- * book is touched: conversion may run Python code (and switch threads), the
- * update after it never does. *out is buf or a PyMem block to free. */
-static int load_levels(PyObject *levels, Lv *buf, Lv **out, Py_ssize_t *n) {
-    *out = buf;
-    *n = 0;
-    if (levels == Py_None)
+/* Levels converted to C before a book is touched: conversion may run Python
+ * code (and switch threads), the update after it never does. */
+typedef struct {
+    Lv *lv;
+    Py_ssize_t n;
+    Lv *owned;      /* a PyMem block when the stack buffer was too small */
+    Py_buffer view; /* a float64 (n, 2) buffer read in place (view.obj set) */
+} Input;
+
+static void input_release(Input *in) {
+    PyMem_Free(in->owned);
+    in->owned = NULL;
+    if (in->view.obj)
+        PyBuffer_Release(&in->view);
+}
+
+/* A C-contiguous float64 buffer of (price, size) pairs: engine.venues._levels.Levels
+ * (JSON decoded in C) or an (n, 2) numpy array. 1: taken, 0: not such a buffer. */
+static int load_buffer(PyObject *levels, Input *in) {
+    if (PyList_CheckExact(levels) || PyTuple_CheckExact(levels) || !PyObject_CheckBuffer(levels))
+        return 0;
+    Py_buffer *v = &in->view;
+    if (PyObject_GetBuffer(levels, v, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    const char *f = v->format ? v->format : "B";
+    if (*f == '<' || *f == '=' || *f == '@')
+        f++;
+    int pairs = v->ndim == 2 ? v->shape[1] == 2 : v->ndim == 1 && v->len % (Py_ssize_t)sizeof(Lv) == 0;
+    if (strcmp(f, "d") != 0 || v->itemsize != sizeof(double) || !pairs) {
+        PyBuffer_Release(v);
+        v->obj = NULL;
+        return 0;
+    }
+    in->lv = v->buf;
+    in->n = v->len / (Py_ssize_t)sizeof(Lv);
+    return 1;
+}
+
+/* Any iterable of (price, size) pairs; numbers as float() takes them. */
+static int load_levels(PyObject *levels, Lv *buf, Input *in) {
+    in->lv = buf;
+    in->n = 0;
+    in->owned = NULL;
+    in->view.obj = NULL;
+    if (levels == Py_None || load_buffer(levels, in))
         return 0;
     PyObject *seq = PySequence_Fast(levels, "levels must be an iterable of (price, size)");
     if (!seq)
@@ -226,7 +266,7 @@ static int load_levels(PyObject *levels, Lv *buf, Lv **out, Py_ssize_t *n) {
     Py_ssize_t len = PySequence_Fast_GET_SIZE(seq);
     Lv *dst = buf;
     if (len > STACK_LEVELS) {
-        dst = PyMem_Malloc((size_t)len * sizeof(Lv));
+        dst = in->owned = PyMem_Malloc((size_t)len * sizeof(Lv));
         if (!dst) {
             Py_DECREF(seq);
             PyErr_NoMemory();
@@ -264,13 +304,12 @@ static int load_levels(PyObject *levels, Lv *buf, Lv **out, Py_ssize_t *n) {
             goto fail;
     }
     Py_DECREF(seq);
-    *out = dst;
-    *n = len;
+    in->lv = dst;
+    in->n = len;
     return 0;
 fail:
-    if (dst != buf)
-        PyMem_Free(dst);
     Py_DECREF(seq);
+    input_release(in);
     return -1;
 }
 
@@ -368,15 +407,15 @@ static PyObject *Core_delta(Core *self, PyObject *const *args, Py_ssize_t nargs,
     if (update_args(args, nargs, kwnames, "apply_delta", &index, &bids, &asks, t) < 0)
         return NULL;
     Lv bbuf[STACK_LEVELS], abuf[STACK_LEVELS];
-    Lv *bl, *al;
-    Py_ssize_t nb, na;
-    if (load_levels(bids, bbuf, &bl, &nb) < 0)
+    Input bi, ai;
+    if (load_levels(bids, bbuf, &bi) < 0)
         return NULL;
-    if (load_levels(asks, abuf, &al, &na) < 0) {
-        if (bl != bbuf)
-            PyMem_Free(bl);
+    if (load_levels(asks, abuf, &ai) < 0) {
+        input_release(&bi);
         return NULL;
     }
+    const Lv *bl = bi.lv, *al = ai.lv;
+    Py_ssize_t nb = bi.n, na = ai.n;
     PyObject *result = NULL;
     CBook *b = get_book(self, index);
     if (!b)
@@ -404,10 +443,8 @@ static PyObject *Core_delta(Core *self, PyObject *const *args, Py_ssize_t nargs,
     result = ok ? Py_True : Py_False;
     Py_INCREF(result);
 done:
-    if (bl != bbuf)
-        PyMem_Free(bl);
-    if (al != abuf)
-        PyMem_Free(al);
+    input_release(&bi);
+    input_release(&ai);
     return result;
 }
 
@@ -463,14 +500,17 @@ static PyObject *Core_snapshot(Core *self, PyObject *const *args, Py_ssize_t nar
     if (update_args(args, nargs, kwnames, "apply_snapshot", &index, &bids, &asks, t) < 0)
         return NULL;
     Lv bbuf[STACK_LEVELS], abuf[STACK_LEVELS];
-    Lv *lv[2] = {NULL, NULL};
-    Py_ssize_t n[2];
+    Input in[2];
+    in[1].owned = NULL;
+    in[1].view.obj = NULL;
     Entry *e[2] = {NULL, NULL};
     PyObject *result = NULL;
-    if (load_levels(bids, bbuf, &lv[0], &n[0]) < 0)
+    if (load_levels(bids, bbuf, &in[0]) < 0)
         return NULL;
-    if (load_levels(asks, abuf, &lv[1], &n[1]) < 0)
+    if (load_levels(asks, abuf, &in[1]) < 0)
         goto done;
+    const Lv *lv[2] = {in[0].lv, in[1].lv};
+    Py_ssize_t n[2] = {in[0].n, in[1].n};
     for (int s = 0; s < 2; s++) /* bad levels raise before anything changes */
         for (Py_ssize_t j = 0; j < n[s]; j++)
             if (!level_ok(lv[s][j].px, lv[s][j].sz)) {
@@ -504,8 +544,7 @@ static PyObject *Core_snapshot(Core *self, PyObject *const *args, Py_ssize_t nar
 done:
     for (int s = 0; s < 2; s++) {
         PyMem_Free(e[s]);
-        if (lv[s] && lv[s] != (s ? abuf : bbuf))
-            PyMem_Free(lv[s]);
+        input_release(&in[s]);
     }
     return result;
 }
