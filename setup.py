@@ -8,6 +8,8 @@ from setuptools import Extension, setup
 
 FLAGS = ["-O3"]
 setup(ext_modules=[
-    Extension("engine.book._core", ["engine/book/_core.c"], extra_compile_args=FLAGS),
+    Extension("engine.book._core",
+              ["engine/book/_core.c", "engine/book/_core_sides.c", "engine/book/_core_reader.c"],
+              depends=["engine/book/_core.h"], extra_compile_args=FLAGS),
     Extension("engine.venues._levels", ["engine/venues/_levels.c"], extra_compile_args=FLAGS),
 ])

@@ -60,7 +60,7 @@ def synthetic_passes(frames: int, seed: int = 5, levels: int = 1500,
         changes: list[list[list[str]]] = [[], []]
         for _ in range(rng.randint(30, 40)):
             side = rng.randrange(2)
-            book, sign = books[side], -1 if side == 0 else 1
+            book = books[side]
             keys = book.keys()
             pos = min(int(rng.expovariate(1 / 90)), 600, len(keys) - 60)
             at = keys[-1 - pos] if side == 0 else keys[pos]  # the level ``pos`` from the top

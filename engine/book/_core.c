@@ -9,136 +9,7 @@
  * fence), levels and header body, version even (release store). Readers:
  * acquire load, copy, acquire fence, re-load, compare.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <math.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-
-#define BOOK_HEADER_SIZE 64
-#define COUNT_OFFSET 40
-#define STACK_LEVELS 256 /* levels converted on the C stack; larger inputs malloc */
-
-enum { ST_EMPTY = 0, ST_SYNCED = 1, ST_RESYNCING = 2 };
-
-typedef struct {
-    double px, sz;
-} Lv;
-
-/* One side, stored best LAST: key ascending, key = price for bids and
- * -price for asks. Most changes are near the top, so an insert or delete
- * moves the few levels above it, not the long tail below it. */
-typedef struct {
-    double *key;
-    double *sz;
-    Py_ssize_t n, cap;
-} Side;
-
-typedef struct {
-    Side side[2]; /* 0: bids (key = -price), 1: asks (key = price) */
-    uint64_t version, updates;
-    int64_t state, mirrored[2];
-} CBook;
-
-typedef struct {
-    PyObject_HEAD
-    char *base; /* the segment's mapping; NULL once detached */
-    Py_ssize_t size, books_offset, record_size, depth, capacity;
-    CBook **books;
-    Py_ssize_t nbooks;
-    unsigned long long crossed;
-    PyObject *data_error; /* BookDataError */
-} Core;
-
-static const double SIGN[2] = {1.0, -1.0}; /* key = SIGN[side] * price, and back */
-
-/* ------------------------------------------------------------ sides */
-
-static int side_reserve(Side *s, Py_ssize_t need) {
-    if (need <= s->cap)
-        return 0;
-    Py_ssize_t cap = s->cap ? s->cap : 64;
-    while (cap < need)
-        cap *= 2;
-    double *k = PyMem_Realloc(s->key, (size_t)cap * sizeof(double));
-    if (!k) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    s->key = k;
-    double *z = PyMem_Realloc(s->sz, (size_t)cap * sizeof(double));
-    if (!z) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    s->sz = z;
-    s->cap = cap;
-    return 0;
-}
-
-static inline Py_ssize_t lower_bound(const double *a, Py_ssize_t n, double k) {
-    Py_ssize_t lo = 0, hi = n;
-    while (lo < hi) {
-        Py_ssize_t mid = (lo + hi) >> 1;
-        if (a[mid] < k)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-static inline int level_ok(double px, double sz) {
-    return 0.0 < px && px < INFINITY && 0.0 <= sz && sz < INFINITY;
-}
-
-static void bad_level(Core *self, double px, double sz) {
-    char *p = PyOS_double_to_string(px, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
-    char *s = PyOS_double_to_string(sz, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
-    PyErr_Format(self->data_error, "bad level price=%s size=%s", p ? p : "?", s ? s : "?");
-    PyMem_Free(p);
-    PyMem_Free(s);
-}
-
-/* Apply absolute sizes to one side; *dirty = first top-N slot (counted from
- * the best) that changed. Returns 0, -1 on a memory error, or 1 + index of the
- * first bad level (the levels before it stay applied, as in the reference). */
-static Py_ssize_t side_apply(Side *s, const Lv *lv, Py_ssize_t n, double sign, Py_ssize_t depth,
-                             Py_ssize_t *dirty) {
-    for (Py_ssize_t j = 0; j < n; j++) {
-        double px = lv[j].px, sz = lv[j].sz;
-        if (!level_ok(px, sz))
-            return j + 1;
-        double k = sign * px;
-        Py_ssize_t i = lower_bound(s->key, s->n, k);
-        int found = i < s->n && s->key[i] == k;
-        Py_ssize_t rank; /* from the best, after the change */
-        if (sz == 0.0) {
-            if (!found)
-                continue; /* deleting an unknown level is normal */
-            rank = s->n - 1 - i;
-            memmove(s->key + i, s->key + i + 1, (size_t)(s->n - i - 1) * sizeof(double));
-            memmove(s->sz + i, s->sz + i + 1, (size_t)(s->n - i - 1) * sizeof(double));
-            s->n--;
-        } else if (found) {
-            s->sz[i] = sz;
-            rank = s->n - 1 - i;
-        } else {
-            if (side_reserve(s, s->n + 1) < 0)
-                return -1;
-            memmove(s->key + i + 1, s->key + i, (size_t)(s->n - i) * sizeof(double));
-            memmove(s->sz + i + 1, s->sz + i, (size_t)(s->n - i) * sizeof(double));
-            s->key[i] = k;
-            s->sz[i] = sz;
-            s->n++;
-            rank = s->n - 1 - i;
-        }
-        if (rank < *dirty && rank < depth)
-            *dirty = rank;
-    }
-    return 0;
-}
+#include "_core.h"
 
 /* ------------------------------------------------------------ mirror */
 
@@ -196,121 +67,6 @@ static void publish_all(Core *self, CBook *b, Py_ssize_t index, int64_t seq, int
 static inline int crossed(CBook *b) {
     Side *bs = &b->side[0], *as = &b->side[1];
     return bs->n && as->n && bs->key[bs->n - 1] >= -as->key[as->n - 1];
-}
-
-/* ------------------------------------------------------------ input */
-
-static inline int as_double(PyObject *o, double *out) {
-    if (PyFloat_CheckExact(o)) {
-        *out = PyFloat_AS_DOUBLE(o);
-        return 0;
-    }
-    double v = PyFloat_AsDouble(o);
-    if (v == -1.0 && PyErr_Occurred())
-        return -1;
-    *out = v;
-    return 0;
-}
-
-/* Levels converted to C before a book is touched: conversion may run Python
- * code (and switch threads), the update after it never does. */
-typedef struct {
-    Lv *lv;
-    Py_ssize_t n;
-    Lv *owned;      /* a PyMem block when the stack buffer was too small */
-    Py_buffer view; /* a float64 (n, 2) buffer read in place (view.obj set) */
-} Input;
-
-static void input_release(Input *in) {
-    PyMem_Free(in->owned);
-    in->owned = NULL;
-    if (in->view.obj)
-        PyBuffer_Release(&in->view);
-}
-
-/* A C-contiguous float64 buffer of (price, size) pairs: engine.venues._levels.Levels
- * (JSON decoded in C) or an (n, 2) numpy array. 1: taken, 0: not such a buffer. */
-static int load_buffer(PyObject *levels, Input *in) {
-    if (PyList_CheckExact(levels) || PyTuple_CheckExact(levels) || !PyObject_CheckBuffer(levels))
-        return 0;
-    Py_buffer *v = &in->view;
-    if (PyObject_GetBuffer(levels, v, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
-        PyErr_Clear();
-        return 0;
-    }
-    const char *f = v->format ? v->format : "B";
-    if (*f == '<' || *f == '=' || *f == '@')
-        f++;
-    int pairs = v->ndim == 2 ? v->shape[1] == 2 : v->ndim == 1 && v->len % (Py_ssize_t)sizeof(Lv) == 0;
-    if (strcmp(f, "d") != 0 || v->itemsize != sizeof(double) || !pairs) {
-        PyBuffer_Release(v);
-        v->obj = NULL;
-        return 0;
-    }
-    in->lv = v->buf;
-    in->n = v->len / (Py_ssize_t)sizeof(Lv);
-    return 1;
-}
-
-/* Any iterable of (price, size) pairs; numbers as float() takes them. */
-static int load_levels(PyObject *levels, Lv *buf, Input *in) {
-    in->lv = buf;
-    in->n = 0;
-    in->owned = NULL;
-    in->view.obj = NULL;
-    if (levels == Py_None || load_buffer(levels, in))
-        return 0;
-    PyObject *seq = PySequence_Fast(levels, "levels must be an iterable of (price, size)");
-    if (!seq)
-        return -1;
-    Py_ssize_t len = PySequence_Fast_GET_SIZE(seq);
-    Lv *dst = buf;
-    if (len > STACK_LEVELS) {
-        dst = in->owned = PyMem_Malloc((size_t)len * sizeof(Lv));
-        if (!dst) {
-            Py_DECREF(seq);
-            PyErr_NoMemory();
-            return -1;
-        }
-    }
-    PyObject **items = PySequence_Fast_ITEMS(seq);
-    for (Py_ssize_t i = 0; i < len; i++) {
-        PyObject *it = items[i];
-        PyObject *p, *q;
-        if (PyTuple_CheckExact(it) && PyTuple_GET_SIZE(it) == 2) {
-            p = PyTuple_GET_ITEM(it, 0);
-            q = PyTuple_GET_ITEM(it, 1);
-        } else if (PyList_CheckExact(it) && PyList_GET_SIZE(it) == 2) {
-            p = PyList_GET_ITEM(it, 0);
-            q = PyList_GET_ITEM(it, 1);
-        } else {
-            PyObject *pair = PySequence_Fast(it, "a level must be a (price, size) pair");
-            if (!pair)
-                goto fail;
-            if (PySequence_Fast_GET_SIZE(pair) != 2) {
-                PyErr_Format(PyExc_ValueError, "a level must be a (price, size) pair, got %zd items",
-                             PySequence_Fast_GET_SIZE(pair));
-                Py_DECREF(pair);
-                goto fail;
-            }
-            int bad = as_double(PySequence_Fast_GET_ITEM(pair, 0), &dst[i].px) < 0 ||
-                      as_double(PySequence_Fast_GET_ITEM(pair, 1), &dst[i].sz) < 0;
-            Py_DECREF(pair);
-            if (bad)
-                goto fail;
-            continue;
-        }
-        if (as_double(p, &dst[i].px) < 0 || as_double(q, &dst[i].sz) < 0)
-            goto fail;
-    }
-    Py_DECREF(seq);
-    in->lv = dst;
-    in->n = len;
-    return 0;
-fail:
-    Py_DECREF(seq);
-    input_release(in);
-    return -1;
 }
 
 /* ------------------------------------------------------------ books */
@@ -431,7 +187,7 @@ static PyObject *Core_delta(Core *self, PyObject *const *args, Py_ssize_t nargs,
         b->state = ST_RESYNCING;
         publish(self, b, index, dirty, t[0], t[1], t[2]);
         if (bad > 0)
-            bad_level(self, bad_lv->px, bad_lv->sz);
+            bad_level(self->data_error, bad_lv->px, bad_lv->sz);
         goto done;
     }
     int ok = !crossed(b);
@@ -448,51 +204,6 @@ done:
     return result;
 }
 
-typedef struct {
-    double key, sz;
-    Py_ssize_t order;
-} Entry;
-
-static int entry_cmp(const void *a, const void *b) {
-    const Entry *x = a, *y = b;
-    if (x->key != y->key)
-        return x->key < y->key ? -1 : 1;
-    return x->order < y->order ? -1 : (x->order > y->order);
-}
-
-/* Sorted, de-duplicated (the last listing of a price wins), zero sizes left out. */
-static Py_ssize_t build_side(const Lv *lv, Py_ssize_t n, double sign, Entry **out) {
-    Entry *e = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(Entry));
-    if (!e) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    Py_ssize_t m = 0;
-    int sorted = 1;
-    for (Py_ssize_t j = 0; j < n; j++) {
-        if (lv[j].sz > 0.0) {
-            e[m].key = sign * lv[j].px;
-            e[m].sz = lv[j].sz;
-            e[m].order = j;
-            if (m && !(e[m - 1].key < e[m].key))
-                sorted = 0;
-            m++;
-        }
-    }
-    if (!sorted)
-        qsort(e, (size_t)m, sizeof(Entry), entry_cmp);
-    Py_ssize_t w = 0;
-    for (Py_ssize_t j = 0; j < m; j++) {
-        if (w && e[w - 1].key == e[j].key)
-            e[w - 1] = e[j]; /* the later listing wins */
-        else
-            e[w++] = e[j];
-    }
-    *out = e;
-    return w;
-}
-
-/* snapshot(index, bids, asks, seq=0, exch_ns=0, recv_ns=0) -> bool: see BookWriter.apply_snapshot. */
 static PyObject *Core_snapshot(Core *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
     Py_ssize_t index;
     PyObject *bids, *asks;
@@ -514,7 +225,7 @@ static PyObject *Core_snapshot(Core *self, PyObject *const *args, Py_ssize_t nar
     for (int s = 0; s < 2; s++) /* bad levels raise before anything changes */
         for (Py_ssize_t j = 0; j < n[s]; j++)
             if (!level_ok(lv[s][j].px, lv[s][j].sz)) {
-                bad_level(self, lv[s][j].px, lv[s][j].sz);
+                bad_level(self->data_error, lv[s][j].px, lv[s][j].sz);
                 goto done;
             }
     CBook *b = get_book(self, index);
@@ -723,107 +434,6 @@ static PyTypeObject CoreType = {
     .tp_getset = Core_getset,
 };
 
-/* ------------------------------------------------------------ reader */
-
-typedef struct {
-    PyObject_HEAD
-    Py_ssize_t books_offset, record_size;
-    unsigned long long retries;
-} RecordReader;
-
-/* read(buffer, index, tries) -> bytes | None | False: a consistent copy of the
- * record, None if every try saw a write in progress (the caller yields), False
- * if the index is not registered. */
-static PyObject *RecordReader_read(RecordReader *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "read(buffer, index, tries)");
-        return NULL;
-    }
-    Py_ssize_t index = PyLong_AsSsize_t(args[1]);
-    if (index == -1 && PyErr_Occurred())
-        return NULL;
-    long tries = PyLong_AsLong(args[2]);
-    if (tries == -1 && PyErr_Occurred())
-        return NULL;
-    Py_buffer view;
-    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
-        return NULL;
-    PyObject *out = NULL;
-    const char *base = view.buf;
-    Py_ssize_t off = self->books_offset + index * self->record_size;
-    uint64_t count = view.len >= COUNT_OFFSET + 8
-                         ? __atomic_load_n((const uint64_t *)(base + COUNT_OFFSET), __ATOMIC_ACQUIRE)
-                         : 0;
-    if (index < 0 || (uint64_t)index >= count || off + self->record_size > view.len) {
-        out = Py_False; /* not registered: the caller raises UnknownBook */
-        Py_INCREF(out);
-        goto done;
-    }
-    out = PyBytes_FromStringAndSize(NULL, self->record_size);
-    if (!out)
-        goto done;
-    char *dst = PyBytes_AS_STRING(out);
-    const uint64_t *ver = (const uint64_t *)(base + off);
-    for (long t = 0; t < tries; t++) {
-        uint64_t v1 = __atomic_load_n(ver, __ATOMIC_ACQUIRE);
-        if (!(v1 & 1)) {
-            memcpy(dst, base + off, (size_t)self->record_size);
-            __atomic_thread_fence(__ATOMIC_ACQUIRE);
-            if (__atomic_load_n(ver, __ATOMIC_RELAXED) == v1) {
-                ((uint64_t *)dst)[0] = v1;
-                goto done;
-            }
-        }
-        self->retries++;
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
-    }
-    Py_CLEAR(out);
-    out = Py_None;
-    Py_INCREF(out);
-done:
-    PyBuffer_Release(&view);
-    return out;
-}
-
-static PyObject *RecordReader_retries(RecordReader *self, void *Py_UNUSED(closure)) {
-    return PyLong_FromUnsignedLongLong(self->retries);
-}
-
-static int RecordReader_init(RecordReader *self, PyObject *args, PyObject *kwds) {
-    static char *kw[] = {"books_offset", "record_size", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "nn", kw, &self->books_offset, &self->record_size))
-        return -1;
-    if (self->record_size < BOOK_HEADER_SIZE || self->books_offset < 0) {
-        PyErr_SetString(PyExc_ValueError, "bad record layout");
-        return -1;
-    }
-    return 0;
-}
-
-static PyMethodDef RecordReader_methods[] = {
-    {"read", (PyCFunction)(void (*)(void))RecordReader_read, METH_FASTCALL,
-     "read(buffer, index, tries) -> bytes | None"},
-    {NULL, NULL, 0, NULL},
-};
-
-static PyGetSetDef RecordReader_getset[] = {
-    {"retries", (getter)RecordReader_retries, NULL, "copies that had to be taken again", NULL},
-    {NULL, NULL, NULL, NULL, NULL},
-};
-
-static PyTypeObject RecordReaderType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "engine.book._core.RecordReader",
-    .tp_basicsize = sizeof(RecordReader),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Seqlocked copies of book records (reader side, any process).",
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)RecordReader_init,
-    .tp_methods = RecordReader_methods,
-    .tp_getset = RecordReader_getset,
-};
-
 /* ------------------------------------------------------------ module */
 
 static struct PyModuleDef core_module = {
@@ -832,15 +442,14 @@ static struct PyModuleDef core_module = {
 };
 
 PyMODINIT_FUNC PyInit__core(void) {
-    if (PyType_Ready(&CoreType) < 0 || PyType_Ready(&RecordReaderType) < 0)
+    if (PyType_Ready(&CoreType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&core_module);
     if (!m)
         return NULL;
     Py_INCREF(&CoreType);
-    Py_INCREF(&RecordReaderType);
     if (PyModule_AddObject(m, "Core", (PyObject *)&CoreType) < 0 ||
-        PyModule_AddObject(m, "RecordReader", (PyObject *)&RecordReaderType) < 0 ||
+        add_reader_type(m) < 0 ||
         PyModule_AddIntConstant(m, "LAYOUT_HEADER_SIZE", BOOK_HEADER_SIZE) < 0) {
         Py_DECREF(m);
         return NULL;
