@@ -21,8 +21,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from engine.book.core import make_writer  # noqa: E402
 from engine.book.store import BookStore  # noqa: E402
-from engine.book.writer import BookWriter  # noqa: E402
 from engine.feed.capture import CaptureReader  # noqa: E402
 from engine.feed.sync import FeedRouter  # noqa: E402
 from engine.venues import make_driver  # noqa: E402
@@ -33,6 +33,8 @@ DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 ROUNDS = 5
 # Each pass runs the capture at least this many frames' worth (whole passes).
 MIN_FRAMES = 20_000
+# Book core (config books.core); ENGINE_BENCH_CORE=python measures the reference.
+CORE = os.environ.get("ENGINE_BENCH_CORE", "compiled")
 
 
 def bench_captures() -> list[tuple[str, str, Path]]:
@@ -61,7 +63,7 @@ def frames_per_s(venue: str, market: str, path: Path) -> tuple[float, int, int]:
             store = BookStore.create(f"bv-{os.getpid()}-{uuid.uuid4().hex[:8]}", 4096, 50)
             try:
                 driver = make_driver(venue, market)
-                router = FeedRouter(driver, BookWriter(store))
+                router = FeedRouter(driver, make_writer(store, CORE))
                 clock = time.perf_counter
                 for rec in records:
                     if rec.src == "ws":
@@ -87,7 +89,7 @@ def run(args: list[str]) -> Iterator[dict]:
             f"{venue}_frames_per_s"
         yield {"bench": "feed", "metric": metric, "value": round(rate, 1), "unit": "frames/s",
                "capture": f"{path.parent.name}/{path.name}", "market": market,
-               "frames": ws, "resyncs_and_gaps": trouble}
+               "frames": ws, "resyncs_and_gaps": trouble, "core": CORE}
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@
 #include <Python.h>
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #define STACK_PAIRS 256
@@ -30,6 +31,39 @@ static inline const char *skip_ws(const char *p, const char *end) {
     while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
         p++;
     return p;
+}
+
+static const double POW10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                 1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* Clinger's fast path for a checked number text without exponent: digits
+ * m < 2^53 and at most 22 decimals make m / 10^d one correctly rounded
+ * division, the double strtod would return. 0: use the slow path. */
+static int fast_decimal(const char *s, const char *q, double *out) {
+    int neg = *s == '-';
+    uint64_t m = 0;
+    int digits = 0, decimals = -1;
+    for (const char *c = s + neg; c < q; c++) {
+        if (*c == '.') {
+            decimals = 0;
+            continue;
+        }
+        if (*c < '0' || *c > '9') /* an exponent */
+            return 0;
+        if (++digits > 18)
+            return 0;
+        m = m * 10 + (uint64_t)(*c - '0');
+        if (decimals >= 0)
+            decimals++;
+    }
+    if (decimals < 0)
+        decimals = 0;
+    if (m > (1ULL << 53) || decimals > 22)
+        return 0;
+    double v = (double)m / POW10[decimals];
+    *out = neg ? -v : v;
+    return 1;
 }
 
 /* A JSON number (RFC 8259 grammar), optionally inside double quotes. */
@@ -62,19 +96,22 @@ static const char *number(const char *p, const char *end, double *out) {
         if (q == d)
             return NULL;
     }
-    if (q - s >= MAX_NUMBER)
-        return NULL;
-    char text[MAX_NUMBER];
-    memcpy(text, s, (size_t)(q - s));
-    text[q - s] = '\0';
-    char *stop;
-    double v = PyOS_string_to_double(text, &stop, NULL);
-    if (v == -1.0 && PyErr_Occurred()) {
-        PyErr_Clear();
-        return NULL;
+    double v;
+    if (!fast_decimal(s, q, &v)) {
+        if (q - s >= MAX_NUMBER)
+            return NULL;
+        char text[MAX_NUMBER];
+        memcpy(text, s, (size_t)(q - s));
+        text[q - s] = '\0';
+        char *stop;
+        v = PyOS_string_to_double(text, &stop, NULL);
+        if (v == -1.0 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return NULL;
+        }
+        if (*stop != '\0' || isinf(v)) /* overflow: msgspec refuses it too */
+            return NULL;
     }
-    if (*stop != '\0' || isinf(v)) /* overflow: msgspec refuses it too */
-        return NULL;
     if (quoted) {
         if (q >= end || *q != '"')
             return NULL;
