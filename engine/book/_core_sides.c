@@ -209,19 +209,28 @@ Py_ssize_t build_side(const Lv *lv, Py_ssize_t n, double sign, Entry **out) {
         return -1;
     }
     Py_ssize_t m = 0;
-    int sorted = 1;
+    int ascending = 1, descending = 1; /* strictly; venues list one side best first */
     for (Py_ssize_t j = 0; j < n; j++) {
         if (lv[j].sz > 0.0) {
             e[m].key = sign * lv[j].px;
             e[m].sz = lv[j].sz;
             e[m].order = j;
-            if (m && !(e[m - 1].key < e[m].key))
-                sorted = 0;
+            if (m) {
+                ascending &= e[m - 1].key < e[m].key;
+                descending &= e[m - 1].key > e[m].key;
+            }
             m++;
         }
     }
-    if (!sorted)
+    if (descending && !ascending) {
+        for (Py_ssize_t i = 0, j = m - 1; i < j; i++, j--) {
+            Entry t = e[i];
+            e[i] = e[j];
+            e[j] = t;
+        }
+    } else if (!ascending) {
         qsort(e, (size_t)m, sizeof(Entry), entry_cmp);
+    }
     Py_ssize_t w = 0;
     for (Py_ssize_t j = 0; j < m; j++) {
         if (w && e[w - 1].key == e[j].key)

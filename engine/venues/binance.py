@@ -36,7 +36,7 @@ from engine.venues.base import (
     error_parsed,
 )
 from engine.venues.symbols import SymbolMap, split_concatenated, split_pair
-from engine.venues.wire import WireInt, fast_levels
+from engine.venues.wire import WireInt, fast_levels, strict_levels
 
 VENUE = "binance"
 MS = 1_000_000  # ns per ms
@@ -319,8 +319,8 @@ class BinanceDriver(Driver):
         symbol = event.s
         pair = self._pair_of.get(symbol) or self._pair_of.setdefault(symbol, self.pair(symbol))
         if isinstance(event, _Depth):
-            return Parsed([BookDelta(VENUE, self.market, pair, fast_levels(event.b),
-                                     fast_levels(event.a), event.U, event.u, event.pu,
+            return Parsed([BookDelta(VENUE, self.market, pair, strict_levels(event.b),
+                                     strict_levels(event.a), event.U, event.u, event.pu,
                                      event.E * MS, recv_ns)])
         trade_id = event.a if isinstance(event, _AggTrade) else event.t
         return Parsed([Trade(VENUE, self.market, pair, float(event.p), float(event.q),

@@ -42,6 +42,11 @@ except ImportError:
     _parse_levels = None
 
 
+# For typed paths that fall back to the generic parser as a whole: the C
+# decoder itself (raises ValueError on what it refuses), else msgspec's.
+strict_levels = decode_levels if _parse_levels is None else _parse_levels
+
+
 def fast_levels(raw: msgspec.Raw | bytes) -> list[tuple[float, float]]:
     """decode_levels without a Python tuple per level: an immutable ``Levels``
     sequence of (price, size) floats, equal to the list decode_levels returns,
