@@ -223,7 +223,10 @@ class BookReader:
         (view.version, view.seq, view.exch_ns, view.recv_ns, state, nb, na,
          view.updates) = _HEADER_UNPACK(raw)  # type: ignore[arg-type]
         if depth is not None:
-            nb, na = min(nb, depth), min(na, depth)
+            if nb > depth:
+                nb = depth
+            if na > depth:
+                na = depth
         names = self.store._names
         view.key = names[index] if index < len(names) else self.store.key_of(index)
         view.index, view.state, view._raw, view._depth = index, _STATES[state], raw, self.layout.depth
