@@ -25,6 +25,7 @@ from engine.api.http import HttpServer
 from engine.api.metrics import HealthCollector, new_registry
 from engine.api.streams import StreamHub
 from engine.api_views import TasksFromDb, TraderView
+from engine.book.core import check_core, core_name, make_writer
 from engine.book.reader import BookReader
 from engine.book.store import BookStore
 from engine.book.writer import BookWriter
@@ -83,11 +84,14 @@ class BooksComponent:
         self.store: BookStore | None = None
         self.writer: BookWriter | None = None
         self.reader: BookReader | None = None
+        check_core(config.books.core)  # fail before anything starts, saying how to fix it
+        self.core = "compiled" if config.books.core == "compiled" else "python (reference)"
 
     def start(self) -> None:
         b = self.config.books
         self.store = BookStore.create(segment_name(self.config), b.capacity, b.depth, b.lock_stripes)
-        self.writer = BookWriter(self.store)
+        self.writer = make_writer(self.store, b.core)
+        self.core = core_name(self.writer)
         self.reader = BookReader(self.store)
 
     def started_writer(self) -> BookWriter:
@@ -110,7 +114,7 @@ class BooksComponent:
         if self.store is None:
             return {"state": "stopped"}
         return {"state": "running", "segment": self.store.name, "books": self.store.count(),
-                "capacity": self.store.capacity, "depth": self.store.depth}
+                "capacity": self.store.capacity, "depth": self.store.depth, "core": self.core}
 
 
 @dataclass
@@ -399,7 +403,7 @@ class Daemon:
                 f"  pairs:    {', '.join(f'{s.exchange}:{s.market}:{s.pair}' for s in subs) or 'none'}",
                 f"  storage:  tasks={cfg.storage.tasks.backend} history={cfg.storage.history.backend}",
                 f"  books:    segment={segment_name(cfg)} capacity={cfg.books.capacity} "
-                f"depth={cfg.books.depth}",
+                f"depth={cfg.books.depth} core={self.books.core if self.books else cfg.books.core}",
             ]
         for c in self.components:
             if isinstance(c, _VenueComponent):

@@ -93,6 +93,9 @@ class BooksConfig:
     capacity: int = 1024  # books; memory = capacity * (64 + 32 * depth) bytes
     depth: int = 50  # levels per side mirrored to shared memory
     lock_stripes: int = 64  # more stripes, fewer writer collisions; 1 lock each
+    # Book core: "compiled" (engine/book/_core.c, built by pip install -e .) or
+    # "python" (the pure-Python reference, ~4x slower per frame); never chosen silently.
+    core: str = "compiled"
 
 
 @dataclass(frozen=True)
@@ -406,6 +409,7 @@ _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("BooksConfig", "capacity"): (lambda v: 1 <= v <= 1_000_000, "1..1000000 books"),
     ("BooksConfig", "depth"): (lambda v: 1 <= v <= 5000, "1..5000 levels"),
     ("BooksConfig", "lock_stripes"): (lambda v: 1 <= v <= 4096, "1..4096 locks"),
+    ("BooksConfig", "core"): (lambda v: v in ("compiled", "python"), "compiled or python"),
     ("FeedConfig", "max_connections"): (lambda v: v >= 1, "at least 1"),
     ("FeedConfig", "stall_timeout_s"): (lambda v: v > 0, "a positive number"),
     ("SubscriptionConfig", "pair"): (lambda v: v.count("/") == 1 and "" not in v.split("/"),

@@ -47,6 +47,7 @@ def test_run_role_serves_health_and_stops_cleanly_on_sigint(tmp_path, role):
     try:
         text = "".join(lines)
         assert f"role={role}" in text
+        assert "core=compiled" in text  # the summary names the book core (books.core)
         # Every role is complete: nothing is reported missing.
         assert "NOT BUILT YET" not in text
         assert requests.get(url + "/health", timeout=5).status_code == 200

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmarks: python tools/bench.py book|feed|match|store|trader|api [options].
+"""Benchmarks: python tools/bench.py book|feed|match|store|trader|api|peers [options].
 
 Prints one JSON object per line: {"bench", "metric", "value", "unit"}.
 Figures, not tests: compare ratios within one run on a noisy machine."""
@@ -23,6 +23,8 @@ BENCHES = {
     "store": ["bench_store"],
     "trader": ["bench_trader", "bench_trader_strategy", "bench_trader_usdm"],
     "api": ["bench_api"],
+    # ours vs cryptofeed and the order-book C extension (bench-only installs)
+    "peers": ["bench_peers"],
 }
 
 

@@ -1,6 +1,7 @@
 """Per-venue feed throughput: each venue's recorded capture through the live
 path (driver parse -> FeedRouter/BookSync -> shared-memory BookWriter), one
-thread, REST snapshot records fed untimed. Yields ``<venue>_frames_per_s``.
+thread, REST snapshot records fed untimed. Yields ``<venue>_frames_per_s``
+(frames per CPU second of the feed thread).
 
 A venue takes part by shipping ``tests/data/<venue>/BENCH``: one line per
 capture, ``<market> <capture file>`` (the file relative to that folder).
@@ -21,8 +22,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from engine.book.core import make_writer  # noqa: E402
 from engine.book.store import BookStore  # noqa: E402
-from engine.book.writer import BookWriter  # noqa: E402
 from engine.feed.capture import CaptureReader  # noqa: E402
 from engine.feed.sync import FeedRouter  # noqa: E402
 from engine.venues import make_driver  # noqa: E402
@@ -33,6 +34,10 @@ DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 ROUNDS = 5
 # Each pass runs the capture at least this many frames' worth (whole passes).
 MIN_FRAMES = 20_000
+# This thread's CPU time: on the shared host wall time mostly measures others.
+CLOCK = time.thread_time
+# Book core (config books.core); ENGINE_BENCH_CORE=python measures the reference.
+CORE = os.environ.get("ENGINE_BENCH_CORE", "compiled")
 
 
 def bench_captures() -> list[tuple[str, str, Path]]:
@@ -61,17 +66,26 @@ def frames_per_s(venue: str, market: str, path: Path) -> tuple[float, int, int]:
             store = BookStore.create(f"bv-{os.getpid()}-{uuid.uuid4().hex[:8]}", 4096, 50)
             try:
                 driver = make_driver(venue, market)
-                router = FeedRouter(driver, BookWriter(store))
-                clock = time.perf_counter
-                for rec in records:
-                    if rec.src == "ws":
-                        t0 = clock()
-                        router.on_frame(rec.conn, rec.data, rec.t)
-                        elapsed += clock() - t0
-                    else:
+                router = FeedRouter(driver, make_writer(store, CORE))
+                on_frame = router.on_frame
+                i = 0
+                while i < len(records):
+                    rec = records[i]
+                    if rec.src != "ws":  # REST snapshots seed books, untimed
                         pair = driver.snapshot_pair(rec.url)
                         if pair is not None:
                             router.on_snapshot_response(pair, rec.data, rec.t, rec.url)
+                        i += 1
+                        continue
+                    j = i
+                    while j < len(records) and records[j].src == "ws":
+                        j += 1
+                    run = records[i:j]
+                    t0 = CLOCK()
+                    for r in run:
+                        on_frame(r.conn, r.data, r.t)
+                    elapsed += CLOCK() - t0
+                    i = j
                 trouble = sum(b.stats()["resyncs"] + b.stats()["gaps"] for b in router.books.values())
             finally:
                 store.close()
@@ -87,7 +101,7 @@ def run(args: list[str]) -> Iterator[dict]:
             f"{venue}_frames_per_s"
         yield {"bench": "feed", "metric": metric, "value": round(rate, 1), "unit": "frames/s",
                "capture": f"{path.parent.name}/{path.name}", "market": market,
-               "frames": ws, "resyncs_and_gaps": trouble}
+               "frames": ws, "resyncs_and_gaps": trouble, "core": CORE}
 
 
 if __name__ == "__main__":

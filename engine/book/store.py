@@ -8,6 +8,7 @@ from __future__ import annotations
 import _posixshmem  # type: ignore[import-not-found]
 import os
 import threading
+from collections.abc import Callable
 from multiprocessing import resource_tracker, shared_memory
 
 from loguru import logger
@@ -82,6 +83,11 @@ class BookStore:
         self._register_lock = threading.Lock()
         self._locks = [threading.Lock() for _ in range(max(1, lock_stripes))]
         self._closed = False
+        self._close_hooks: list[Callable[[], None]] = []
+
+    def on_close(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` before the mapping goes (the compiled core holds a raw pointer)."""
+        self._close_hooks.append(hook)
 
     # ---------------------------------------------------------- construction
 
@@ -221,6 +227,8 @@ class BookStore:
         if self._closed:
             return
         self._closed = True
+        for hook in self._close_hooks:
+            hook()
         self.buf = None  # type: ignore[assignment]
         try:
             self.shm.close()

@@ -261,50 +261,52 @@ def _patch_side(side: BookSide, changes: Iterable[Level], sign: float, depth: in
     old_count = len(mpx)
     shift_from = depth  # first mirrored slot whose price moved
     sz_base = lev + 8 * depth
-    for px, sz in changes:
-        if not (0.0 < px < INF and 0.0 <= sz < INF):
-            _check(px, sz)
-        k = sign * px
-        if sz == 0.0:
-            if sizes.pop(k, None) is not None:
+    try:
+        for px, sz in changes:
+            if not (0.0 < px < INF and 0.0 <= sz < INF):
+                _check(px, sz)
+            k = sign * px
+            if sz == 0.0:
+                if sizes.pop(k, None) is not None:
+                    i = bisect_left(keys, k)
+                    del keys[i]
+                    if i < depth:
+                        del mpx[i]
+                        del msz[i]
+                        if len(keys) >= depth:  # the next level moves up into the mirror
+                            k2 = keys[depth - 1]
+                            mpx.append(sign * k2)
+                            msz.append(sizes[k2])
+                        if i < shift_from:
+                            shift_from = i
+            elif k in sizes:
+                sizes[k] = sz
+                if len(keys) <= depth or k <= keys[depth - 1]:
+                    i = bisect_left(keys, k)
+                    msz[i] = sz
+                    if i < shift_from:
+                        _SIZE_PACK(buf, sz_base + 8 * i, sz)
+            else:
+                sizes[k] = sz
                 i = bisect_left(keys, k)
-                del keys[i]
+                keys.insert(i, k)
                 if i < depth:
-                    del mpx[i]
-                    del msz[i]
-                    if len(keys) >= depth:  # the next level moves up into the mirror
-                        k2 = keys[depth - 1]
-                        mpx.append(sign * k2)
-                        msz.append(sizes[k2])
+                    mpx.insert(i, px)
+                    msz.insert(i, sz)
+                    if len(mpx) > depth:
+                        del mpx[depth]
+                        del msz[depth]
                     if i < shift_from:
                         shift_from = i
-        elif k in sizes:
-            sizes[k] = sz
-            if len(keys) <= depth or k <= keys[depth - 1]:
-                i = bisect_left(keys, k)
-                msz[i] = sz
-                if i < shift_from:
-                    _SIZE_PACK(buf, sz_base + 8 * i, sz)
-        else:
-            sizes[k] = sz
-            i = bisect_left(keys, k)
-            keys.insert(i, k)
-            if i < depth:
-                mpx.insert(i, px)
-                msz.insert(i, sz)
-                if len(mpx) > depth:
-                    del mpx[depth]
-                    del msz[depth]
-                if i < shift_from:
-                    shift_from = i
-    count = len(mpx)
-    if shift_from < depth:
-        s8, e8, o8 = 8 * shift_from, 8 * count, 8 * old_count
-        if e8 > s8:
-            buf[lev + s8:lev + e8] = memoryview(mpx).cast("B")[s8:e8]
-            buf[sz_base + s8:sz_base + e8] = memoryview(msz).cast("B")[s8:e8]
-        if o8 > e8:  # the side got shorter: clear the slots it left
-            zeros = bytes(o8 - e8)
-            buf[lev + e8:lev + o8] = zeros
-            buf[sz_base + e8:sz_base + o8] = zeros
+    finally:  # also after a bad level: the mirror shows what was applied
+        count = len(mpx)
+        if shift_from < depth:
+            s8, e8, o8 = 8 * shift_from, 8 * count, 8 * old_count
+            if e8 > s8:
+                buf[lev + s8:lev + e8] = memoryview(mpx).cast("B")[s8:e8]
+                buf[sz_base + s8:sz_base + e8] = memoryview(msz).cast("B")[s8:e8]
+            if o8 > e8:  # the side got shorter: clear the slots it left
+                zeros = bytes(o8 - e8)
+                buf[lev + e8:lev + o8] = zeros
+                buf[sz_base + e8:sz_base + o8] = zeros
     return count

@@ -36,7 +36,7 @@ from engine.venues.base import (
     error_parsed,
 )
 from engine.venues.symbols import SymbolMap, split_concatenated, split_pair
-from engine.venues.wire import WireInt, decode_levels
+from engine.venues.wire import WireInt, fast_levels, strict_levels
 
 VENUE = "binance"
 MS = 1_000_000  # ns per ms
@@ -319,8 +319,8 @@ class BinanceDriver(Driver):
         symbol = event.s
         pair = self._pair_of.get(symbol) or self._pair_of.setdefault(symbol, self.pair(symbol))
         if isinstance(event, _Depth):
-            return Parsed([BookDelta(VENUE, self.market, pair, decode_levels(event.b),
-                                     decode_levels(event.a), event.U, event.u, event.pu,
+            return Parsed([BookDelta(VENUE, self.market, pair, strict_levels(event.b),
+                                     strict_levels(event.a), event.U, event.u, event.pu,
                                      event.E * MS, recv_ns)])
         trade_id = event.a if isinstance(event, _AggTrade) else event.t
         return Parsed([Trade(VENUE, self.market, pair, float(event.p), float(event.q),
@@ -391,8 +391,8 @@ class BinanceDriver(Driver):
 
     def _parse_snapshot_typed(self, pair: str, body: str | bytes, recv_ns: int) -> BookSnapshot:
         rest = _decode_rest_depth(body)
-        return BookSnapshot(VENUE, self.market, pair, decode_levels(rest.bids),
-                            decode_levels(rest.asks), rest.lastUpdateId, rest.E * MS, recv_ns)
+        return BookSnapshot(VENUE, self.market, pair, fast_levels(rest.bids),
+                            fast_levels(rest.asks), rest.lastUpdateId, rest.E * MS, recv_ns)
 
     def _parse_snapshot_generic(self, pair: str, body: str | bytes, recv_ns: int) -> BookSnapshot:
         data = orjson.loads(body)

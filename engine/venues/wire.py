@@ -35,3 +35,27 @@ WireInt = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 # [["0.35170000","4265.00000000"], ...] -> [(0.3517, 4265.0), ...], the
 # normalized Level lists as they go into BookDelta and BookSnapshot.
 decode_levels = msgspec.json.Decoder(list[tuple[float, float]], strict=False).decode
+
+try:  # JSON levels straight to C doubles (engine/venues/_levels.c), built by pip install -e .
+    from engine.venues._levels import parse_levels as _parse_levels  # type: ignore[import-not-found]
+except ImportError:
+    _parse_levels = None
+
+
+# For typed paths that fall back to the generic parser as a whole: the C
+# decoder itself (raises ValueError on what it refuses), else msgspec's.
+strict_levels = decode_levels if _parse_levels is None else _parse_levels
+
+
+def fast_levels(raw: msgspec.Raw | bytes) -> list[tuple[float, float]]:
+    """decode_levels without a Python tuple per level: an immutable ``Levels``
+    sequence of (price, size) floats, equal to the list decode_levels returns,
+    whose doubles the book core reads in place. It accepts a subset of
+    msgspec's grammar (plain RFC 8259 numbers, quoted or bare) with the same
+    doubles; anything else goes to decode_levels, which decides as before."""
+    if _parse_levels is None:
+        return decode_levels(raw)
+    try:
+        return _parse_levels(raw)
+    except ValueError:
+        return decode_levels(raw)

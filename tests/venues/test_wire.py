@@ -34,7 +34,10 @@ MARKET_DATA = (BookDelta, BookSnapshot, Trade)
 
 def canon(value):
     """Events as comparable data: scalar types included (1 is not 1.0), NaN
-    equal to NaN, -0.0 equal to 0.0 (the one documented difference, wire.py)."""
+    equal to NaN, -0.0 equal to 0.0 (the one documented difference, wire.py).
+    wire.fast_levels' Levels stand for the list of float tuples they equal."""
+    if type(value).__name__ == "Levels":
+        value = value.tolist()
     if isinstance(value, float):
         return ("float", "nan" if math.isnan(value) else value)
     if isinstance(value, (list, tuple)):
