@@ -180,3 +180,177 @@ def test_ccxt_pro_websocket(venue: LocalVenue, alice: BinanceClient,
             await exchange.close()
 
     asyncio.run(run())
+
+
+# ---------------------------------------------------------- binance-sdk-spot
+
+def _value(model: Any, name: str) -> Any:
+    """A field of an SDK response model (pydantic; some answers are dicts)."""
+    return model[name] if isinstance(model, dict) else getattr(model, name)
+
+
+def test_binance_sdk_spot_rest(venue: LocalVenue, bob: BinanceClient) -> None:
+    from binance_common.configuration import ConfigurationRestAPI
+    from binance_sdk_spot.rest_api.models import (
+        NewOrderSideEnum,
+        NewOrderTimeInForceEnum,
+        NewOrderTypeEnum,
+    )
+    from binance_sdk_spot.spot import Spot
+
+    rest = Spot(config_rest_api=ConfigurationRestAPI(
+        api_key="alice-key", api_secret="alice-secret", base_path=venue.rest_url)).rest_api
+    assert rest.time().data().server_time > 0
+    info = rest.exchange_info(symbol="BTCUSDT").data()
+    assert info.symbols[0].base_asset == "BTC"
+    order = rest.new_order(symbol="BTCUSDT", side=NewOrderSideEnum.SELL,
+                           type=NewOrderTypeEnum.LIMIT,
+                           time_in_force=NewOrderTimeInForceEnum.GTC,
+                           quantity=0.01, price=30000.0).data()
+    assert order.status == "NEW"
+    bob.limit("BUY", "0.004", "30000")
+    queried = rest.get_order(symbol="BTCUSDT", order_id=order.order_id).data()
+    assert (queried.status, queried.executed_qty) == ("PARTIALLY_FILLED", "0.00400000")
+    assert [o.order_id for o in rest.get_open_orders(symbol="BTCUSDT").data()] == [
+        order.order_id]
+    assert rest.delete_order(symbol="BTCUSDT", order_id=order.order_id).data().status == \
+        "CANCELED"
+    balances = {b.asset: b for b in rest.get_account().data().balances}
+    assert balances["BTC"].free == "9.99600000"  # 0.004 sold, 0.006 unlocked
+    assert rest.depth(symbol="BTCUSDT", limit=5).data().last_update_id > 0
+    assert rest.get_trades(symbol="BTCUSDT").data()[-1].price == "30000.00000000"
+    assert [t.qty for t in rest.my_trades(symbol="BTCUSDT").data()] == ["0.00400000"]
+
+
+def test_binance_sdk_spot_websocket_api_and_streams(venue: LocalVenue,
+                                                    bob: BinanceClient) -> None:
+    from binance_common.configuration import (
+        ConfigurationWebSocketAPI,
+        ConfigurationWebSocketStreams,
+    )
+    from binance_sdk_spot.spot import Spot
+    from binance_sdk_spot.websocket_api.models import (
+        ExecutionReport,
+        OrderPlaceSideEnum,
+        OrderPlaceTimeInForceEnum,
+        OrderPlaceTypeEnum,
+    )
+
+    async def run() -> None:
+        spot = Spot(config_ws_api=ConfigurationWebSocketAPI(
+                        api_key="alice-key", api_secret="alice-secret",
+                        stream_url=venue.ws_url + "/ws-api/v3"),
+                    config_ws_streams=ConfigurationWebSocketStreams(stream_url=venue.ws_url))
+        api = await spot.websocket_api.create_connection()
+        streams = await spot.websocket_streams.create_connection()
+        events: asyncio.Queue[Any] = asyncio.Queue()
+        tape: asyncio.Queue[Any] = asyncio.Queue()
+        try:
+            assert (await api.time()).data().result.server_time > 0
+            subscribed = await api.user_data_stream_subscribe_signature()
+            subscribed.stream.on("message", events.put_nowait)
+            trades = await streams.trade(symbol="btcusdt")
+            trades.on("message", tape.put_nowait)
+            placed = (await api.order_place(
+                symbol="BTCUSDT", side=OrderPlaceSideEnum.SELL, type=OrderPlaceTypeEnum.LIMIT,
+                time_in_force=OrderPlaceTimeInForceEnum.GTC, quantity=0.01,
+                price=30000.0)).data().result
+            assert placed.status == "NEW"
+            def report(event: Any) -> Any:  # the SDK routes each event to its model
+                instance = event.actual_instance
+                return instance if isinstance(instance, ExecutionReport) else None
+
+            new = report(await _wait_for(events.get, report))
+            assert (new.x, new.i) == ("NEW", placed.order_id)
+            bob.limit("BUY", "0.01", "30000")
+            fill = report(await _wait_for(events.get, lambda e: report(e) and
+                                          report(e).x == "TRADE"))
+            assert (fill.i, fill.X, fill.l) == (placed.order_id, "FILLED", "0.01000000")
+            trade = await _wait_for(tape.get, lambda t: True)
+            assert _value(trade, "p") == "30000.00000000"
+            status = (await api.order_status(symbol="BTCUSDT",
+                                             order_id=placed.order_id)).data().result
+            assert status.status == "FILLED"
+            resting = (await api.order_place(
+                symbol="BTCUSDT", side=OrderPlaceSideEnum.BUY, type=OrderPlaceTypeEnum.LIMIT,
+                time_in_force=OrderPlaceTimeInForceEnum.GTC, quantity=0.01,
+                price=20000.0)).data().result
+            opened = (await api.open_orders_status(symbol="BTCUSDT")).data().result
+            assert [o.order_id for o in opened] == [resting.order_id]
+            canceled = (await api.order_cancel(symbol="BTCUSDT",
+                                               order_id=resting.order_id)).data().result
+            assert canceled.status == "CANCELED"
+            account = (await api.account_status()).data().result
+            assert any(b.asset == "USDT" for b in account.balances)
+            book = (await api.depth(symbol="BTCUSDT", limit=5)).data().result
+            assert book.last_update_id > 0
+        finally:
+            await api.close_connection()
+            await streams.close_connection()
+
+    asyncio.run(run())
+
+
+def test_binance_sdk_spot_ed25519_session_logon(start_venue: Callable[..., LocalVenue],
+                                                bob_client: Callable[[LocalVenue],
+                                                                     BinanceClient]) -> None:
+    """An Ed25519 key: session.logon, then userDataStream.subscribe and unsigned
+    order requests on the logged-on session (web-socket-api.md)."""
+    from binance_common.configuration import ConfigurationWebSocketAPI
+    from binance_sdk_spot.spot import Spot
+    from binance_sdk_spot.websocket_api.models import (
+        ExecutionReport,
+        OrderPlaceSideEnum,
+        OrderPlaceTimeInForceEnum,
+        OrderPlaceTypeEnum,
+    )
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from engine.config import VenueAccountConfig
+    from engine.sim.testkit import account_config
+
+    private = Ed25519PrivateKey.generate()
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    private_pem = private.private_bytes(serialization.Encoding.PEM,
+                                        serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption()).decode()
+    carol = VenueAccountConfig(name="carol", api_key="carol-key", api_secret="",
+                               balances={"USDT": "1000"}, public_key=public_pem)
+    venue = start_venue(accounts=[carol, account_config("bob")])
+    bob = bob_client(venue)
+
+    async def run() -> None:
+        spot = Spot(config_ws_api=ConfigurationWebSocketAPI(
+            api_key="carol-key", private_key=private_pem,
+            stream_url=venue.ws_url + "/ws-api/v3"))
+        api = await spot.websocket_api.create_connection()
+        events: asyncio.Queue[Any] = asyncio.Queue()
+        try:
+            logon = (await api.session_logon()).data().result
+            assert logon.api_key == "carol-key"
+            subscribed = await api.user_data_stream_subscribe()
+            subscribed.stream.on("message", events.put_nowait)
+            assert (await api.session_status()).data().result.user_data_stream is True
+            placed = (await api.order_place(
+                symbol="BTCUSDT", side=OrderPlaceSideEnum.BUY, type=OrderPlaceTypeEnum.LIMIT,
+                time_in_force=OrderPlaceTimeInForceEnum.GTC, quantity=0.01,
+                price=30000.0)).data().result
+            bob.limit("SELL", "0.01", "30000")
+
+            def fill(event: Any) -> bool:
+                instance = event.actual_instance
+                return isinstance(instance, ExecutionReport) and instance.x == "TRADE"
+
+            report = (await _wait_for(events.get, fill)).actual_instance
+            assert (report.i, report.X) == (placed.order_id, "FILLED")
+        finally:
+            await api.close_connection()
+
+    asyncio.run(run())
+
+
+@pytest.fixture
+def bob_client() -> Callable[[LocalVenue], BinanceClient]:
+    return lambda venue: BinanceClient(venue.rest_url, "bob-key", "bob-secret")
