@@ -27,6 +27,7 @@ from engine.sim import ws_api_session as sessions
 from engine.sim.exchange import Published
 from engine.sim.netloop import Connection
 from engine.sim.orders import EXEC_TRADE, Rejected
+from engine.sim.ratelimit import MINUTE_MS
 from engine.sim.rest import Call, Route, VenueContext
 from engine.sim.rest_params import NONE, ApiError, Params
 from engine.sim.streams import StreamHub
@@ -175,9 +176,11 @@ class WsApi:
     def _charge(self, ip: str, weight: int, now: int, limits: list[dict]) -> None:
         verdict = self.ctx.limiter.charge(ip, weight, now)
         limits.append(self.ctx.limiter.weight_json(verdict.used_weight))
-        if verdict.status:
+        if verdict.status:  # 429: when the minute resets; 418: when the ban ends
+            retry_at = ((now // MINUTE_MS + 1) * MINUTE_MS if verdict.status == 429
+                        else now + verdict.retry_after_s * 1000)
             raise ApiError(-1003, verdict.message, status=verdict.status, data={
-                "serverTime": now, "retryAfter": now + verdict.retry_after_s * 1000})
+                "serverTime": now, "retryAfter": retry_at})
 
     def _route(self, route: Route, session: Session, params: dict[str, str], now: int,
                limits: list[dict]) -> Any:

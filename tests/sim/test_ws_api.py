@@ -205,3 +205,45 @@ def test_order_rate_limit_answers_429_with_retry_after(
     assert refused["status"] == 429 and refused["error"]["code"] == -1015
     data = refused["error"]["data"]
     assert data["retryAfter"] > data["serverTime"] and data["retryAfter"] % 10_000 == 0
+
+
+def test_weight_limit_answers_429_with_retry_after(
+        start_venue: Callable[..., LocalVenue], ws_connect: Connect) -> None:
+    venue = start_venue(limits=Limits(weight_per_minute=30))
+    api = WsApiClient(ws_connect(venue.ws_url + "/ws-api/v3"))
+    statuses = []
+    for _ in range(4):  # connect 2 + exchangeInfo 20 each: the second one is over 30
+        reply = api.request("exchangeInfo")
+        statuses.append(reply["status"])
+        if reply["status"] != 200:
+            break
+    if statuses[-1] == 200:  # the minute rolled over between requests
+        reply = api.request("exchangeInfo")
+    assert reply["status"] == 429 and reply["error"]["code"] == -1003
+    data = reply["error"]["data"]
+    assert data["retryAfter"] > data["serverTime"] and data["retryAfter"] % 60_000 == 0
+    assert reply["rateLimits"][0]["count"] > 30
+
+
+def test_cancel_replace_partial_failure_is_409_with_both_halves(
+        venue: LocalVenue, ws_connect: Connect) -> None:
+    api = WsApiClient(ws_connect(venue.ws_url + "/ws-api/v3"), "alice-key", "alice-secret")
+    reply = api.signed("order.cancelReplace", symbol="BTCUSDT", side="BUY", type="LIMIT",
+                       timeInForce="GTC", quantity="0.01", price="20000",
+                       cancelReplaceMode="ALLOW_FAILURE", cancelOrderId=12345)
+    assert reply["status"] == 409 and reply["error"]["code"] == -2021
+    data = reply["error"]["data"]
+    assert (data["cancelResult"], data["newOrderResult"]) == ("FAILURE", "SUCCESS")
+
+
+def test_closing_the_socket_ends_its_subscriptions(venue: LocalVenue,
+                                                   ws_connect: Connect) -> None:
+    from tests.support.eventually import eventually
+
+    ws = ws_connect(venue.ws_url + "/ws-api/v3")
+    api = WsApiClient(ws, "alice-key", "alice-secret")
+    assert api.signed("userDataStream.subscribe.signature")["status"] == 200
+    assert venue.exchange is not None
+    assert "alice" in venue.exchange.listening  # balance snapshots are now computed
+    ws.close()
+    eventually(lambda: "alice" not in venue.exchange.listening, timeout=15)
