@@ -148,6 +148,8 @@ class WsApi:
             if exc.data is not None:
                 error["data"] = exc.data
             self._send(conn, request_id, exc.status, error=error, limits=limits if show else None)
+            if exc.status == 418:  # CHANGELOG 2023-03-13: a banned IP is disconnected
+                conn.close_ws(1008, "IP banned")
             return
         except Rejected as exc:
             self._send(conn, request_id, 400, error={"code": exc.code, "msg": exc.msg},
