@@ -294,8 +294,9 @@ def test_binance_sdk_spot_websocket_api_and_streams(venue: LocalVenue,
 def test_binance_sdk_spot_ed25519_session_logon(start_venue: Callable[..., LocalVenue],
                                                 bob_client: Callable[[LocalVenue],
                                                                      BinanceClient]) -> None:
-    """An Ed25519 key: session.logon, then userDataStream.subscribe and unsigned
-    order requests on the logged-on session (web-socket-api.md)."""
+    """An Ed25519 key: signed REST (python-binance), then session.logon,
+    userDataStream.subscribe and orders on the logged-on session (binance-sdk-spot;
+    web-socket-api.md)."""
     from binance_common.configuration import ConfigurationWebSocketAPI
     from binance_sdk_spot.spot import Spot
     from binance_sdk_spot.websocket_api.models import (
@@ -320,6 +321,17 @@ def test_binance_sdk_spot_ed25519_session_logon(start_venue: Callable[..., Local
                                balances={"USDT": "1000"}, public_key=public_pem)
     venue = start_venue(accounts=[carol, account_config("bob")])
     bob = bob_client(venue)
+
+    from binance import Client  # python-binance signs REST with the Ed25519 key too
+
+    class VenueClient(Client):
+        API_URL = venue.rest_url + "/api"
+
+    rest = VenueClient("carol-key", private_key=private_pem)  # its ping goes to the venue
+    assert rest.get_asset_balance(asset="USDT")["free"] == "1000.00000000"
+    resting = rest.order_limit_buy(symbol="BTCUSDT", quantity="0.001", price="10000")
+    assert rest.cancel_order(symbol="BTCUSDT", orderId=resting["orderId"])["status"] == \
+        "CANCELED"
 
     async def run() -> None:
         spot = Spot(config_ws_api=ConfigurationWebSocketAPI(
