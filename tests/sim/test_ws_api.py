@@ -247,3 +247,10 @@ def test_closing_the_socket_ends_its_subscriptions(venue: LocalVenue,
     assert "alice" in venue.exchange.listening  # balance snapshots are now computed
     ws.close()
     eventually(lambda: "alice" not in venue.exchange.listening, timeout=15)
+
+
+def test_recv_window_takes_microsecond_decimals(venue: LocalVenue, ws_connect: Connect) -> None:
+    """web-socket-api.md today: recvWindow is a DECIMAL with up to 3 places."""
+    api = WsApiClient(ws_connect(venue.ws_url + "/ws-api/v3"), "alice-key", "alice-secret")
+    assert api.signed("account.status", recvWindow=6000.346)["status"] == 200
+    assert api.signed("account.status", recvWindow="1.2345")["error"]["code"] == -1100
