@@ -68,6 +68,7 @@ class WsApi:
         self._first_fills: deque[str] = deque()  # accounts whose order first filled
         self._after: list[tuple[Connection, bytes]] = []  # events due after a reply
         self.wake = lambda: None  # set by the server to NetLoop.wake
+        self.failures = 0  # requests answered 500 (a venue bug; each is logged)
 
     # ----------------------------------------------------------- any thread
 
@@ -113,12 +114,17 @@ class WsApi:
                 "code": -1135, "msg": "Invalid 'id' in JSON request; expected an integer, a "
                                       "string matching '^[a-zA-Z0-9-_]{1,36}$', or null."})
             return
-        method, raw_params = message.get("method"), message.get("params", {})
-        if not isinstance(method, str) or not isinstance(raw_params, dict):
+        method, raw_params = message.get("method"), message.get("params")
+        if raw_params is None:
+            raw_params = {}
+        if not isinstance(method, str):
             self._send(conn, request_id, 400, error={
                 "code": -1102, "msg": "Mandatory parameter 'method' was not sent, was "
-                                      "empty/null, or malformed." if not isinstance(method, str)
-                else "JSON sent for parameter 'params' is not valid"})
+                                      "empty/null, or malformed."})
+            return
+        if not isinstance(raw_params, dict):
+            self._send(conn, request_id, 400, error={
+                "code": -1135, "msg": "JSON sent for parameter 'params' is not valid"})
             return
         if method.startswith("v3/"):
             method = method[3:]
@@ -156,7 +162,9 @@ class WsApi:
                        limits=limits if show else None)
             return
         except Exception:  # a venue bug must not kill the network thread
-            log.exception("venue WebSocket API handler failed method={}", method)
+            self.failures += 1
+            log.exception("venue WebSocket API handler failed method={} failures={}", method,
+                          self.failures)
             self._send(conn, request_id, 500, error={
                 "code": -1000, "msg": "An unknown error occurred while processing the "
                                       "request."}, limits=limits if show else None)

@@ -254,3 +254,14 @@ def test_recv_window_takes_microsecond_decimals(venue: LocalVenue, ws_connect: C
     api = WsApiClient(ws_connect(venue.ws_url + "/ws-api/v3"), "alice-key", "alice-secret")
     assert api.signed("account.status", recvWindow=6000.346)["status"] == 200
     assert api.signed("account.status", recvWindow="1.2345")["error"]["code"] == -1100
+
+
+def test_params_null_or_not_an_object(venue: LocalVenue, ws_connect: Connect) -> None:
+    api = WsApiClient(ws_connect(venue.ws_url + "/ws-api/v3"))
+    assert api.request("ping", None)["status"] == 200
+    api.ws.send(json.dumps({"id": "p1", "method": "ping", "params": None}))
+    assert recv_json(api.ws, lambda m: m.get("id") == "p1")["status"] == 200
+    api.ws.send(json.dumps({"id": "p2", "method": "ping", "params": [1]}))
+    assert recv_json(api.ws, lambda m: m.get("id") == "p2")["error"]["code"] == -1135
+    api.ws.send(json.dumps({"id": "p3", "params": {}}))
+    assert recv_json(api.ws, lambda m: m.get("id") == "p3")["error"]["code"] == -1102
