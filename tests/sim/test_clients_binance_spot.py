@@ -174,6 +174,10 @@ def test_ccxt_pro_websocket(venue: LocalVenue, alice: BinanceClient,
             trades = await exchange.fetch_my_trades_ws("BTC/USDT")
             bought = sum(t["amount"] - t["fee"]["cost"] for t in trades if t["side"] == "buy")
             assert balance["BTC"]["free"] == pytest.approx(10 + bought, abs=1e-9)
+            ticker = await asyncio.wait_for(exchange.watch_ticker("BTC/USDT"), TIMEOUT_S)
+            assert ticker["last"] == 31000.0  # <symbol>@ticker, every second
+            candles = await asyncio.wait_for(exchange.watch_ohlcv("BTC/USDT", "1m"), TIMEOUT_S)
+            assert candles[-1][4] == 31000.0  # <symbol>@kline_1m close
             # (fetch_balance_ws is not used: ccxt 4.5 parses its account.status answer
             # without a market type and returns no balances, against Binance too)
         finally:
