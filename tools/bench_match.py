@@ -2,14 +2,17 @@
 depth stream to many clients, and signed REST order round trips.
 
 Run: python tools/bench.py match [--orders N] [--rounds N] [--clients N]
-     [--seconds S] [--rest-orders N]   (or python tools/bench_match.py ...)
+     [--seconds S] [--rest-orders N] [--ws-api-orders N]
+     (or python tools/bench_match.py ...)
 
 Metrics: orders_per_s (a mixed flow of resting limits, cancels and
 marketable limits on one MatchingEngine, one core, no I/O); ws_clients and
 ws_delivery_p99_ms (clients in a separate process on one @depth@100ms
 stream, latency = receive time - the event's "E" time; both clocks are this
 host's wall clock, so the figure has 1 ms resolution); rest_orders_per_s
-(one requests.Session placing signed LIMIT orders back to back).
+(one requests.Session placing signed LIMIT orders back to back);
+ws_api_orders_per_s and ws_api_order_rtt_p50/p99_ms (signed order.place round
+trips on one /ws-api/v3 connection, back to back) and their rate over REST's.
 """
 
 from __future__ import annotations
@@ -251,6 +254,51 @@ def bench_rest(count: int) -> float:
             venue.stop()
 
 
+# ------------------------------------------------------------ WebSocket API
+
+
+def bench_ws_api(count: int) -> tuple[float, float, float]:
+    """Signed order.place round trips on one /ws-api/v3 connection, back to back
+    (websocket-client, HMAC signing as web-socket-api.md): orders/s, p50, p99 ms."""
+    import hashlib
+    import hmac
+    import json
+
+    import websocket
+
+    with tempfile.TemporaryDirectory() as data_dir:
+        unlimited = Limits(weight_per_minute=10**9, orders_per_10s=10**9, orders_per_day=10**9)
+        venue = LocalVenue(venue_config(), Path(data_dir), limits=unlimited)
+        venue.start()
+        try:
+            ws = websocket.create_connection(venue.ws_url + "/ws-api/v3?returnRateLimits=false",
+                                             timeout=10)
+            ws.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            rtts = []
+            started = time.perf_counter()
+            for i in range(count):
+                side, price = ("BUY", 20000 + i % 500) if i % 2 else ("SELL", 40000 + i % 500)
+                params = {"apiKey": "alice-key", "newOrderRespType": "RESULT",
+                          "price": str(price), "quantity": "0.001", "side": side,
+                          "symbol": "BTCUSDT", "timeInForce": "GTC",
+                          "timestamp": int(time.time() * 1000), "type": "LIMIT"}
+                payload = "&".join(f"{k}={v}" for k, v in sorted(params.items()))
+                params["signature"] = hmac.new(b"alice-secret", payload.encode(),
+                                               hashlib.sha256).hexdigest()
+                sent = time.perf_counter()
+                ws.send(json.dumps({"id": i, "method": "order.place", "params": params}))
+                reply = json.loads(ws.recv())
+                rtts.append(time.perf_counter() - sent)
+                assert reply.get("status") == 200, reply
+            elapsed = time.perf_counter() - started
+            ws.close()
+        finally:
+            venue.stop()
+    rtts.sort()
+    return (count / elapsed, rtts[len(rtts) // 2] * 1000,
+            rtts[min(len(rtts) - 1, int(len(rtts) * 0.99))] * 1000)
+
+
 def run(args: list[str]) -> Iterator[dict]:
     parser = argparse.ArgumentParser(prog="bench.py match")
     parser.add_argument("--orders", type=int, default=200_000)
@@ -258,6 +306,7 @@ def run(args: list[str]) -> Iterator[dict]:
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rest-orders", type=int, default=2000)
+    parser.add_argument("--ws-api-orders", type=int, default=2000)
     options = parser.parse_args(args)
     # Best of a few rounds: on a shared machine the slowest rounds measure the
     # neighbours. CPU-time rate: what one core does when it gets the core.
@@ -270,7 +319,13 @@ def run(args: list[str]) -> Iterator[dict]:
     yield row("ws_delivery_p50_ms", p50, "ms")
     yield row("ws_delivery_p99_ms", p99, "ms")
     yield row("ws_messages", messages, "messages")
-    yield row("rest_orders_per_s", bench_rest(options.rest_orders), "orders/s")
+    rest_rate = bench_rest(options.rest_orders)
+    yield row("rest_orders_per_s", rest_rate, "orders/s")
+    ws_rate, ws_p50, ws_p99 = bench_ws_api(options.ws_api_orders)
+    yield row("ws_api_orders_per_s", ws_rate, "orders/s")
+    yield row("ws_api_order_rtt_p50_ms", ws_p50, "ms")
+    yield row("ws_api_order_rtt_p99_ms", ws_p99, "ms")
+    yield row("ws_api_vs_rest_order_rate", ws_rate / rest_rate, "ratio")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -26,6 +27,7 @@ NONE, USER_STREAM, SIGNED = "NONE", "USER_STREAM", "SIGNED"
 DEFAULT_RECV_WINDOW_MS = 5000
 MAX_RECV_WINDOW_MS = 60000
 _INT_RE = re.compile(r"^-?[0-9]{1,20}$")
+_RECV_WINDOW_RE = re.compile(r"^[0-9]{1,20}(\.[0-9]{1,3})?$")
 CLIENT_ID_PATTERN = r"^[a-zA-Z0-9-_]{1,36}$"
 _CLIENT_ID_RE = re.compile(CLIENT_ID_PATTERN)
 
@@ -74,9 +76,13 @@ def check_signature(secret: str, query: str, body: bytes, signature: str) -> Non
 
 def check_timestamp(params: dict[str, str], now_ms: int) -> None:
     timestamp = Params(params).integer("timestamp", required=True)
-    window = Params(params).integer("recvWindow")
-    if window is None:
-        window = DEFAULT_RECV_WINDOW_MS
+    raw_window = Params(params).text("recvWindow")
+    window: Decimal | int = DEFAULT_RECV_WINDOW_MS
+    if raw_window is not None:  # a DECIMAL with up to 3 places (microseconds) today
+        if not _RECV_WINDOW_RE.match(raw_window):
+            raise ApiError(-1100, "Illegal characters found in parameter 'recvWindow'; legal "
+                                  "range is '^[0-9]{1,20}(\\.[0-9]{1,3})?$'.")
+        window = Decimal(raw_window)
     if window > MAX_RECV_WINDOW_MS or window < 0:
         raise ApiError(-1131, "recvWindow must be less than 60000")
     assert timestamp is not None

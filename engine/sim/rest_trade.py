@@ -235,7 +235,13 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/api/v3/allOrders"): Route(all_orders, SIGNED, 20),
     ("GET", "/api/v3/myTrades"): Route(my_trades, SIGNED, my_trades_weight),
     ("GET", "/api/v3/account"): Route(account, SIGNED, 20),
-    ("POST", "/api/v3/userDataStream"): Route(start_user_stream, USER_STREAM, 1),
-    ("PUT", "/api/v3/userDataStream"): Route(keepalive_user_stream, USER_STREAM, 1),
-    ("DELETE", "/api/v3/userDataStream"): Route(close_user_stream, USER_STREAM, 1),
+}
+
+# Binance discontinued these on 2026-02-20 (CHANGELOG 2026-01-21: "will no longer
+# be available"); LocalVenue serves them only with legacy_listen_keys=True, for
+# clients written before. Weight 2 as their last documented edition says.
+LISTEN_KEY_ROUTES: dict[tuple[str, str], Route] = {
+    ("POST", "/api/v3/userDataStream"): Route(start_user_stream, USER_STREAM, 2),
+    ("PUT", "/api/v3/userDataStream"): Route(keepalive_user_stream, USER_STREAM, 2),
+    ("DELETE", "/api/v3/userDataStream"): Route(close_user_stream, USER_STREAM, 2),
 }

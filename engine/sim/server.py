@@ -33,6 +33,7 @@ from engine.sim.ratelimit import Limits, RateLimiter
 from engine.sim.replay import REPLAY_ACCOUNT, Replayer
 from engine.sim.rest import ApiAccount, RestApi, VenueContext
 from engine.sim.rest_market import ROUTES as MARKET_ROUTES
+from engine.sim.rest_trade import LISTEN_KEY_ROUTES
 from engine.sim.rest_trade import ROUTES as TRADE_ROUTES
 from engine.sim.signing import load_public_key
 from engine.sim.store import SCHEMA_VERSION, Batch, SavedState, StateStore
@@ -54,7 +55,7 @@ class LocalVenue:
 
     def __init__(self, config: LocalVenueConfig, data_dir: pathlib.Path, fresh: bool = False,
                  *, clock: Clock = SYSTEM, limits: Limits | None = None,
-                 replay_speed: float = 1.0) -> None:
+                 replay_speed: float = 1.0, legacy_listen_keys: bool = False) -> None:
         if not config.symbols:
             raise ValueError("venue.symbols: the local venue needs at least one symbol")
         keys = [a.api_key for a in config.accounts]
@@ -71,6 +72,8 @@ class LocalVenue:
         self.clock = clock
         self.limits = limits or Limits()
         self.replay_speed = replay_speed
+        # POST/PUT/DELETE /api/v3/userDataStream, which Binance retired on 2026-02-20
+        self.legacy_listen_keys = legacy_listen_keys
         self.rest_url = ""
         self.ws_url = ""
         self.exchange: Exchange | None = None
@@ -150,7 +153,8 @@ class LocalVenue:
                         if a.public_key else None)
                     for a in self.config.accounts}
         ctx = VenueContext(exchange, specs, RateLimiter(self.limits), accounts, listen_keys)
-        rest = RestApi(ctx, {**MARKET_ROUTES, **TRADE_ROUTES})
+        rest = RestApi(ctx, {**MARKET_ROUTES, **TRADE_ROUTES,
+                             **(LISTEN_KEY_ROUTES if self.legacy_listen_keys else {})})
         hub = StreamHub(exchange, specs, listen_keys)
         api = WsApi(ctx, hub)
         loop = NetLoop(self.config.host, self.config.port, rest.handle, WsRouter(hub, api))

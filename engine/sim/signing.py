@@ -15,6 +15,7 @@ import binascii
 import hashlib
 import hmac
 from typing import Any
+from urllib.parse import quote
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -68,7 +69,20 @@ def verify(secret: str, public_key: Any, payload: bytes, signature: str) -> None
         raise _invalid() from None
 
 
-def ws_payload(params: dict[str, str]) -> bytes:
-    """web-socket-api.md signature payload: sorted name=value pairs, no signature."""
-    return "&".join(f"{name}={value}" for name, value in sorted(params.items())
-                    if name != "signature").encode()
+def ws_payload(params: dict[str, str], encoded: bool = False) -> bytes:
+    """web-socket-api.md signature payload: sorted name=value pairs, no signature.
+    ``encoded``: values percent-encoded as RFC 3986 (what Binance asks of REST
+    payloads since 2026-01-15, CHANGELOG 2025-12-17; some clients do it here too)."""
+    return "&".join(f"{name}={quote(value, safe='-_.~') if encoded else value}"
+                    for name, value in sorted(params.items()) if name != "signature").encode()
+
+
+def verify_ws(secret: str, public_key: Any, params: dict[str, str], signature: str) -> None:
+    """-1022 unless ``signature`` signs the payload, raw or percent-encoded."""
+    try:
+        verify(secret, public_key, ws_payload(params), signature)
+    except ApiError:
+        encoded = ws_payload(params, encoded=True)
+        if encoded == ws_payload(params):
+            raise
+        verify(secret, public_key, encoded, signature)

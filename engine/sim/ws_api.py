@@ -27,6 +27,7 @@ from engine.sim import ws_api_session as sessions
 from engine.sim.exchange import Published
 from engine.sim.netloop import Connection
 from engine.sim.orders import EXEC_TRADE, Rejected
+from engine.sim.ratelimit import MINUTE_MS
 from engine.sim.rest import Call, Route, VenueContext
 from engine.sim.rest_params import NONE, ApiError, Params
 from engine.sim.streams import StreamHub
@@ -67,6 +68,7 @@ class WsApi:
         self._first_fills: deque[str] = deque()  # accounts whose order first filled
         self._after: list[tuple[Connection, bytes]] = []  # events due after a reply
         self.wake = lambda: None  # set by the server to NetLoop.wake
+        self.failures = 0  # requests answered 500 (a venue bug; each is logged)
 
     # ----------------------------------------------------------- any thread
 
@@ -112,12 +114,17 @@ class WsApi:
                 "code": -1135, "msg": "Invalid 'id' in JSON request; expected an integer, a "
                                       "string matching '^[a-zA-Z0-9-_]{1,36}$', or null."})
             return
-        method, raw_params = message.get("method"), message.get("params", {})
-        if not isinstance(method, str) or not isinstance(raw_params, dict):
+        method, raw_params = message.get("method"), message.get("params")
+        if raw_params is None:
+            raw_params = {}
+        if not isinstance(method, str):
             self._send(conn, request_id, 400, error={
                 "code": -1102, "msg": "Mandatory parameter 'method' was not sent, was "
-                                      "empty/null, or malformed." if not isinstance(method, str)
-                else "JSON sent for parameter 'params' is not valid"})
+                                      "empty/null, or malformed."})
+            return
+        if not isinstance(raw_params, dict):
+            self._send(conn, request_id, 400, error={
+                "code": -1135, "msg": "JSON sent for parameter 'params' is not valid"})
             return
         if method.startswith("v3/"):
             method = method[3:]
@@ -147,13 +154,17 @@ class WsApi:
             if exc.data is not None:
                 error["data"] = exc.data
             self._send(conn, request_id, exc.status, error=error, limits=limits if show else None)
+            if exc.status == 418:  # CHANGELOG 2023-03-13: a banned IP is disconnected
+                conn.close_ws(1008, "IP banned")
             return
         except Rejected as exc:
             self._send(conn, request_id, 400, error={"code": exc.code, "msg": exc.msg},
                        limits=limits if show else None)
             return
         except Exception:  # a venue bug must not kill the network thread
-            log.exception("venue WebSocket API handler failed method={}", method)
+            self.failures += 1
+            log.exception("venue WebSocket API handler failed method={} failures={}", method,
+                          self.failures)
             self._send(conn, request_id, 500, error={
                 "code": -1000, "msg": "An unknown error occurred while processing the "
                                       "request."}, limits=limits if show else None)
@@ -175,9 +186,11 @@ class WsApi:
     def _charge(self, ip: str, weight: int, now: int, limits: list[dict]) -> None:
         verdict = self.ctx.limiter.charge(ip, weight, now)
         limits.append(self.ctx.limiter.weight_json(verdict.used_weight))
-        if verdict.status:
+        if verdict.status:  # 429: when the minute resets; 418: when the ban ends
+            retry_at = ((now // MINUTE_MS + 1) * MINUTE_MS if verdict.status == 429
+                        else now + verdict.retry_after_s * 1000)
             raise ApiError(-1003, verdict.message, status=verdict.status, data={
-                "serverTime": now, "retryAfter": now + verdict.retry_after_s * 1000})
+                "serverTime": now, "retryAfter": retry_at})
 
     def _route(self, route: Route, session: Session, params: dict[str, str], now: int,
                limits: list[dict]) -> Any:

@@ -20,7 +20,7 @@ from typing import Any
 
 from engine.sim.rest import ApiAccount, VenueContext
 from engine.sim.rest_params import ApiError, check_timestamp, mandatory
-from engine.sim.signing import ED25519, key_type, verify, ws_payload
+from engine.sim.signing import ED25519, key_type, verify_ws
 
 MAX_ACTIVE_SUBSCRIPTIONS = 1000
 MAX_LIFETIME_SUBSCRIPTIONS = 65535
@@ -61,7 +61,7 @@ def signed_account(ctx: VenueContext, session: Session, params: dict[str, str],
         signature = params.get("signature")
         if not signature:
             raise mandatory("signature")
-        verify(account.api_secret, account.public_key, ws_payload(params), signature)
+        verify_ws(account.api_secret, account.public_key, params, signature)
     else:
         account = session.account
     check_timestamp(params, now_ms)

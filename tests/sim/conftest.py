@@ -39,8 +39,8 @@ def start_venue(tmp_path: Path) -> Iterator[Callable[..., LocalVenue]]:
     started: list[LocalVenue] = []
 
     def start(**config_args: Any) -> LocalVenue:
-        options = {k: config_args.pop(k) for k in ("limits", "replay_speed", "fresh", "clock")
-                   if k in config_args}
+        options = {k: config_args.pop(k) for k in ("limits", "replay_speed", "fresh", "clock",
+                                                    "legacy_listen_keys") if k in config_args}
         venue = LocalVenue(venue_config(**config_args), tmp_path / f"venue{len(started)}",
                            **options)
         venue.start()
@@ -52,8 +52,15 @@ def start_venue(tmp_path: Path) -> Iterator[Callable[..., LocalVenue]]:
         venue.stop()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "legacy_listen_keys: the test's venue still serves the "
+                                       "spot listenKey endpoints Binance retired on 2026-02-20")
+
+
 @pytest.fixture
-def venue(start_venue: Callable[..., LocalVenue]) -> LocalVenue:
+def venue(start_venue: Callable[..., LocalVenue], request: pytest.FixtureRequest) -> LocalVenue:
+    if request.node.get_closest_marker("legacy_listen_keys"):
+        return start_venue(legacy_listen_keys=True)
     return start_venue()
 
 

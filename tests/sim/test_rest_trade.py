@@ -306,6 +306,7 @@ def test_cancel_replace_filter_failure_is_a_plain_error(alice: BinanceClient) ->
 # ------------------------------------------------------ user data stream
 
 
+@pytest.mark.legacy_listen_keys
 def test_listen_key_lifecycle(venue: LocalVenue, alice: BinanceClient) -> None:
     key = alice.keyed("POST", "/api/v3/userDataStream").json()["listenKey"]
     assert alice.keyed("POST", "/api/v3/userDataStream").json()["listenKey"] == key
@@ -315,3 +316,12 @@ def test_listen_key_lifecycle(venue: LocalVenue, alice: BinanceClient) -> None:
     assert error(gone) == (-1125, "This listenKey does not exist.")
     anonymous = BinanceClient(venue.rest_url).public("POST", "/api/v3/userDataStream")
     assert anonymous.status_code == 401
+
+
+def test_listen_key_endpoints_are_gone_as_on_binance(venue: LocalVenue,
+                                                     alice: BinanceClient) -> None:
+    """Binance retired the spot listenKey endpoints on 2026-02-20 (CHANGELOG
+    2026-01-21); the venue answers them like any path it does not serve."""
+    for method in ("POST", "PUT", "DELETE"):
+        assert alice.keyed(method, "/api/v3/userDataStream").status_code == 404
+

@@ -154,6 +154,7 @@ def test_kline_and_ticker_streams(venue: LocalVenue, ws_connect: Connect, alice:
     assert ticker["e"] == "24hrTicker" and ticker["c"] == "30000.00000000" and ticker["n"] == 1
 
 
+@pytest.mark.legacy_listen_keys
 def test_user_data_stream_reports_orders_and_balances(venue: LocalVenue, ws_connect: Connect,
                                                       alice: BinanceClient,
                                                       bob: BinanceClient) -> None:
@@ -179,6 +180,7 @@ def test_user_data_stream_reports_orders_and_balances(venue: LocalVenue, ws_conn
     assert (canceled["c"], canceled["C"], canceled["X"]) == ("undo", "mine", "CANCELED")
 
 
+@pytest.mark.legacy_listen_keys
 def test_closing_the_listen_key_ends_the_stream(venue: LocalVenue, ws_connect: Connect,
                                                 alice: BinanceClient) -> None:
     key = alice.keyed("POST", "/api/v3/userDataStream").json()["listenKey"]
@@ -191,6 +193,7 @@ def test_closing_the_listen_key_ends_the_stream(venue: LocalVenue, ws_connect: C
     eventually(lambda: "alice" not in venue.exchange.listening)
 
 
+@pytest.mark.legacy_listen_keys
 def test_other_accounts_orders_stay_private(venue: LocalVenue, ws_connect: Connect,
                                             alice: BinanceClient, bob: BinanceClient) -> None:
     key = alice.keyed("POST", "/api/v3/userDataStream").json()["listenKey"]
@@ -202,10 +205,11 @@ def test_other_accounts_orders_stay_private(venue: LocalVenue, ws_connect: Conne
     assert first["c"] == "after"
 
 
+@pytest.mark.legacy_listen_keys
 def test_listen_key_expiry_sends_the_event_and_closes(start_venue: Callable[..., LocalVenue],
                                                       ws_connect: Connect) -> None:
     clock = TestClock(start_ns=time.time_ns())
-    venue = start_venue(clock=clock)
+    venue = start_venue(clock=clock, legacy_listen_keys=True)
     alice = BinanceClient(venue.rest_url, "alice-key", "alice-secret")
     key = alice.keyed("POST", "/api/v3/userDataStream").json()["listenKey"]
     ws = ws_connect(f"{venue.ws_url}/ws/{key}")

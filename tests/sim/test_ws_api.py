@@ -205,3 +205,82 @@ def test_order_rate_limit_answers_429_with_retry_after(
     assert refused["status"] == 429 and refused["error"]["code"] == -1015
     data = refused["error"]["data"]
     assert data["retryAfter"] > data["serverTime"] and data["retryAfter"] % 10_000 == 0
+
+
+def test_weight_limit_answers_429_with_retry_after(
+        start_venue: Callable[..., LocalVenue], ws_connect: Connect) -> None:
+    venue = start_venue(limits=Limits(weight_per_minute=30))
+    api = WsApiClient(ws_connect(venue.ws_url + "/ws-api/v3"))
+    statuses = []
+    for _ in range(4):  # connect 2 + exchangeInfo 20 each: the second one is over 30
+        reply = api.request("exchangeInfo")
+        statuses.append(reply["status"])
+        if reply["status"] != 200:
+            break
+    if statuses[-1] == 200:  # the minute rolled over between requests
+        reply = api.request("exchangeInfo")
+    assert reply["status"] == 429 and reply["error"]["code"] == -1003
+    data = reply["error"]["data"]
+    assert data["retryAfter"] > data["serverTime"] and data["retryAfter"] % 60_000 == 0
+    assert reply["rateLimits"][0]["count"] > 30
+
+
+def test_cancel_replace_partial_failure_is_409_with_both_halves(
+        venue: LocalVenue, ws_connect: Connect) -> None:
+    api = WsApiClient(ws_connect(venue.ws_url + "/ws-api/v3"), "alice-key", "alice-secret")
+    reply = api.signed("order.cancelReplace", symbol="BTCUSDT", side="BUY", type="LIMIT",
+                       timeInForce="GTC", quantity="0.01", price="20000",
+                       cancelReplaceMode="ALLOW_FAILURE", cancelOrderId=12345)
+    assert reply["status"] == 409 and reply["error"]["code"] == -2021
+    data = reply["error"]["data"]
+    assert (data["cancelResult"], data["newOrderResult"]) == ("FAILURE", "SUCCESS")
+
+
+def test_closing_the_socket_ends_its_subscriptions(venue: LocalVenue,
+                                                   ws_connect: Connect) -> None:
+    from tests.support.eventually import eventually
+
+    ws = ws_connect(venue.ws_url + "/ws-api/v3")
+    api = WsApiClient(ws, "alice-key", "alice-secret")
+    assert api.signed("userDataStream.subscribe.signature")["status"] == 200
+    assert venue.exchange is not None
+    assert "alice" in venue.exchange.listening  # balance snapshots are now computed
+    ws.close()
+    eventually(lambda: "alice" not in venue.exchange.listening, timeout=15)
+
+
+def test_recv_window_takes_microsecond_decimals(venue: LocalVenue, ws_connect: Connect) -> None:
+    """web-socket-api.md today: recvWindow is a DECIMAL with up to 3 places."""
+    api = WsApiClient(ws_connect(venue.ws_url + "/ws-api/v3"), "alice-key", "alice-secret")
+    assert api.signed("account.status", recvWindow=6000.346)["status"] == 200
+    assert api.signed("account.status", recvWindow="1.2345")["error"]["code"] == -1100
+
+
+def test_params_null_or_not_an_object(venue: LocalVenue, ws_connect: Connect) -> None:
+    api = WsApiClient(ws_connect(venue.ws_url + "/ws-api/v3"))
+    assert api.request("ping", None)["status"] == 200
+    api.ws.send(json.dumps({"id": "p1", "method": "ping", "params": None}))
+    assert recv_json(api.ws, lambda m: m.get("id") == "p1")["status"] == 200
+    api.ws.send(json.dumps({"id": "p2", "method": "ping", "params": [1]}))
+    assert recv_json(api.ws, lambda m: m.get("id") == "p2")["error"]["code"] == -1135
+    api.ws.send(json.dumps({"id": "p3", "params": {}}))
+    assert recv_json(api.ws, lambda m: m.get("id") == "p3")["error"]["code"] == -1102
+
+
+def test_signature_over_percent_encoded_values_is_accepted(venue: LocalVenue,
+                                                           ws_connect: Connect) -> None:
+    """A client that percent-encodes values before signing (RFC 3986, as Binance
+    asks of REST payloads since 2026-01-15) is understood as well as one that
+    signs them raw."""
+    from urllib.parse import quote
+
+    api = WsApiClient(ws_connect(venue.ws_url + "/ws-api/v3"), "alice-key", "alice-secret")
+    params = {"apiKey": "alice-key", "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT",
+              "timeInForce": "GTC", "quantity": "0.01", "price": "20000",
+              "newClientOrderId": "raw-1", "timestamp": int(time.time() * 1000)}
+    raw = api.signed_params(**{k: v for k, v in params.items() if k != "apiKey"})
+    assert api.request("order.place", raw)["status"] == 200
+    params["newClientOrderId"] = "x:y"  # ':' is not in the allowed id pattern: -1100 after auth
+    payload = "&".join(f"{k}={quote(str(v), safe='-_.~')}" for k, v in sorted(params.items()))
+    params["signature"] = hmac.new(b"alice-secret", payload.encode(), hashlib.sha256).hexdigest()
+    assert api.request("order.place", params)["error"]["code"] == -1100  # not -1022
