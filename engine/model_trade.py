@@ -320,8 +320,9 @@ class TradingDriver(ABC):
     user_stream: ClassVar[str] = "ws_api"  # ws_api (subscribe on the WS API) | listen_key
     has_positions: ClassVar[bool] = False  # futures: positions, leverage, funding
     # A signed request reaching the venue later than its timestamp + this is
-    # refused, so an unknown order is provably dead after it (the executor's
-    # proof before any resend). Venues without such a window set 0: never resend.
+    # refused, so an unknown order is provably dead after it: the executor's
+    # only proof before a resend. A venue without such a window cannot use
+    # this executor's resend rule as is (say so in its driver).
     recv_window_ms: ClassVar[int] = 5000
     fills_page: ClassVar[int] = 1000  # most fills one trade-list call returns
     # The venue's documented limits, used until its exchangeInfo says otherwise.

@@ -156,11 +156,80 @@ def latency(trader: TraderService, count: int, rate: float) -> Iterator[dict]:
     deadline = time.monotonic() + 30
     while len(delays) < count and time.monotonic() < deadline:
         time.sleep(0.05)
+    trader.executor.on_wire = None
     delays.sort()
     if delays:
         yield row("submit_to_wire_p50_ms", delays[len(delays) // 2] * 1000, "ms")
         yield row("submit_to_wire_p99_ms", delays[min(len(delays) - 1,
                                                       int(len(delays) * 0.99))] * 1000, "ms")
+
+
+def install_wire_stamps() -> list[tuple[str, float]]:
+    """Record the moment each new-order request has been written to its socket
+    (after the last byte is handed to the kernel): urllib3's request() for REST
+    (requests keeps the connection alive), websocket-client's send() for the
+    WebSocket API. Bench-only instrumentation, in this process."""
+    import urllib3.connection  # noqa: PLC0415
+    import websocket  # noqa: PLC0415
+
+    stamps: list[tuple[str, float]] = []
+    rest_request = urllib3.connection.HTTPConnection.request
+    ws_send = websocket.WebSocket.send
+
+    def request(self, method, url, *args, **kwargs):  # type: ignore[no-untyped-def]
+        result = rest_request(self, method, url, *args, **kwargs)
+        if method == "POST" and url.split("?", 1)[0].endswith("/api/v3/order"):
+            stamps.append(("rest", time.monotonic()))
+        return result
+
+    def send(self, payload, *args, **kwargs):  # type: ignore[no-untyped-def]
+        result = ws_send(self, payload, *args, **kwargs)
+        if '"order.place"' in (payload if isinstance(payload, str) else ""):
+            stamps.append(("ws", time.monotonic()))
+        return result
+
+    urllib3.connection.HTTPConnection.request = request  # type: ignore[method-assign]
+    websocket.WebSocket.send = send  # type: ignore[method-assign]
+    return stamps
+
+
+def wire_latency(trader: TraderService, count: int, rate: float,
+                 stamps: list[tuple[str, float]]) -> Iterator[dict]:
+    """decision_to_wire over REST and over the WebSocket API, interleaved one
+    order each in the same run: from the decision (``submit``) to the request
+    written to its socket. Orders go one at a time, tokens always available."""
+    assert trader.executor is not None
+    session = trader.sessions["binance"]
+    results: list[ActionResult] = []
+    trader.executor.on_result(results.append)
+    delays: dict[str, list[float]] = {"rest": [], "ws": []}
+    time.sleep(1.5)  # the last 1 s window of earlier sends has passed
+    for i, order in enumerate(orders(count, "wire")):
+        transport = "ws" if i % 2 else "rest"
+        session.use_ws_api = transport == "ws"
+        time.sleep(max(1.2 / rate, 0.05))
+        before, settled = len(stamps), len(results)
+        decided = time.monotonic()
+        trader.executor.submit(order)
+        deadline = time.monotonic() + 10
+        while len(results) == settled and time.monotonic() < deadline:
+            time.sleep(0.001)
+        sent = [t for kind, t in stamps[before:] if kind == transport]
+        if sent:
+            delays[transport].append(sent[0] - decided)
+    session.use_ws_api = True
+    for transport, name in (("rest", "rest"), ("ws", "ws_api")):
+        values = sorted(delays[transport])
+        if values:
+            yield row(f"decision_to_wire_{name}_p50_ms", values[len(values) // 2] * 1000, "ms")
+            yield row(f"decision_to_wire_{name}_p99_ms",
+                      values[min(len(values) - 1, int(len(values) * 0.99))] * 1000, "ms")
+            yield row(f"decision_to_wire_{name}_samples", len(values), "orders")
+    if delays["rest"] and delays["ws"]:
+        rest_p99 = sorted(delays["rest"])[min(len(delays["rest"]) - 1,
+                                              int(len(delays["rest"]) * 0.99))]
+        ws_p99 = sorted(delays["ws"])[min(len(delays["ws"]) - 1, int(len(delays["ws"]) * 0.99))]
+        yield row("decision_to_wire_ws_over_rest_p99", ws_p99 / rest_p99, "ratio")
 
 
 def run(args: list[str]) -> Iterator[dict]:
@@ -169,14 +238,21 @@ def run(args: list[str]) -> Iterator[dict]:
     parser.add_argument("--rate", type=float, default=25.0, help="orders per second per venue")
     parser.add_argument("--burst", type=int, default=TraderConfig.order_burst)
     parser.add_argument("--latency-actions", type=int, default=200)
+    parser.add_argument("--wire-actions", type=int, default=400,
+                        help="decision_to_wire samples, half over REST, half over the WS API")
     options = parser.parse_args(args)
+    stamps = install_wire_stamps()
     with tempfile.TemporaryDirectory(prefix="bench_trader_") as tmp:
         stop_venue, trader = start(Path(tmp), options.rate, options.burst,
-                                   options.actions + options.latency_actions)
+                                   options.actions + options.latency_actions
+                                   + options.wire_actions)
         try:
+            yield row("orders_per_s_limit", options.rate, "orders/s")
             yield from flood(trader, options.actions, options.rate)
             if options.latency_actions:
                 yield from latency(trader, options.latency_actions, options.rate)
+            if options.wire_actions:
+                yield from wire_latency(trader, options.wire_actions, options.rate, stamps)
         finally:
             trader.stop(5.0)
             stop_venue()
