@@ -205,3 +205,4 @@ class ActionResult:
     venue_order_id: str = ""
     fallback: str = ""
     attempts: int = 1
+    path: str = ""  # transport of the last send: rest | ws ("" if never sent)

@@ -125,7 +125,8 @@ class Dispatcher:
         code = reply.code if reply is not None else 0
         text = reason or (f"{reply.code} {reply.message}".strip() if reply is not None else "")
         self.report(ActionResult(job.action, outcome, code, text, venue_order_id, job.fallback,
-                                 max(1, job.attempts)))
+                                 max(1, job.attempts),
+                                 job.request.transport if job.request is not None else ""))
 
     def _send(self, job: Job, request: SignedRequest) -> Reply:
         session = self.sessions[job.venue]
@@ -136,7 +137,7 @@ class Dispatcher:
             if self.on_wire is not None:
                 self.on_wire(job.action, stamp)
             for listener in self.wire_listeners:  # decision (taken) to wire, per venue/path
-                listener(job.venue, "rest", stamp - job.first_mono)
+                listener(job.venue, request.transport, stamp - job.first_mono)
         reply = session.call(request)
         self.risk.record_send(job.venue, reply.kind == "ok" or reply.would_take or
                               reply.not_found, reply.message)

@@ -36,7 +36,8 @@ def reason_class(code: int, reason: str) -> str:
     text = reason.lower()
     if text.startswith("risk:") or text.startswith("halted") or "breaker" in text:
         return "risk"
-    if "post" in text and ("only" in text or "immediately match" in text or "maker" in text):
+    if "immediately match" in text or "post only" in text or "post-only" in text \
+            or "as maker" in text or code == -5022:
         return "post_only"
     if "balance" in text or "insufficient" in text or "margin" in text:
         return "balance"
@@ -105,7 +106,7 @@ class TraderMetrics:
             outcome = _value(result.outcome)
             outcome = {"acknowledged": "accepted"}.get(outcome, outcome)
             reason = reason_class(result.code, result.reason) if outcome == "rejected" else ""
-            path = getattr(result, "path", "") or "rest"
+            path = result.path or "none"  # "none": refused before any send
             self.orders.labels(venue, market, kind, path, outcome, reason).inc()
             if result.fallback:
                 self.fallbacks.labels(venue, market, result.fallback).inc()
@@ -261,12 +262,29 @@ class _StateCollector:
                                          "received on perpetuals, quote asset",
                                          labels=("venue", "pair")),
         }
+        entry = GaugeMetricFamily("engine_trader_entry_price", "Average entry price of the "
+                                  "position (quote per base)", labels=("venue", "pair"))
+        liquidations = CounterMetricFamily("engine_trader_liquidations", "Liquidation fills of "
+                                           "ours seen on perpetuals", labels=("venue", "pair"))
+        liquidation_price = GaugeMetricFamily(
+            "engine_trader_liquidation_price", "The venue's liquidation price of the position, "
+            "per leg (BOTH in one-way mode, LONG/SHORT in hedge mode)",
+            labels=("venue", "pair", "leg"))
         for key, position in status.items():
             venue, _, pair = key.partition(":")
             for field, family in families.items():
                 value = position.get(field, position.get(f"{field}_quote", "0"))
                 family.add_metric([venue, pair], _decimal(value if value is not None else 0))
+            entry.add_metric([venue, pair], _decimal(position.get("average_price", 0)))
+            liquidations.add_metric([venue, pair], float(position.get("liquidations", 0) or 0))
+            for leg, report in (position.get("venue") or {}).items():
+                price = report.get("liquidation_price")
+                if price not in (None, ""):
+                    liquidation_price.add_metric([venue, pair, str(leg)], _decimal(price))
         yield from families.values()
+        yield entry
+        yield liquidations
+        yield liquidation_price
 
     def _orders(self, t: Any) -> Iterator[Metric]:
         live = GaugeMetricFamily("engine_trader_live_orders", "Our orders that are (or may be) "

@@ -80,6 +80,10 @@ DASHBOARDS: dict[str, tuple[str, list[Panel]]] = {
          [f"sum by (venue, fallback) (increase(engine_trader_post_only_fallbacks_total{{{V}}}[1h]))"],
          QUIET),
         ("Unhealthy components", "short", ["engine_component_healthy == 0"], QUIET),
+        ("Liquidations (perpetuals)", "short",
+         [f"sum by (venue, pair) (engine_trader_liquidations_total{{{VP}}})"]),
+        ("Liquidation and entry price (perpetuals)", "short",
+         [f"engine_trader_liquidation_price{{{VP}}}", f"engine_trader_entry_price{{{VP}}}"], QUIET),
     ]),
     "infrastructure": ("Engine: infrastructure and feed", [
         ("Daemon up", "bool", ['up{job="engine"}']),
