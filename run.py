@@ -82,7 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     while not stop.wait(0.5):
         pass
     clean = daemon.stop()
-    log.info("stopped {}", "cleanly" if clean else "with components that overran the budget")
+    if clean:
+        log.info("stopped cleanly")
+    else:
+        log.error("stopped with errors: a component overran the budget or failed (see above)")
     return 0 if clean else 1
 
 

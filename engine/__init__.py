@@ -18,7 +18,8 @@ __version__ = "0.1.0"
 LAYERS: dict[str, set[str]] = {
     "model": set(),
     "clock": set(),
-    "config": set(),
+    "config_checks": set(),  # the bounds and cross-key checks engine/config.py applies
+    "config": {"config_checks"},
     "lifecycle": set(),
     "logconfig": set(),
     "book": {"model"},
