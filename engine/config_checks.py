@@ -43,9 +43,14 @@ class Bound:
     def describe(self, integer: bool) -> str:
         if self.what:
             return self.what
+        low, high = number_text(self.low), number_text(self.high)
         if integer:
-            return f"an integer in {self.low:g}..{self.high:g}"
-        return f"a number in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}]"
+            return f"an integer in {low}..{high}"
+        return f"a number in {'(' if self.low_open else '['}{low}, {high}]"
+
+
+def number_text(x: float) -> str:
+    return str(int(x)) if x == int(x) else repr(x)
 
 
 def seconds(high: float = HOUR_S, low: float = 0.0, low_open: bool = True) -> Bound:
