@@ -140,7 +140,10 @@ class Delivery:
         with self._cond:
             self._draining = True
             self._cond.notify()
-        while self._memory and time.monotonic() < deadline - STOP_MARGIN_S and self.alive():
+        # Memory is written while time allows, unless the store is failing:
+        # then it goes to the spill at once rather than burn the budget.
+        while (self._memory and time.monotonic() < deadline - STOP_MARGIN_S and self.alive()
+               and not self.failing_since_ns):
             time.sleep(0.01)
         self._stop.set()
         with self._cond:
