@@ -23,10 +23,12 @@ while time allows and spills the rest; the next start replays the spill.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from loguru import logger
@@ -46,6 +48,9 @@ STOP_MARGIN_S = 0.5
 # (chdb keeps it in its allocator). More often costs a cheap call; less often
 # lets the daemon's RSS float higher between calls.
 TRIM_INTERVAL_S = 30.0
+# A batch that fails with an error that is not the store's (a bug) this many
+# times in a row is quarantined instead of blocking every later batch.
+POISON_TRIES = 3
 
 
 class Delivery:
@@ -54,7 +59,7 @@ class Delivery:
                  on_dropped: Callable[[Batch, str], None],
                  on_store_max_batch_id: Callable[[int], None] | None = None,
                  on_durable: Callable[[int], None] | None = None,
-                 errors: SwallowedErrors | None = None) -> None:
+                 errors: SwallowedErrors | None = None, quarantine_dir: Path | None = None) -> None:
         self.store = store
         self.spill = spill
         self.metrics = metrics
@@ -69,6 +74,8 @@ class Delivery:
         self._recovered: deque[Batch] = deque()
         self.on_durable = on_durable
         self.errors = errors or SwallowedErrors(metrics.errors)
+        self.quarantine_dir = quarantine_dir  # batches no store call can take (see _poisoned)
+        self._poison_tries = (0, 0)  # (batch id, failed attempts) of the head batch
         self._cond = threading.Condition()
         self._spilling = not spill.empty()
         self._draining = False  # stopping: write memory only
@@ -183,15 +190,46 @@ class Delivery:
         try:
             inserted = self.store.write_batch(batch)
         except Exception as exc:  # noqa: BLE001 - any failure: keep the batch, back off
+            if not isinstance(exc, (StoreUnavailable, StoreError)) and self._poisoned(batch, source, exc):
+                return
             backoff = state["backoff"]
             state["backoff"] = min(backoff * 2, self.retry_max_s)
             self._failed(batch, source, exc, backoff)
             self._stop.wait(backoff)
             return
         state["backoff"] = self.retry_min_s
+        self._poison_tries = (0, 0)
         if checked:
             self.metrics.checked.inc()
         self._written(batch, source, inserted, time.monotonic() - started)
+
+    def _poisoned(self, batch: Batch, source: str, exc: Exception) -> bool:
+        """A batch the store cannot even be handed (a bug: admission lets no
+        unfit value through) would block every later one forever: after
+        POISON_TRIES it goes to ``quarantine_dir`` as JSON and delivery goes on."""
+        batch_id, tries = self._poison_tries
+        tries = tries + 1 if batch_id == batch.batch_id else 1
+        self._poison_tries = (batch.batch_id, tries)
+        self.note_error("write", exc)
+        if tries < POISON_TRIES or self.quarantine_dir is None:
+            return False
+        path = self.quarantine_dir / f"batch-{batch.batch_id}.json"
+        self.quarantine_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"batch_id": batch.batch_id, "error": repr(exc), "tables": batch.tables},
+                                   default=repr))
+        log.error("history batch {} cannot be written ({}): quarantined in {} ({} rows)", batch.batch_id,
+                  exc, path, batch.rows())
+        self.metrics.errors.labels("quarantined").inc()
+        if source == "spill":
+            self.spill.commit(batch.batch_id)
+        else:
+            with self._cond:
+                queue = self._recovered if source == "recovered" else self._memory
+                if queue and queue[0] is batch:
+                    queue.popleft()
+            self._durable(batch.batch_id)
+        self._poison_tries = (0, 0)
+        return True
 
     def _idle(self) -> None:
         """Nothing to write: store the exactly-once markers now rather than at

@@ -120,7 +120,7 @@ class Recorder:
                                  on_dropped=self._batch_dropped,
                                  on_store_max_batch_id=self.batch_ids.raise_to,
                                  on_durable=self.journal.done if self.journal else None,
-                                 errors=self.errors)
+                                 errors=self.errors, quarantine_dir=data_dir / "dead_letter")
         self.tracker = BookTracker(int(s.snapshot_interval_s * 1e9))
         self._queue: deque[Any] = deque()
         self._capacity = s.queue_events

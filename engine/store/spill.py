@@ -139,7 +139,10 @@ class Spill:
         try:
             name, offset = (self.directory / "cursor").read_text().split()
             return name, int(offset)
-        except (OSError, ValueError):
+        except FileNotFoundError:  # nothing committed since the spill was last empty
+            return "", 0
+        except (OSError, ValueError) as exc:
+            log.error("spill cursor unreadable ({}): replaying every segment from its start", exc)
             return "", 0
 
     # ------------------------------------------------------------- writing

@@ -122,3 +122,28 @@ def test_daemon_stop_after_a_recorder_failure_is_not_clean(
         logger.remove(sink)
     assert any("component recorder stopped with an error" in line for line in lines), \
         [line.splitlines()[0] for line in lines]
+
+
+def test_recorder_poison_batch_is_quarantined_and_later_batches_flow(chdb_history: HistoryStore) -> None:
+    """A batch no store call can take (here built past the admission check,
+    as only a bug could) is quarantined after a few tries; it does not block
+    the batches behind it."""
+    from engine.model import Market, Side, Trade
+    from engine.store.batch import BatchBuilder
+
+    registry = CollectorRegistry()
+    recorder = Recorder(chdb_history.config, registry, chdb_history, FAST)
+    recorder.start()
+    builder = BatchBuilder()
+    builder.add_trade(Trade("binance", Market.SPOT, "BTC/USDT", 1.0, 1.0, Side.BUY, "poison", 2 ** 70, 1))
+    poison = builder.cut(recorder.batch_ids.next())
+    recorder.delivery.submit(poison)
+    sent = Sent()
+    feed(recorder, events("after", 3_000), sent)
+    eventually(recorder.idle, timeout=60)
+    assert_exactly_once(chdb_history, sent)
+    quarantined = Path(chdb_history.config.daemon.data_dir) / "dead_letter" / f"batch-{poison.batch_id}.json"
+    assert quarantined.exists() and "poison" in quarantined.read_text()
+    assert errors(registry, "quarantined") == 1 and errors(registry, "write") >= 3
+    assert recorder.delivery.alive()
+    recorder.stop(5.0)

@@ -103,14 +103,20 @@ def journal_trades(data_dir: Path) -> set[int]:
     return ids
 
 
-def journal_written_since(data_dir: Path, since_ns: int) -> bool:
-    """This run's recorder took an event from its queue (and journaled it)."""
+def journal_has_trade_since(data_dir: Path, since_ns: int) -> bool:
+    """This run's recorder took a trade from its queue (and journaled it)."""
     for path in (data_dir / "journal").glob("*.jnl"):
         try:
-            if path.stat().st_mtime_ns > since_ns and path.stat().st_size:
-                return True
+            lines = path.read_bytes().split(b"\n")
         except FileNotFoundError:  # written and deleted meanwhile
             continue
+        for line in lines:
+            try:
+                items = json.loads(line)
+            except ValueError:
+                continue
+            if any(item[0] == "t" and item[9] >= since_ns for item in items):
+                return True
     return False
 
 
@@ -127,7 +133,7 @@ def run_kills(tmp_path: Path, venue: LocalVenue, history: dict[str, Any],
         daemon = start_daemon(config_path, log)
         try:
             # Recording: the journal grows (a trade arrived and was taken from the queue).
-            wait(lambda s=started: journal_written_since(data_dir, s), log)
+            wait(lambda s=started: journal_has_trade_since(data_dir, s), log)
             time.sleep(rng.uniform(0.05, 2.0))  # the random moment of the kill
         finally:
             killed = time.time_ns()
@@ -196,7 +202,7 @@ def _problems(text: str) -> list[str]:
 
 def wait(predicate: Callable[[], Any], log: Path) -> None:
     try:
-        eventually(predicate, timeout=90, interval=0.05)
+        eventually(predicate, timeout=240, interval=0.05)  # start-up takes 15-30 s at load 40
     except AssertionError as exc:
         raise AssertionError(f"{exc}\ndaemon log tail:\n{log.read_text()[-3000:]}") from None
 
@@ -208,8 +214,8 @@ def _recorder_settled(url: str) -> bool:
     except (requests.RequestException, ValueError):
         return False
     recorder = _find(status, "recovered_batches")
-    return bool(recorder) and recorder["memory_batches"] == 0 and recorder["spill_batches"] == 0 \
-        and recorder["state"] == "running"
+    return bool(recorder) and recorder["memory_batches"] <= 1 and recorder["spill_batches"] == 0 \
+        and recorder["state"] == "running" and recorder["errors"] == 0
 
 
 def _find(node: Any, key: str) -> Any:
