@@ -206,7 +206,7 @@ def test_run_exits_2_without_traceback_on_a_bad_value(tmp_path: Path, text: str,
     path.write_text(text)
     yaml.safe_load(text)  # valid YAML: the value is what is wrong
     result = subprocess.run([sys.executable, str(ROOT / "run.py"), "--role", "monitor", "--config", str(path)],
-                            capture_output=True, text=True, timeout=60, cwd=ROOT)
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     assert f"config error: {message}" in result.stderr, result.stderr
