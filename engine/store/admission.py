@@ -77,6 +77,10 @@ def _levels(levels: Any, field: str) -> None:
             price, size = level
         except (TypeError, ValueError):
             raise Unfit(field, "a level is not (price, size)") from None
+        # Fast path (nearly every level): two finite, non-negative floats.
+        if (price.__class__ is float and size.__class__ is float and price - price == 0
+                and size - size == 0 and price >= 0 and size >= 0):
+            continue
         _number(price, f"{field}.price")
         _number(size, f"{field}.size")
 
