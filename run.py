@@ -44,9 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     from engine import config as config_mod
     from engine import logconfig
+    from engine.venues import DRIVERS, make_driver
 
     try:
         config = config_mod.load(args.config)
+        config_mod.check_venues(config, {  # the venue's documented streams per socket
+            name: max(make_driver(name, market).limits.max_streams_per_connection
+                      for market in driver.markets) for name, driver in DRIVERS.items()})
     except config_mod.ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2
@@ -82,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     while not stop.wait(0.5):
         pass
     clean = daemon.stop()
-    log.info("stopped {}", "cleanly" if clean else "with components that overran the budget")
+    if clean:
+        log.info("stopped cleanly")
+    else:
+        log.error("stopped with errors: a component overran the budget or failed (see above)")
     return 0 if clean else 1
 
 

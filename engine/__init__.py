@@ -19,7 +19,8 @@ LAYERS: dict[str, set[str]] = {
     "model": set(),
     "model_trade": {"model"},  # trading values + the TradingDriver contract (venues and trade share it)
     "clock": set(),
-    "config": set(),
+    "config_checks": set(),  # the bounds and cross-key checks engine/config.py applies
+    "config": {"config_checks"},
     "lifecycle": set(),
     "logconfig": set(),
     "book": {"model"},

@@ -318,7 +318,7 @@ class Daemon:
                 self.hub.start()
         except BaseException:
             for c in reversed(started):
-                c.stop(2.0)
+                _stop_component(c, 2.0, [])
             raise
 
     def stop(self) -> bool:
@@ -329,15 +329,17 @@ class Daemon:
             self.hub.stop(1.0)
             self.http.stop(1.0)
             self.http = None
+        failed: list[str] = []
         for c in reversed(self.components):
             left = max(0.1, deadline - time.monotonic())
-            t = threading.Thread(target=c.stop, args=(left,), name=f"stop-{c.name}", daemon=True)
+            t = threading.Thread(target=_stop_component, args=(c, left, failed), name=f"stop-{c.name}",
+                                 daemon=True)
             t.start()
             t.join(left)
             if t.is_alive():
                 log.error("component {} did not stop within {:.1f}s", c.name, left)
                 ok = False
-        return ok
+        return ok and not failed
 
     def _weight_budget(self, venue: str, market: str, weight_per_minute: int) -> RestLimiter:
         """The venue host's one REST weight budget: the feed's limiter when the
@@ -463,3 +465,12 @@ def _free_port() -> int:
 def _is_local(url: str) -> bool:
     """An endpoint on this host: the local venue (demo, tests), never a live one."""
     return bool(url) and urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
+
+
+def _stop_component(component: Component, timeout_s: float, failed: list[str]) -> None:
+    """One component's stop; an error is logged (no traceback) and makes the stop unclean."""
+    try:
+        component.stop(timeout_s)
+    except Exception as exc:  # noqa: BLE001 - reported; the other components still stop
+        failed.append(component.name)
+        log.error("component {} stopped with an error: {}: {}", component.name, type(exc).__name__, exc)

@@ -5,6 +5,7 @@
                           into a ClickHouse server; a private 18.16 is started here
                           unless --clickhouse HOST:PORT. Target >= 500,000.
   chdb_rows_per_s         the same into chdb (embedded)
+  record_us               one Recorder.record() call (admission check + queue append)
   recorder_events_per_s   book-delta events/s one recorder thread turns into rows,
                           batches and chdb inserts (its ceiling; the feed sends ~5,000)
   pipeline_backlog_growth the feed (FeedPool, Binance driver, BookStore) and the
@@ -171,21 +172,30 @@ def bench_recorder(args: argparse.Namespace, tmp: Path) -> Iterator[dict]:
                         [(100.0 - k * 0.01, float(i % 7)) for k in range(half)],
                         [(100.01 + k * 0.01, float(i % 5)) for k in range(half)],
                         i, i, -1, t0 + i * 100_000, t0 + i * 100_000) for i in range(n)]
-    config = history_config(tmp / "recorder", "chdb")
-    store = HistoryStore(config)
-    store.start()
-    recorder = Recorder(config, CollectorRegistry(), store, RecorderSettings(queue_events=n + 1))
-    try:
-        for event in events:
-            recorder.record(event)
-        started = time.perf_counter()
-        recorder.start()
-        while not recorder.idle():
-            time.sleep(0.01)
-        yield row("recorder_events_per_s", n / (time.perf_counter() - started), "events/s")
-    finally:
-        recorder.stop(10.0)
-        store.stop(2.0)
+    # Journal on (the default) and off, in one run so the ratio is fair;
+    # record_us: one record() call (the admission check and the queue append).
+    for journal in (True, False):
+        config = history_config(tmp / f"recorder-{journal}", "chdb")
+        store = HistoryStore(config)
+        store.start()
+        recorder = Recorder(config, CollectorRegistry(), store,
+                            RecorderSettings(queue_events=n + 1, journal=journal))
+        try:
+            started = time.perf_counter()
+            for event in events:
+                recorder.record(event)
+            if journal:
+                yield row("record_us", (time.perf_counter() - started) / n * 1e6, "us/event",
+                          f"{LEVELS_PER_DELTA}-level deltas, admission check included")
+            started = time.perf_counter()
+            recorder.start()
+            while not recorder.idle():
+                time.sleep(0.01)
+            yield row("recorder_events_per_s" if journal else "recorder_events_per_s_no_journal",
+                      n / (time.perf_counter() - started), "events/s")
+        finally:
+            recorder.stop(10.0)
+            store.stop(2.0)
 
 
 # ------------------------------------------------------- feed + recorder in-process

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
+from loguru import logger
 
 
 class StoreUnavailable(RuntimeError):
@@ -52,6 +53,7 @@ class ChdbBackend:
         self.description = f"chdb:{path}"
         self._session: Any = None
         self._lock = threading.Lock()  # one Session per process, one call at a time
+        self._purge_failed = False
 
     def connect(self) -> None:
         with self._lock:
@@ -88,8 +90,10 @@ class ChdbBackend:
         keeps it otherwise: ~60 MB after a few minutes of inserts)."""
         try:
             self.execute("SYSTEM JEMALLOC PURGE")
-        except StoreError:
-            pass
+        except StoreError as exc:  # an older chdb without the command: harmless, said once
+            if not self._purge_failed:
+                self._purge_failed = True
+                logger.bind(component="history").info("chdb memory purge unavailable: {}", exc)
 
     def close(self) -> None:
         with self._lock:

@@ -50,6 +50,9 @@ class Batch:
     tables: dict[str, list[list]]  # table -> columns (lists), in TABLES order
     maybe_sent: bool = False
     events: int = 0
+    # Rebuilt from the journal after a kill: its whole books may differ from
+    # the first build, so a (table, day) with any of its rows stored is done.
+    rebuilt: bool = False
 
     def rows(self, table: str | None = None) -> int:
         if table is not None:

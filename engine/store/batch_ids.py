@@ -18,6 +18,10 @@ import time
 import zlib
 from pathlib import Path
 
+from loguru import logger
+
+log = logger.bind(component="recorder")
+
 TAG_BITS = 12
 
 
@@ -32,10 +36,14 @@ class BatchIds:
         self.path = path
         self._lock = threading.Lock()  # next() on the recorder thread, raise_to() elsewhere
         self._last_ms = floor >> TAG_BITS
+        self.write_errors = 0  # failed writes of the remembered id (logged)
         try:
             self._last_ms = max(self._last_ms, int(path.read_text()) >> TAG_BITS)
-        except (OSError, ValueError):
+        except FileNotFoundError:  # a fresh data_dir
             pass
+        except (OSError, ValueError) as exc:
+            log.warning("last batch id not readable ({}): {}; ids continue from the clock and the "
+                        "spill", path, exc)
 
     def next(self) -> int:
         with self._lock:
@@ -45,8 +53,10 @@ class BatchIds:
         try:  # one small write per batch; losing it only weakens the clock guard
             tmp.write_text(str(batch_id))
             os.replace(tmp, self.path)
-        except OSError:
-            pass
+        except OSError as exc:
+            self.write_errors += 1
+            if self.write_errors in (1, 10) or self.write_errors % 1000 == 0:
+                log.warning("last batch id not written ({} times so far): {}", self.write_errors, exc)
         return batch_id
 
     def raise_to(self, batch_id: int) -> None:

@@ -48,6 +48,16 @@ class HistoryMetrics:
                                  registry=r)
         self.spill_batches = Gauge("engine_history_spill_batches", "Batches spilled to disk",
                                    registry=r)
+        self.rejected = Counter(
+            "engine_recorder_rejected_events",
+            "Events refused because a value does not fit the history tables (kept in the "
+            "dead-letter file), by venue and field", ["venue", "field"], registry=r)
+        self.errors = Counter(
+            "engine_recorder_errors",
+            "Unexpected errors the recorder swallowed to keep recording (logged), by where: "
+            "record, recorder, delivery, spill, journal, dead_letter_*", ["where"], registry=r)
+        self.journal_files = Gauge("engine_recorder_journal_files",
+                                   "Journal files of batches not yet stored or spilled", registry=r)
         self.spill_limit = Gauge("engine_history_spill_limit_bytes", "Spill size limit",
                                  registry=r)
 

@@ -73,6 +73,9 @@ class Spill:
         self._bytes = 0
         self._batches = 0
         self._max_id = 0
+        # Ids of the unwritten records found at start-up (the recorder skips
+        # journal files of batches that made it here before a kill).
+        self.recovered_ids: set[int] = set()
         # The head was handed out before (to a killed process, or to a write
         # that failed): whoever writes it must check what already arrived.
         self._head_maybe_sent = False
@@ -125,7 +128,8 @@ class Spill:
             f.seek(segment.offset)
             position = segment.offset
             while position < segment.size:
-                _, _, length, _, _ = _RECORD.unpack(f.read(_RECORD.size))
+                _, _, length, _, batch_id = _RECORD.unpack(f.read(_RECORD.size))
+                self.recovered_ids.add(batch_id)
                 f.seek(length, os.SEEK_CUR)
                 position += _RECORD.size + length
                 self._batches += 1
@@ -135,7 +139,10 @@ class Spill:
         try:
             name, offset = (self.directory / "cursor").read_text().split()
             return name, int(offset)
-        except (OSError, ValueError):
+        except FileNotFoundError:  # nothing committed since the spill was last empty
+            return "", 0
+        except (OSError, ValueError) as exc:
+            log.error("spill cursor unreadable ({}): replaying every segment from its start", exc)
             return "", 0
 
     # ------------------------------------------------------------- writing

@@ -46,7 +46,8 @@ config = cfg.parse(json.loads(sys.argv[1]))
 store = HistoryStore(config)
 store.start()
 recorder = Recorder(config, CollectorRegistry(), store, RecorderSettings(
-    batch_rows=1500, batch_interval_s=0.02, memory_batches=1, retry_min_s=0.05, retry_max_s=0.2))
+    batch_rows=1500, batch_interval_s=0.02, memory_batches=1, retry_min_s=0.05, retry_max_s=0.2,
+    journal=False))  # the spill alone: tests/store/test_recorder_journal.py covers the journal
 recorder.start()
 print("started", flush=True)
 if sys.argv[2] == "record":
