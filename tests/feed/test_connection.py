@@ -16,8 +16,8 @@ from websockets.sync.server import serve
 from engine.config import FeedConfig
 from engine.feed.backoff import Backoff
 from engine.feed.capture import CaptureReader, CaptureWriter
-from engine.model import Trade
-from engine.venues.base import Heartbeat, ResyncMethod
+from engine.model import Trade, book_key
+from engine.venues.base import Heartbeat, ResyncMethod, Subscription
 from tests.support.eventually import eventually
 from tests.support.fault_server import Fault
 from tests.support.feed_rig import FeedRig
@@ -238,6 +238,33 @@ def test_health_names_a_book_stuck_resyncing() -> None:
         eventually(lambda: any(h.component == stuck and not h.ok for h in rig.pool.health()), 5.0)
         books = [h for h in rig.pool.health() if h.component.endswith(".books")]
         assert len(books) == 1 and not books[0].ok and "1/2 books synced" in books[0].reason
+
+
+def test_book_the_venue_never_sends_is_logged_once_and_fails_health() -> None:
+    """A pair the venue does not list (a task added under --demo for a pair the
+    demo venue lacks): no message ever comes, so the book would stay empty in
+    silence. The watchdog names it once, with the likely reason."""
+    from loguru import logger  # noqa: PLC0415
+
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(str(m)), level="WARNING",
+                      filter=lambda r: "book not synced" in r["message"])
+    try:
+        with FeedRig("binance-spot", pairs=1, interval_s=0.002,
+                     pool_kw={"resync_stuck_s": 0.3}) as rig:
+            eventually(rig.settled, 15.0)
+            rig.pool.subscribe("binance", rig.script.market, [Subscription("NOPE/USDT")])
+            missing = f"feed.book.{book_key('binance', rig.script.market, 'NOPE/USDT')}"
+            eventually(lambda: any(h.component == missing and not h.ok for h in rig.pool.health()),
+                       15.0, message="the unlisted book never failed /health")
+            eventually(lambda: lines, 15.0, message="no log line for the unlisted book")
+            rig.pool.sample_books()
+            rig.pool.sample_books()
+        (line,) = lines  # once per episode, not once per watchdog pass
+        assert "pair=NOPE/USDT" in line and "no message at all" in line
+        assert "does the venue list this pair" in line
+    finally:
+        logger.remove(sink)
 
 
 def test_metrics_per_connection_and_per_book_are_exported() -> None:
