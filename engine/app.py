@@ -292,7 +292,14 @@ class Daemon:
                 routes.install(router, self)
                 if self.role in ("monitor", "both"):
                     market.install(router, self.history)  # 503s when history is off
-                self.http = HttpServer(self.config.http.host, self.config.http.port, router)
+                host, port, key = self.config.http.host, self.config.http.port, "http.port"
+                if self.role == "venue":  # its own port: a daemon's default stays free
+                    port, key = self.config.venue.http_port, "venue.http_port"
+                try:
+                    self.http = HttpServer(host, port, router)
+                except OSError as e:
+                    raise OSError(f"cannot listen on {host}:{port} (set by {key}): "
+                                  f"{e.strerror or e}") from e
                 self.http.start()
         except BaseException:
             for c in reversed(started):
@@ -389,7 +396,12 @@ class _VenueComponent:
         self.venue = venue
 
     def start(self) -> None:
-        self.venue.start()
+        try:
+            self.venue.start()
+        except OSError as e:
+            c = self.venue.config
+            raise OSError(f"cannot listen on {c.host}:{c.port} (set by venue.host/venue.port): "
+                          f"{e.strerror or e}") from e
 
     def stop(self, timeout_s: float) -> None:
         self.venue.stop(timeout_s)

@@ -210,6 +210,9 @@ class LocalVenueConfig:
     weight_per_minute: int = 6000
     orders_per_10s: int = 100
     orders_per_day: int = 200_000
+    # The venue role's own /health and /status API (http.port is the daemon's):
+    # a separate default, so a venue and a daemon run side by side unconfigured.
+    http_port: int = 8766
 
 
 @dataclass(frozen=True)
@@ -331,6 +334,7 @@ class Config:
 _CHECKS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("HttpConfig", "port"): (lambda v: 0 <= v <= 65535, "a port 0..65535"),
     ("LocalVenueConfig", "port"): (lambda v: 0 <= v <= 65535, "a port 0..65535"),
+    ("LocalVenueConfig", "http_port"): (lambda v: 0 <= v <= 65535, "a port 0..65535"),
     ("TaskDbConfig", "port"): (lambda v: 0 < v <= 65535, "a port 1..65535"),
     ("HistoryConfig", "port"): (lambda v: 0 < v <= 65535, "a port 1..65535"),
     ("BooksConfig", "capacity"): (lambda v: 1 <= v <= 1_000_000, "1..1000000 books"),
