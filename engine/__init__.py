@@ -1,6 +1,6 @@
 """engine: crypto market-data and grid-trading daemon.
 
-Data flow (see ../shared/ARCHITECTURE.md):
+Data flow (see docs/architecture.md):
 
   exchange WS ──► feed.connection (one thread each) ──► venues.<x>.parse ──► events
      events ──► feed.sync (per-book rule, resync) ──► book.writer ──► shared memory

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Convert other recorders' market-data files into our capture format
-(ARCHITECTURE.md) so tools/replay.py and the tests can replay them.
+(docs/architecture.md) so tools/replay.py and the tests can replay them.
 
   python tools/import_capture.py --input FILE --output OUT.jsonl[.gz|.zst]
         [--format auto|timeline|book_seq|bybit_history|hftbacktest|capture]

@@ -233,8 +233,10 @@ class TraderService:
                 "queued_orders_dropped": dropped}
 
     def resume(self) -> dict[str, Any]:
+        was_halted = self.risk.halted
         self.store.set_flag(HALT_FLAG, None)
         self.risk.resume()
+        log.warning("trader resumed by hand was_halted={}", was_halted)
         return {"halted": False}
 
     # --------------------------------------------------------------- views
