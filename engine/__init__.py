@@ -21,6 +21,7 @@ LAYERS: dict[str, set[str]] = {
     "config": set(),
     "lifecycle": set(),
     "logconfig": set(),
+    "entry": set(),  # console scripts: finds run.py and tools/, imports no engine package
     "book": {"model"},
     "venues": {"model", "config", "clock"},  # a driver may be handed a Clock; it never reads the wall
     "feed": {"model", "config", "clock", "lifecycle", "book", "venues"},

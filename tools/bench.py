@@ -28,7 +28,8 @@ BENCHES = {
 USAGE = f"usage: bench.py {{{'|'.join(BENCHES)}}} [options]"
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     if argv[:1] in (["-h"], ["--help"]):
         print(USAGE)
         for bench, modules in BENCHES.items():
@@ -63,4 +64,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

@@ -226,8 +226,8 @@ def quiet_reconcile_log(record: dict) -> bool:
     return record["extra"].get("component") != "reconcile"
 
 
-def main(argv: list[str]) -> int:
-    args = parse_args(argv)
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     logger.remove()
     if args.verbose:
         logger.add(sys.stderr, level="DEBUG")
@@ -271,4 +271,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())
