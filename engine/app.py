@@ -378,6 +378,8 @@ class Daemon:
                 f"  books:    segment={segment_name(cfg)} capacity={cfg.books.capacity} "
                 f"depth={cfg.books.depth}",
             ]
+        if self.role in ("trader", "both"):
+            lines += [f"  trading:  {line}" for line in self._trading_lines()]
         for c in self.components:
             if isinstance(c, _VenueComponent):
                 lines.append(f"  venue:    REST {c.venue.rest_url}  WebSocket {c.venue.ws_url}")
@@ -385,6 +387,20 @@ class Daemon:
             lines.append(f"  NOT BUILT YET (this role runs without them): {', '.join(self.missing)}")
         lines.append(f"  http:     {self.http.url if self.http else 'disabled'}")
         return "\n".join(lines)
+
+
+    def _trading_lines(self) -> list[str]:
+        """Each configured strategy and where its orders go: paper (a local copy
+        of the live venue), the local venue (--demo, tests) or LIVE."""
+        out = []
+        for s in self.config.trader.strategies:
+            ex = self.config.exchanges.get(s.exchange)
+            where = ("PAPER: matched locally against the live book, nothing sent"
+                     if s.exchange in self.paper else
+                     "local venue" if ex is not None and _is_local(ex.spot.rest) else
+                     "LIVE: real orders")
+            out.append(f"{s.id} {s.strategy} {s.exchange} {s.pair} ({where})")
+        return out or ["no strategy configured (TRADE rows may add some)"]
 
 
 class _VenueComponent:
