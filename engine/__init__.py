@@ -1,6 +1,6 @@
 """engine: crypto market-data and grid-trading daemon.
 
-Data flow (see ../shared/ARCHITECTURE.md):
+Data flow (see docs/architecture.md):
 
   exchange WS ──► feed.connection (one thread each) ──► venues.<x>.parse ──► events
      events ──► feed.sync (per-book rule, resync) ──► book.writer ──► shared memory
@@ -23,6 +23,7 @@ LAYERS: dict[str, set[str]] = {
     "config": {"config_checks"},
     "lifecycle": set(),
     "logconfig": set(),
+    "entry": set(),  # console scripts: finds run.py and tools/, imports no engine package
     "book": {"model"},
     "venues": {"model", "model_trade", "config", "clock"},  # a driver may be handed a Clock; it never reads the wall
     "feed": {"model", "config", "clock", "lifecycle", "book", "venues"},

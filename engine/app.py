@@ -407,6 +407,8 @@ class Daemon:
                 f"  books:    segment={segment_name(cfg)} capacity={cfg.books.capacity} "
                 f"depth={cfg.books.depth} core={self.books.core if self.books else cfg.books.core}",
             ]
+        if self.role in ("trader", "both"):
+            lines += [f"  trading:  {line}" for line in self._trading_lines()]
         for c in self.components:
             if isinstance(c, _VenueComponent):
                 lines.append(f"  venue:    REST {c.venue.rest_url}  WebSocket {c.venue.ws_url}")
@@ -421,6 +423,20 @@ class Daemon:
         return "\n".join(lines)
 
 
+    def _trading_lines(self) -> list[str]:
+        """Each configured strategy and where its orders go: paper (a local copy
+        of the live venue), the local venue (--demo, tests) or LIVE."""
+        out = []
+        for s in self.config.trader.strategies:
+            ex = self.config.exchanges.get(s.exchange)
+            where = ("PAPER: matched locally against the live book, nothing sent"
+                     if s.exchange in self.paper else
+                     "local venue" if ex is not None and _is_local(ex.spot.rest) else
+                     "LIVE: real orders")
+            out.append(f"{s.id} {s.strategy} {s.exchange} {s.pair} ({where})")
+        return out or ["no strategy configured (TRADE rows may add some)"]
+
+
 class _VenueComponent:
     """Adapts the local venue (engine.sim) to the Component protocol."""
 
@@ -430,7 +446,12 @@ class _VenueComponent:
         self.venue = venue
 
     def start(self) -> None:
-        self.venue.start()
+        try:
+            self.venue.start()
+        except OSError as e:
+            c = self.venue.config
+            raise OSError(f"cannot listen on {c.host}:{c.port} (set by venue.host/venue.port): "
+                          f"{e.strerror or e}") from e
 
     def stop(self, timeout_s: float) -> None:
         self.venue.stop(timeout_s)

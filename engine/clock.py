@@ -1,5 +1,5 @@
 """Time sources. Deterministic code takes a Clock instead of reading the wall,
-so tests can drive time (STYLE.md: time is injected). Integer nanoseconds."""
+so tests can drive time. Integer nanoseconds."""
 
 from __future__ import annotations
 

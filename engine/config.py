@@ -257,6 +257,9 @@ class LocalVenueConfig:
     orders_per_10s: int = 100
     orders_per_day: int = 200_000
     usdm: UsdmVenueConfig = UsdmVenueConfig()
+    # The venue role's own /health and /status API (http.port is the daemon's):
+    # a separate default, so a venue and a daemon run side by side unconfigured.
+    http_port: int = 8767
 
 
 @dataclass(frozen=True)

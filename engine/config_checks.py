@@ -112,6 +112,7 @@ BOUNDS: dict[tuple[str, str], Bound] = {
     ("HistoryConfig", "retry_max_s"): seconds(),
     ("HistoryConfig", "journal_fsync_s"): seconds(low_open=False),  # 0: every write
     ("LocalVenueConfig", "port"): PORT,
+    ("LocalVenueConfig", "http_port"): PORT,
     ("SyntheticMarketConfig", "volatility_bps"): Bound(0, 10_000),
     ("SyntheticMarketConfig", "tick_ms"): Bound(1, 60_000),
     ("SyntheticMarketConfig", "levels"): Bound(1, 1000),

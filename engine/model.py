@@ -3,7 +3,7 @@ driver produces and every consumer (books, recorder, trader) reads.
 
 Owns only plain data; no I/O, no venue knowledge. Timestamps are integer
 nanoseconds: ``exch_ns`` is the venue's clock, ``recv_ns`` ours (clocks differ,
-keep both). Market data prices and sizes are float64 (ARCHITECTURE.md, Money).
+keep both). Market data prices and sizes are float64 (docs/architecture.md, Money).
 """
 
 from __future__ import annotations

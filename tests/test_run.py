@@ -103,7 +103,7 @@ def test_run_help_explains_roles():
 
 
 def test_run_venue_role_serves_binance_api_and_stops(tmp_path):
-    extra = {"venue": {"port": 0, "market": "synthetic",
+    extra = {"venue": {"port": 0, "http_port": 0, "market": "synthetic",
                        "synthetic": {"start_prices": {"BTCUSDT": "60000"}, "tick_ms": 50},
                        "symbols": [{"symbol": "BTCUSDT", "base": "BTC", "quote": "USDT"}],
                        "accounts": [{"name": "demo", "api_key": "k", "api_secret": "s",

@@ -28,13 +28,28 @@ BENCHES = {
 }
 
 
-def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in BENCHES:
-        print(f"usage: bench.py {{{'|'.join(BENCHES)}}} [options]", file=sys.stderr)
+USAGE = f"usage: bench.py {{{'|'.join(BENCHES)}}} [options]"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] in (["-h"], ["--help"]):
+        print(USAGE)
+        for bench, modules in BENCHES.items():
+            print(f"  {bench:8} {', '.join(modules)}")
+        return 0
+    if not argv:
+        print(USAGE, file=sys.stderr)
+        return 2
+    if argv[0] not in BENCHES:
+        print(f"bench.py: unknown benchmark {argv[0]!r} (have: {', '.join(BENCHES)})\n{USAGE}",
+              file=sys.stderr)
         return 2
     name, rest = argv[0], argv[1:]
     missing = []
-    for module_name in BENCHES[name]:
+    for n, module_name in enumerate(BENCHES[name], 1):
+        # Progress, quietly on stderr (stdout carries the figures): which part runs now.
+        print(f"bench.py: [{n}/{len(BENCHES[name])}] {module_name}", file=sys.stderr, flush=True)
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as e:
@@ -52,4 +67,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

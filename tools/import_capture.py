@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Convert other recorders' market-data files into our capture format
-(ARCHITECTURE.md) so tools/replay.py and the tests can replay them.
+(docs/architecture.md) so tools/replay.py and the tests can replay them.
 
   python tools/import_capture.py --input FILE --output OUT.jsonl[.gz|.zst]
         [--format auto|timeline|book_seq|bybit_history|hftbacktest|capture]
@@ -21,7 +21,12 @@ Formats (``auto`` sniffs the first line):
                  built from --exchange/--market and --symbol (default: file name up to ``_``).
   capture        already ours: validated and recompressed.
 A missing ws URL is --url, else the venue's default for --exchange/--market.
-Lines that cannot be converted are counted on stderr and skipped.
+Lines that cannot be converted are counted and skipped; stderr names the file,
+line number and reason of the first few. Shows progress on long files.
+
+Exit status: 0; 1 when no line could be converted; 2 for bad arguments (a
+missing input, an output folder that does not exist, an output name not ending
+in .jsonl, .jsonl.gz or .jsonl.zst, a format it cannot tell).
 """
 
 from __future__ import annotations
@@ -45,8 +50,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.feed.capture import CaptureReader, encode_record, open_capture  # noqa: E402
 from engine.venues import DRIVERS, make_driver  # noqa: E402
+from tools.progress import Progress  # noqa: E402
 
 FORMATS = ("timeline", "book_seq", "bybit_history", "hftbacktest", "capture")
+OUTPUT_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst")
+SNIFF_LINES = 20  # lines tried before giving up on telling the format
+BAD_LINES_SHOWN = 5  # bad lines named on stderr; the rest are only counted
 HFT_LINE = re.compile(rb"^(\d{9,20})\s+(.*)$", re.S)
 Record = tuple[int, str, str, str, str | bytes]  # t ns, src, conn, url, data
 
@@ -72,14 +81,26 @@ def open_lines(path: Path) -> IO[bytes]:
 
 
 def sniff(path: Path) -> str:
+    """The format of the first line that tells it (malformed lines are passed
+    over: the converter counts them); an error naming the file and line."""
+    first_error = ""
     with open_lines(path) as stream:
-        for line in stream:
+        for number, line in enumerate(stream, 1):
             line = line.strip()
             if not line:
                 continue
+            if number > SNIFF_LINES:
+                break
             if HFT_LINE.match(line):
                 return "hftbacktest"
-            obj = orjson.loads(line)
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                first_error = first_error or f"line {number} is not JSON ({exc})"
+                continue
+            if not isinstance(obj, dict):
+                first_error = first_error or f"line {number} is not a JSON object"
+                continue
             if "dir" in obj:
                 return "timeline"
             if "src" in obj and "raw" in obj:
@@ -88,14 +109,16 @@ def sniff(path: Path) -> str:
                 return "capture"
             if "topic" in obj:
                 return "bybit_history"
-            break
-    raise ValueError(f"{path}: cannot tell the format from its first line; pass --format")
+            first_error = first_error or f"line {number} has none of the known formats' keys"
+    reason = first_error or "no line to read"
+    raise ValueError(f"{path}: cannot tell the format ({reason}); pass --format")
 
 
 class Importer:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.skipped = 0
+        self.lines = 0  # lines read (progress)
         self.driver = make_driver(args.exchange, args.market) if args.exchange else None
 
     def default_ws_url(self) -> str:
@@ -114,19 +137,27 @@ class Importer:
         if fmt == "capture":
             reader = CaptureReader(path)
             for rec in reader:
+                self.lines += 1
                 yield rec.t, rec.src, rec.conn, rec.url, rec.data  # type: ignore[misc]
             self.skipped += reader.bad_lines
+            if reader.bad_lines:
+                print(f"import_capture.py: {path}: skipped {reader.bad_lines} line(s) that are not "
+                      f"capture records", file=sys.stderr)
             return
         with open_lines(path) as stream:
             convert = getattr(self, f"_{fmt}")
             state: dict = {}
-            for line in stream:
+            for number, line in enumerate(stream, 1):
+                self.lines = number
                 if not line.strip():
                     continue
                 try:
                     record = convert(line, state)
-                except Exception:  # noqa: BLE001 - count and skip what we cannot read
+                except Exception as exc:  # noqa: BLE001 - count and skip what we cannot read
                     self.skipped += 1
+                    if self.skipped <= BAD_LINES_SHOWN:
+                        print(f"import_capture.py: {path}:{number}: skipped ({type(exc).__name__}: "
+                              f"{exc})", file=sys.stderr)
                     continue
                 if record is not None:
                     yield record
@@ -196,25 +227,47 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def check_paths(args: argparse.Namespace) -> str | None:
+    """Why the input or output cannot be used, else None."""
+    source, output = Path(args.input), Path(args.output)
+    if not source.is_file():
+        return f"--input {source}: no such file"
+    if not output.name.endswith(OUTPUT_SUFFIXES):
+        return f"--output {output}: the name must end in {', '.join(OUTPUT_SUFFIXES)}"
+    if not output.parent.is_dir():
+        return f"--output {output}: folder {output.parent} does not exist"
+    if output.resolve() == source.resolve():
+        return f"--output {output}: the same file as --input"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     source = Path(args.input)
-    if not source.is_file():
-        print(f"import_capture.py: no such file {source}", file=sys.stderr)
+    problem = check_paths(args)
+    if problem is not None:
+        print(f"import_capture.py: {problem}", file=sys.stderr)
         return 2
     try:
         fmt = sniff(source) if args.format == "auto" else args.format
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         print(f"import_capture.py: {exc}", file=sys.stderr)
         return 2
     importer = Importer(args)
     written = 0
+    progress = Progress(f"import {source.name}", unit="lines")
     with open_output(Path(args.output)) as out:
         for t, src, conn, url, data in importer.records(fmt, source):
             out.write(encode_record(t, src, conn, url, data))
             written += 1
+            if written % 10_000 == 0:
+                progress.update(importer.lines)
+    progress.close()
     print(f"import_capture.py: format={fmt} records={written} skipped={importer.skipped} "
           f"output={args.output}", file=sys.stderr)
+    if written == 0:
+        print(f"import_capture.py: {source}: no line could be converted as {fmt}", file=sys.stderr)
+        return 1
     return 0
 
 

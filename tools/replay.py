@@ -2,7 +2,7 @@
 """Replay a capture file through the live driver and book code, offline.
 
   python tools/replay.py book --exchange EXCHANGE --market spot|futures --input FILE
-                              [--pair BASE/QUOTE] [--depth N]
+                              [--pair BASE/QUOTE] [--depth N] [--verbose]
 
 Reads JSON-lines captures (plain, .gz or .zst; convert other recorders' files
 with tools/import_capture.py first) and prints one JSON object per book on
@@ -15,8 +15,15 @@ stdout, at its state at the end of the file:
 ``messages`` counts the book's snapshots (WS and REST) and deltas; ``errors``
 counts that book's rejected data plus everything not tied to a book (malformed
 lines, frames the driver could not parse, unusable REST records), so a
-malformed line shows in every book's figure. Malformed input never crashes the
-replay. Exit status: 0, or 2 for bad arguments or an unreadable file.
+malformed line shows in every book's figure. Malformed lines never crash the
+replay. On stderr it always ends with one summary line of what it read
+(``replay.py: records=.. ws=.. rest=.. bad_lines=.. books=.. resyncs=.. errors=..``)
+and shows progress on long files.
+
+Exit status: 0; 1 when the input held no frame usable for the asked venue,
+market and pair (empty file, junk, another venue's capture, a pair the capture
+lacks), with the reason on stderr and nothing on stdout; 2 for bad arguments
+or an unreadable file.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from loguru import logger  # noqa: E402
 
 from engine.feed.replay import replay_book  # noqa: E402
 from engine.venues import DRIVERS  # noqa: E402
+from tools.progress import Progress  # noqa: E402
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -57,13 +65,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logger.remove()
     logger.add(sys.stderr, level="INFO" if args.verbose else "ERROR")
+    progress = Progress(f"replay {Path(args.input).name}")
     try:
-        reports = replay_book(args.exchange, args.market, args.input, args.pair, args.depth)
+        result = replay_book(args.exchange, args.market, args.input, args.pair, args.depth,
+                             progress=progress.update)
     except OSError as exc:
         print(f"replay.py: cannot read {args.input}: {exc}", file=sys.stderr)
         return 2
+    progress.close()
+    print(f"replay.py: {result.summary()}", file=sys.stderr)
+    problem = result.problem(args.exchange, args.market, args.pair)
+    if problem is not None:
+        print(f"replay.py: {args.input}: {problem}", file=sys.stderr)
+        return 1
     out = sys.stdout.buffer
-    for report in reports:
+    for report in result.reports:
         out.write(orjson.dumps(report) + b"\n")
     out.flush()
     return 0

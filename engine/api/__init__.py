@@ -1,3 +1,3 @@
-"""The daemon's HTTP face: health, status, Prometheus metrics and (later)
-books, tasks, orders and market-data queries. Reads components; never owns
-their state."""
+"""The daemon's HTTP face: health, status, Prometheus metrics, books,
+market-data (history) queries and the trader's halt/resume. Reads
+components; never owns their state."""

@@ -92,7 +92,13 @@ def build(daemon: Daemon, trading_view: Callable[[], TradingView | None],
     console.install(router)
     openapi.install(router)
     open_paths(router, cfg.open_paths)
-    return HttpServer(cfg.host, cfg.port, router, settings, ws_handler=hub)
+    host, port, key = cfg.host, cfg.port, "http.port"
+    if daemon.role == "venue":  # its own port: a daemon's default stays free
+        port, key = daemon.config.venue.http_port, "venue.http_port"
+    try:
+        return HttpServer(host, port, router, settings, ws_handler=hub)
+    except OSError as e:
+        raise OSError(f"cannot listen on {host}:{port} (set by {key}): {e.strerror or e}") from e
 
 
 def _health(daemon: Any) -> dict[str, Any]:

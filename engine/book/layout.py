@@ -63,8 +63,5 @@ class Layout:
     def record_offset(self, index: int) -> int:
         return self.books_offset + index * self.record_size
 
-    def levels_offset(self, index: int) -> int:
-        return self.record_offset(index) + BOOK_HEADER_SIZE
-
     def key_offset(self, index: int) -> int:
         return self.keys_offset + index * KEY_SLOT_SIZE

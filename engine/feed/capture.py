@@ -1,4 +1,4 @@
-"""Raw-traffic capture files (ARCHITECTURE.md, Capture format): a thread-safe
+"""Raw-traffic capture files (docs/architecture.md, Capture format): a thread-safe
 writer that rotates by size or time, and a reader for plain, .gz and .zst files.
 Owns the on-disk format only; never parses venue payloads.
 

@@ -339,11 +339,16 @@ class Connection:
                         break
                     rotation = self._rotation
                 stall_at = min(last_data + stall_s, last_frame + dead_s)
-                if now >= stall_at:
-                    if now >= last_frame + dead_s:
-                        raise _SessionEnd(f"dead socket: no frame at all for {dead_s:.1f}s")
-                    raise _SessionEnd(f"stall: no data for {stall_s:.1f}s")
                 ready = pending is not None and pending() > 0
+                if now >= stall_at:
+                    # Unread bytes mean this thread was late (a loaded host), not
+                    # that the venue went silent: read them before judging.
+                    ready = ready or sock in select.select([sock], (), (), 0)[0]
+                    if not ready and now >= last_frame + dead_s:
+                        raise _SessionEnd(f"dead socket: no frame at all for {dead_s:.1f}s")
+                    if not ready:
+                        stats.stalls.append(now)
+                        raise _SessionEnd(f"stall: no data for {stall_s:.1f}s")
                 held = rotation is not None and rotation.buffered()
                 if not (ready or held):
                     timeout = min(stall_at, next_app_ping, next_ws_ping, next_send, rotate_at) - now

@@ -13,6 +13,7 @@ import socket
 import termios
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -116,6 +117,8 @@ class ConnectionStats:
     last_message: float = 0.0  # monotonic, last frame carrying data (frame_mark); 0 = none yet
     last_disconnect: str = ""
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    # monotonic times of recent data-stall verdicts: what the stall clock decided
+    stalls: deque[float] = field(default_factory=lambda: deque(maxlen=64))
 
 
 class FrameMark(threading.local):

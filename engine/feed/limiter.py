@@ -27,6 +27,9 @@ RECOVERY_WINDOWS = 4
 # Longer is safer against an escalating ban, shorter resyncs sooner.
 DEFAULT_429_PAUSE_S = 10.0
 DEFAULT_418_PAUSE_S = 120.0
+# Recent grants and pauses kept for /status and tests (what the limiter
+# decided, by its own clock): enough to cover a burst, bounded memory.
+DECISIONS_KEPT = 256
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -66,6 +69,7 @@ class WindowLimiter:
         self._closed = False
         self.acquired_weight = 0  # lifetime total, for metrics
         self.waits = 0  # acquisitions that had to wait
+        self.grants: deque[float] = deque(maxlen=DECISIONS_KEPT)  # clock times weight was granted
 
     # ------------------------------------------------------------ accounting
 
@@ -104,6 +108,7 @@ class WindowLimiter:
                 self._spent.append((now, weight))
                 self._used += weight
                 self.acquired_weight += weight
+                self.grants.append(now)
             return wait
 
     def acquire(self, weight: int = 1, timeout_s: float | None = None) -> bool:
@@ -119,6 +124,7 @@ class WindowLimiter:
                     self._used += weight
                     self.acquired_weight += weight
                     self.waits += waited
+                    self.grants.append(now)
                     return True
                 if deadline is not None:
                     remaining = deadline - time.monotonic()
@@ -157,6 +163,8 @@ class RestLimiter(WindowLimiter):
         self._scale = 1.0
         self._scale_since = 0.0
         self.penalties: dict[int, int] = {}  # HTTP status -> count
+        # (from, until) of each pause a 429/418 imposed, by this limiter's clock
+        self.pauses: deque[tuple[float, float]] = deque(maxlen=DECISIONS_KEPT)
 
     def budget(self, now: float) -> int:
         calm = RECOVERY_WINDOWS * self.window_s
@@ -177,6 +185,7 @@ class RestLimiter(WindowLimiter):
         with self._cond:
             now = self._clock()
             self._banned_until = max(self._banned_until, now + pause)
+            self.pauses.append((now, self._banned_until))
             self._scale = max(MIN_BUDGET_SCALE, self._scale / 2)
             self._scale_since = now
             self.penalties[status] = self.penalties.get(status, 0) + 1

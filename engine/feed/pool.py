@@ -146,6 +146,7 @@ class FeedPool:
         self._started = False
         self._stop = threading.Event()
         self._tracker = ResyncTracker()
+        self._stuck_logged: set[str] = set()  # books warned about, until they sync
         self._watchdog = threading.Thread(target=self._watch, name="feed-watchdog", daemon=True)
         if registry is not None:
             registry.register(FeedCollector(self))
@@ -404,15 +405,30 @@ class FeedPool:
                 log.exception("feed watchdog pass failed")
 
     def sample_books(self) -> None:
-        """Note which subscribed books are not synced (and since when)."""
+        """Note which subscribed books are not synced (and since when); a book
+        the venue never sent anything for counts too. Log each book once per
+        episode when it passes resync_stuck_s unsynced, saying why if we can."""
         now = time.monotonic()
         for feed in list(self._feeds.values()):
             for pair in list(feed.subs):
+                key = feed.key(pair)
                 try:
-                    state = feed.router.stats(pair)["state"]
-                except KeyError:
-                    continue
-                self._tracker.observe(feed.key(pair), is_synced(state), now)
+                    stats = feed.router.stats(pair)
+                except KeyError:  # no message for this book yet
+                    stats = {"state": "empty", "messages": 0}
+                synced = is_synced(stats["state"])
+                self._tracker.observe(key, synced, now)
+                if synced:
+                    self._stuck_logged.discard(key)
+                elif key not in self._stuck_logged and \
+                        self._tracker.resyncing_for(key, now) > self.resync_stuck_s:
+                    self._stuck_logged.add(key)
+                    why = ("no message at all since it was subscribed: does the venue list "
+                           "this pair? (--demo serves only venue.symbols)"
+                           if not stats["messages"] else f"state {stats['state']}")
+                    log.warning("book not synced venue={} market={} pair={} for_s={:.0f} "
+                                "reason={}", feed.driver.venue, feed.driver.market.value, pair,
+                                self._tracker.resyncing_for(key, now), why)
 
     # ------------------------------------------------------------- reports
 

@@ -209,10 +209,6 @@ class MarketData:
             close = kline.close
         return close
 
-    def current_kline(self, interval: str, now_ms: int) -> Kline | None:
-        got = self.klines_between(interval, None, None, 1, now_ms)
-        return got[-1] if got else None
-
     def ticker(self, now_ms: int) -> Ticker | None:
         """Rolling 24 h statistics over whole minutes (1m candles)."""
         last = self.last_trade

@@ -1,7 +1,7 @@
 """Market mode "replay": a capture file's Binance depth drives the venue's
 book through a foreign liquidity account.
 
-Capture format (ARCHITECTURE.md): JSON lines {"t", "src", "conn", "url",
+Capture format (docs/architecture.md): JSON lines {"t", "src", "conn", "url",
 "data"}, optionally .gz or .zst. A REST depth snapshot (url naming
 /api/v3/depth?symbol=...) replaces the account's levels for that symbol;
 each WebSocket depthUpdate frame (raw, or wrapped {"stream", "data"}) sets

@@ -47,7 +47,9 @@ from engine.store.batch_ids import TAG_BITS, writer_tag
 
 log = logger.bind(component="history")
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql" / "clickhouse"
+# sql/ of the checkout, or the copy an installed wheel carries (setup.py)
+SQL_DIR = next(p for p in (Path(__file__).resolve().parents[1] / "_bundled" / "sql",
+                           Path(__file__).resolve().parents[2] / "sql") if p.is_dir()) / "clickhouse"
 SCHEMA_FILES = ("history.sql",)
 # Native-protocol timeouts. A dead server is noticed within CONNECT_TIMEOUT_S;
 # an insert or query that takes longer than QUERY_TIMEOUT_S is abandoned (the

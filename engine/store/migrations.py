@@ -16,7 +16,9 @@ from pathlib import Path
 
 from engine.store.taskdb import TaskDb, TaskDbError
 
-SQL_ROOT = Path(__file__).resolve().parents[2] / "sql" / "taskdb"
+# sql/ of the checkout, or the copy an installed wheel carries (setup.py)
+SQL_ROOT = next(p for p in (Path(__file__).resolve().parents[1] / "_bundled" / "sql",
+                            Path(__file__).resolve().parents[2] / "sql") if p.is_dir()) / "taskdb"
 VERSION_TABLE = "ENGINE_SCHEMA"
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 

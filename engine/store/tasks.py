@@ -153,10 +153,6 @@ class TaskFetcher:
             log.warning("leases not released at stop, they lapse lease_s={} error={}", self.lease_s, e)
         self.db.close()
 
-    def poll_now(self) -> None:
-        """Run the next cycle without waiting for the poll interval."""
-        self._wake.set()
-
     # ---------------------------------------------------------------- views
 
     def tasks(self) -> list[MonitorTask]:

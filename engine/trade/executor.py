@@ -76,6 +76,7 @@ class Executor:
         # Called on the executor thread just before an order request goes out:
         # (action, monotonic s). For wire-latency figures (decision_to_wire).
         self.on_wire: Callable[[Action, float], None] | None = None
+        self.rejected_reasons: dict[str, int] = {}  # why REJECTED results were rejected
         self.dispatch = Dispatcher(sessions, store, risk, instruments, settings,
                                    front=self._push_front, later=self._push_later,
                                    report=self._report, pause_orders=self._pause_orders,
@@ -182,6 +183,14 @@ class Executor:
         self.rates[venue].pause(self.monotonic(), seconds)
 
     def _report(self, result: ActionResult) -> None:
+        if result.outcome == Outcome.REJECTED:
+            reason = result.reason or f"code {result.code}"
+            self.rejected_reasons[reason] = self.rejected_reasons.get(reason, 0) + 1
+            if reason != "halted":  # a halt drops the queue: logged once, by the halt
+                action = result.action
+                log.warning("order rejected venue={} pair={} client_order_id={} code={} reason={}",
+                            action.venue, getattr(action, "pair", ""),
+                            getattr(action, "client_order_id", ""), result.code, reason)
         for listener in self._result_listeners:
             try:
                 listener(result)
@@ -308,6 +317,7 @@ class Executor:
     def status(self) -> dict:
         return {"queued": self.queued(), "counts": dict(self.dispatch.counts),
                 "post_only_fallbacks": dict(self.dispatch.fallbacks),
+                "rejected_reasons": dict(self.rejected_reasons),
                 "orders_sent_by_rate_limiter": {v: r.acquired for v, r in self.rates.items()},
                 "venues": {v: s.status() for v, s in self.sessions.items()}}
 

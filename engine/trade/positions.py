@@ -22,6 +22,12 @@ from engine.model import Side
 from engine.model_trade import Fill, PositionReport
 
 ZERO = Decimal(0)
+# /status shows two realized figures; this says why they differ.
+REALIZED_PNL_BASIS = (
+    "positions.realized_pnl: per account pair, average cost over every fill (all strategies "
+    "and hand trades), fees included. slots <id>.realized: one grid's completed cycles only "
+    "(proceeds - cost of what it sold). They differ by fills outside the grid, open "
+    "inventory and fees.")
 
 
 @dataclass
@@ -200,6 +206,7 @@ class PositionBook:
                 "balances": {f"{v}:{a}": {"free": str(f), "locked": str(lk)}
                              for (v, a), (f, lk) in sorted(self._balances.items())},
                 "fills_applied": self.fills_applied,
+                "realized_pnl_basis": REALIZED_PNL_BASIS,
             }
 
 

@@ -293,10 +293,12 @@ class TraderService:
                 "queued_orders_dropped": dropped}
 
     def resume(self) -> dict[str, Any]:
+        was_halted = self.risk.halted
         self.store.set_flag(HALT_FLAG, None)
         self.risk.resume()
         for account in self.futures.values():
             account.resume()  # a liquidation's stop ends here too
+        log.warning("trader resumed by hand was_halted={}", was_halted)
         return {"halted": False}
 
     # --------------------------------------------------------------- views

@@ -124,6 +124,10 @@ class UserStream:
             try:
                 self._session_once()
             except Exception as exc:  # noqa: BLE001 - any failure means: reconnect
+                if self._stop.is_set():  # our own stop closed the socket (Ctrl-C): not a fault
+                    log.debug("user stream closed on stop venue={}", self.venue)
+                    self._went_down()
+                    return
                 self.errors += 1
                 log.warning("user stream down venue={} error={!r}", self.venue, exc)
             self._went_down()

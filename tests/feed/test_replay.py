@@ -124,9 +124,54 @@ def test_replay_cli_gap_in_capture_reported_as_resyncing(tmp_path):
     assert (report["synced"], report["gaps"], report["resyncs"]) == (False, 1, 1)
 
 
-def test_replay_cli_unknown_pair_prints_empty_book():
-    (report,) = replay("okx", "spot", DATA / "okx" / "books_BTC-USDT.capture.jsonl", "--pair", "ETH/USDT")
-    assert report["pair"] == "ETH/USDT" and report["synced"] is False and report["bids"] == []
+def test_replay_cli_unknown_pair_exits_1_naming_the_books_it_has():
+    proc = run_tool("replay.py", "book", "--exchange", "okx", "--market", "spot",
+                    "--input", str(DATA / "okx" / "books_BTC-USDT.capture.jsonl"), "--pair", "ETH/USDT")
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert "no book for pair 'ETH/USDT'" in proc.stderr and "BTC/USDT" in proc.stderr
+
+
+def test_replay_cli_venue_symbol_as_pair_exits_1_with_the_pair_format():
+    proc = run_tool("replay.py", "book", "--exchange", "binance", "--market", "spot",
+                    "--input", str(DATA / "binance" / "spot_NKNUSDT.capture.jsonl"), "--pair", "NKNUSDT")
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert "'NKNUSDT'" in proc.stderr and "BASE/QUOTE" in proc.stderr and "NKN/USDT" in proc.stderr
+
+
+def test_replay_cli_summary_line_says_what_it_read():
+    proc = run_tool("replay.py", "book", "--exchange", "binance", "--market", "spot",
+                    "--input", str(DATA / "binance" / "spot_NKNUSDT.capture.jsonl"))
+    assert proc.returncode == 0, proc.stderr
+    (summary,) = [line for line in proc.stderr.splitlines() if line.startswith("replay.py: records=")]
+    fields = dict(item.split("=") for item in summary.split(": ", 1)[1].split())
+    lines = (DATA / "binance" / "spot_NKNUSDT.capture.jsonl").read_text().splitlines()
+    assert int(fields["records"]) == len(lines)
+    assert int(fields["ws"]) == sum('"src":"ws"' in line for line in lines)
+    assert (fields["books"], fields["resyncs"], fields["errors"]) == ("1", "0", "0")
+
+
+@pytest.mark.parametrize("case,reason", [
+    ("empty", "holds no capture record"),
+    ("junk", "not capture records"),
+    ("malformed", "not capture records"),
+    ("other-venue", "none is a book message of okx spot"),
+])
+def test_replay_cli_unusable_input_exits_1_naming_the_reason(tmp_path, case, reason):
+    path = tmp_path / "in.jsonl"
+    if case == "empty":
+        path.write_bytes(b"")
+    elif case == "junk":
+        path.write_bytes(bytes(range(256)) * 20)
+    elif case == "malformed":
+        path.write_text('{"t": 1, "src": "ws", "data": \n')
+    else:
+        path = DATA / "binance" / "spot_NKNUSDT.capture.jsonl"
+    for verbose in ((), ("--verbose",)):
+        proc = run_tool("replay.py", "book", "--exchange", "okx", "--market", "spot", "--input", str(path),
+                        *verbose)
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stdout == ""
+        assert reason in proc.stderr and str(path) in proc.stderr
 
 
 def test_replay_cli_missing_file_exits_2():

@@ -1,4 +1,4 @@
-"""Replay mode: a capture file (ARCHITECTURE.md format) of Binance depth
+"""Replay mode: a capture file (docs/architecture.md format) of Binance depth
 drives the venue's book through a foreign liquidity account."""
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ knowledge lives in the VenueScript it is given.
 
 from __future__ import annotations
 
+import math
 import socket
 import threading
 import time
@@ -128,6 +129,9 @@ class FaultServer:
         self.rest_served: dict[str, int] = {s: 0 for s in streams}
         self.ws_snapshots: dict[str, int] = {s: 0 for s in streams}
         self.rest_log: list[tuple[float, str, int]] = []  # (monotonic, symbol, status)
+        # monotonic time just before each round of book/trade frames went out on
+        # any socket: a client's stall verdict can be checked against real silence
+        self.data_sent: list[float] = []
         self.connections = 0
         self.lifetime_cuts = 0  # sockets closed for reaching max_lifetime_s
         self.close_codes: list[int | None] = []  # as each client socket ended
@@ -213,11 +217,13 @@ class FaultServer:
                 with self._cond:
                     owned = [self.streams[s] for s in client.symbols
                              if self.streams[s].owner is client]
+                    data = {id(f) for f in client.mirrored}  # book/trade frames, not acks
                     if not self._connection_fault_held(owned):
                         for stream in owned:
                             frames = self._step(client, stream)
                             for mirror in stream.mirrors:
                                 mirror.mirrored += [f for f in frames if isinstance(f, str | bytes)]
+                            data.update(id(f) for f in frames if isinstance(f, str | bytes))
                             out += frames
                     stepped = [(stream, stream.pos) for stream in owned]
                     out, client.mirrored = client.mirrored + out, []
@@ -227,6 +233,9 @@ class FaultServer:
                     if item is _DISCONNECT:
                         ws.socket.shutdown(socket.SHUT_RDWR)
                         return None
+                    if data and id(item) in data:  # stamped before it can reach the client
+                        self.data_sent.append(time.monotonic())
+                        data = set()
                     ws.send(item)
                 with self._cond:
                     for stream, pos in stepped:
@@ -238,6 +247,7 @@ class FaultServer:
                 elif now - last_sent > self.idle_after_s and owned:
                     with self._cond:  # data the venue sends anyway: a trade
                         idle = self._stamp(client, self.script.trade_frame(owned[0]))
+                        self.data_sent.append(time.monotonic())
                     ws.send(idle)
                     last_sent = now
                 out = []
@@ -250,6 +260,14 @@ class FaultServer:
                 for sym in client.symbols:
                     self._release(client, self.streams[sym])
         return None
+
+    def silence_before(self, verdict: float) -> float:
+        """Seconds no data frame had gone out on any socket before ``verdict``
+        (a monotonic time): a client's stall verdict is right only when this is
+        at least its stall timeout."""
+        with self._cond:
+            sent = [t for t in self.data_sent if t < verdict]
+        return verdict - max(sent) if sent else math.inf
 
     def _stall(self, ws: ServerConnection, answer_pings: bool = False) -> None:
         """Send no data until the client gives up on this socket (or 10 s); WS

@@ -83,6 +83,18 @@ class FeedRig:
     def stats(self, symbol: str) -> dict:
         return self.router.stats(self.streams[symbol].pair)
 
+    def stall_verdicts(self) -> int:
+        """How many data stalls the connections declared, each checked against
+        the silence the server really kept before it: a loaded host can starve
+        the server's sending thread past the stall timeout, and reconnecting
+        then is the right decision (it resyncs every book on that socket once)."""
+        verdicts = [v for conn in self.pool.connections() for v in conn.stats.stalls]
+        for verdict in verdicts:
+            silence = self.server.silence_before(verdict)
+            assert silence >= self.config.stall_timeout_s, \
+                f"stall declared after only {silence:.3f}s of silence"
+        return len(verdicts)
+
     def synced(self, symbols: list[str]) -> bool:
         pairs = [self.streams[s].pair for s in symbols]
         return all(p in self.router.books and self.router.stats(p)["state"] == "synced"

@@ -82,9 +82,10 @@ def test_enable_disable_set_and_delete(cli: Cli) -> None:
 
 def test_add_trade_with_json_params(cli: Cli) -> None:
     assert "added TRADE task 1" in cli("add-trade", "okx", "ETH/USDT", "--strategy", "grid", "--params",
-                                       '{"levels": 12, "step_bps": 25}').stdout
+                                       '{"order_size": "0.01", "window": 12, "interval_pct": 0.25}').stdout
     (row,) = cli.rows("trade")
-    assert row["strategy_id"] == "grid" and json.loads(row["strategy_params"]) == {"levels": 12, "step_bps": 25}
+    assert row["strategy_id"] == "grid"
+    assert json.loads(row["strategy_params"]) == {"order_size": "0.01", "window": 12, "interval_pct": 0.25}
     cli("disable", "1", "--kind", "trade")
     assert cli.rows("trade")[0]["enabled"] is False
 
@@ -96,6 +97,11 @@ def test_add_trade_with_json_params(cli: Cli) -> None:
     (("add-trade", "okx", "ETH/USDT", "--strategy", "grid", "--params", "{oops"), "invalid JSON params"),
     (("add-trade", "okx", "ETH/USDT", "--strategy", "grid", "--params", "[1]"), "must be an object"),
     (("set", "1"), "give a depth or a priority"),
+    (("add-trade", "okx", "ETH/USDT", "--strategy", "nosuch"), "unknown strategy 'nosuch' (known: grid)"),
+    (("add-trade", "okx", "ETH/USDT", "--strategy", "grid", "--params", '{"levels": 12}'),
+     "--params of grid.levels: unknown key"),
+    (("add-trade", "okx", "ETH/USDT", "--strategy", "grid", "--params", '{"order_size": 0.1}'),
+     "order_size"),
 ])
 def test_bad_values_exit_2_with_the_reason_and_store_nothing(cli: Cli, args: tuple[str, ...],
                                                              message: str) -> None:
@@ -159,3 +165,38 @@ def test_bad_config_exits_2(tmp_path: Path) -> None:
     path.write_text("storage: {tasks: {backend: oracle}}\n")
     result = Cli(path, dict(os.environ))("list", ok=False)
     assert result.returncode == 2 and "storage.tasks.backend" in result.stderr
+
+
+def test_adding_the_same_task_twice_keeps_one_row_and_names_it(cli: Cli) -> None:
+    cli("add", "binance", "BTC/USDT")
+    again = cli("add", "binance", "btc/usdt", "--depth", "50", ok=False)
+    assert again.returncode == 1 and "MONITORING task 1 already has binance spot BTC/USDT" in again.stderr
+    assert [r["orderbook_depth"] for r in cli.rows("monitor")] == [20]
+    cli("add", "binance", "BTC/USDT", "--market", "futures")  # another book: fine
+    params = '{"order_size": "0.01", "interval_pct": 0.5}'
+    cli("add-trade", "okx", "ETH/USDT", "--strategy", "grid", "--params", params)
+    twice = cli("add-trade", "okx", "ETH/USDT", "--strategy", "grid", "--params", params, ok=False)
+    assert twice.returncode == 1 and "TRADE task 1 already has okx spot ETH/USDT strategy grid" in twice.stderr
+    assert len(cli.rows("monitor")) == 2 and len(cli.rows("trade")) == 1
+
+
+def test_daemons_marks_dead_ones_and_prune_forgets_only_those(cli: Cli) -> None:
+    cli("add", "binance", "BTC/USDT")
+    cli("add", "binance", "ETH/USDT")
+    db = open_db(cli)
+    with db.transaction():
+        for daemon in ("gone-a", "gone-b", "alive"):
+            leases.heartbeat(db, daemon, 10)
+        leases.claim(db, leases.MONITORING, "alive", [1], 1, 60_000)
+        leases.claim(db, leases.MONITORING, "gone-b", [2], 1, 60_000)
+        # gone-a and gone-b last beat two hours ago; gone-b still holds a live lease
+        db.execute("UPDATE DAEMONS SET HEARTBEAT_MS = {now_ms} - 7200000 WHERE DAEMON_ID <> 'alive'")
+    db.close()
+    shown = {d["daemon_id"]: d["state"] for d in map(json.loads, cli("daemons", "--json").stdout.splitlines())}
+    assert shown == {"gone-a": "dead", "gone-b": "dead", "alive": "alive"}
+    assert "dead" in cli("daemons").stdout
+    assert cli("daemons", "--prune", "--older-than", "86400").stdout.strip() == "pruned 0 dead daemons"
+    assert cli("daemons", "--prune").stdout.strip() == "pruned 1 dead daemons: gone-a"
+    left = [json.loads(line)["daemon_id"] for line in cli("daemons", "--json").stdout.splitlines()]
+    assert left == ["alive", "gone-b"]  # gone-b's lease is still live: not forgotten yet
+    assert cli.rows()[0]["leased_by"] == "alive"

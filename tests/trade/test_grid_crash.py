@@ -185,7 +185,7 @@ def test_role_both_sigkilled_at_random_moments_restarts_clean(tmp_path: Path):
     venue_port, http_port = _free_port(), _free_port()
     venue = _run_py(tmp_path, "venue", {
         "daemon": {"data_dir": str(tmp_path / "venue")},
-        "venue": {"port": venue_port, "market": "synthetic",
+        "venue": {"port": venue_port, "http_port": 0, "market": "synthetic",
                   "synthetic": {"start_prices": {"BTCUSDT": "30000"}, "tick_ms": 50,
                                 "volatility_bps": 4.0},
                   "symbols": [{"symbol": "BTCUSDT", "base": "BTC", "quote": "USDT"}],

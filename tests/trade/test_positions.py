@@ -62,3 +62,13 @@ def test_balances_are_kept_per_venue_and_asset() -> None:
     book.set_balances("binance", {"BTC": ("1.5", "0.5")})
     assert book.balance("binance", "BTC") == (D("1.5"), D("0.5"))
     assert book.balance("binance", "ETH") == (D("0"), D("0"))
+
+
+def test_status_explains_its_realized_pnl_against_the_slots_figure() -> None:
+    book = PositionBook()
+    book.on_fill(fill(Side.BUY, "100", "1"))
+    book.on_fill(fill(Side.SELL, "110", "1", trade_id="2"))
+    status = book.status()
+    assert status["positions"]["binance:BTC/USDT"]["realized_pnl"] == "10"
+    basis = status["realized_pnl_basis"]
+    assert "positions.realized_pnl" in basis and "slots <id>.realized" in basis
