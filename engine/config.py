@@ -257,6 +257,9 @@ class LocalVenueConfig:
     orders_per_10s: int = 100
     orders_per_day: int = 200_000
     usdm: UsdmVenueConfig = UsdmVenueConfig()
+    # Browser Origins a WebSocket upgrade may carry besides the venue's own host
+    # (SDKs send none); any other Origin is refused with 403 on every dialect.
+    ws_origins: tuple[str, ...] = ()
     # The venue role's own /health and /status API (http.port is the daemon's):
     # a separate default, so a venue and a daemon run side by side unconfigured.
     http_port: int = 8767

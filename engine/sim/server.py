@@ -157,7 +157,8 @@ class LocalVenue:
                              **(LISTEN_KEY_ROUTES if self.legacy_listen_keys else {})})
         hub = StreamHub(exchange, specs, listen_keys)
         api = WsApi(ctx, hub)
-        loop = NetLoop(self.config.host, self.config.port, rest.handle, WsRouter(hub, api))
+        loop = NetLoop(self.config.host, self.config.port, rest.handle, WsRouter(hub, api),
+                       ws_origins=self.config.ws_origins)
         hub.wake = api.wake = loop.wake
         exchange.listeners.append(hub.enqueue)
         exchange.listeners.append(api.enqueue)

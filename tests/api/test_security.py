@@ -212,3 +212,20 @@ def test_config_http_keys_parse() -> None:
     with pytest.raises(cfg.ConfigError, match="http.workers"):
         cfg.parse({"http": {"workers": 0}})
     assert dataclasses.asdict(c.http)["open_paths"] == ("/health", "/metrics")
+
+
+def test_origin_listed_in_venue_config_allowed_on_both_dialects(tmp_path: Path) -> None:
+    config = dataclasses.replace(venue_config(market="none", usdm=True),
+                                 ws_origins=("https://desk.example",))
+    venue = LocalVenue(config, tmp_path, limits=Limits())
+    venue.start()
+    try:
+        spot = venue.ws_url + "/ws/btcusdt@trade"
+        assert _ws_status(spot, "https://desk.example") == 101
+        assert _ws_status(spot, "https://desk.example.evil") == 403
+        assert venue.usdm is not None
+        futures = venue.usdm.ws_url + "/market/ws/btcusdt@aggTrade"
+        assert _ws_status(futures, "https://desk.example") == 101
+        assert _ws_status(futures, "http://evil.example") == 403
+    finally:
+        venue.stop(2.0)

@@ -93,7 +93,8 @@ class UsdmDialect:
         from engine.sim.usdm.streams import UsdmHub  # noqa: PLC0415 - cycle: hub uses us
         self.hub = UsdmHub(self)
         port = 0 if config.port == 0 else usdm.port
-        self.loop = NetLoop(config.host, port, self.rest.handle, self.hub, ws_paths=WS_PATHS)
+        self.loop = NetLoop(config.host, port, self.rest.handle, self.hub,
+                            ws_origins=config.ws_origins, ws_paths=WS_PATHS)
         self.hub.wake = self.loop.wake
         self.outbox: deque[tuple[str, Any]] = deque()  # (account or "", payload) for the hub
         self.margin_called: set[str] = set()
