@@ -95,24 +95,33 @@ def test_ccxt_binanceusdm_rest_trades_and_reports_positions(venue: LocalVenue) -
     assert exchange.fetch_positions([SYMBOL]) == []
 
 
+async def within(awaitable: Any, what: str, seconds: float = 30.0) -> Any:
+    """A client call that never answers fails the test naming the call."""
+    try:
+        return await asyncio.wait_for(awaitable, seconds)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"ccxt.pro {what}: no answer within {seconds:.0f} s") from None
+
+
 def test_ccxt_pro_watches_book_trades_orders_and_positions(venue: LocalVenue) -> None:
     async def run() -> None:
         exchange = ccxt.pro.binanceusdm(_ccxt_options())
         _point_ccxt(exchange, venue)
         try:
-            book = await exchange.watch_order_book(SYMBOL)
+            book = await within(exchange.watch_order_book(SYMBOL), "watch_order_book")
             first = book["nonce"]
             for _ in range(3):
-                book = await exchange.watch_order_book(SYMBOL)
+                book = await within(exchange.watch_order_book(SYMBOL), "watch_order_book")
             assert book["nonce"] > first and book["bids"][0][0] < book["asks"][0][0]
-            assert await exchange.watch_trades(SYMBOL)
+            assert await within(exchange.watch_trades(SYMBOL), "watch_trades")
             orders = asyncio.ensure_future(exchange.watch_orders(SYMBOL))
             positions = asyncio.ensure_future(exchange.watch_positions([SYMBOL]))
             await asyncio.sleep(1)
-            placed = await exchange.create_order(SYMBOL, "market", "sell", 0.02)
-            seen = await asyncio.wait_for(orders, 15)
+            placed = await within(exchange.create_order(SYMBOL, "market", "sell", 0.02),
+                                  "create_order")
+            seen = await within(orders, "watch_orders")
             assert any(o["id"] == placed["id"] for o in seen)
-            watched = await asyncio.wait_for(positions, 15)
+            watched = await within(positions, "watch_positions")
             assert watched and watched[0]["side"] == "short"
             await exchange.create_order(SYMBOL, "market", "buy", 0.02,
                                         params={"reduceOnly": True})

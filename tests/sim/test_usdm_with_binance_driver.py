@@ -80,10 +80,17 @@ def test_binance_futures_driver_keeps_a_synced_book_on_the_usdm_dialect(
                             side.pop(price, None)
         for delta in buffered:
             apply(delta)
-        flow(120)
+        last = 0
+        for _ in range(6):  # each chunk of orders shows up in a diff of its own
+            flow(20)
+            got = False
+            while not got:
+                for event in driver.parse(book_ws.recv(), time.time_ns()).events:
+                    if isinstance(event, BookDelta):
+                        apply(event)
+                        last, got = event.last_seq, True
         target = requests.get(venue.usdm.url + "/fapi/v1/depth",
                               params={"symbol": "BTCUSDT", "limit": 1000}, timeout=10).json()
-        last = 0
         deadline = time.monotonic() + 30
         while last < target["lastUpdateId"] and time.monotonic() < deadline:
             for event in driver.parse(book_ws.recv(), time.time_ns()).events:

@@ -41,11 +41,16 @@ _KINDS = ({"aggTrade", "trade", "bookTicker", "ticker", "miniTicker", "forceOrde
           | {f"kline_{i}" for i in INTERVAL_MS if i != "1s"})
 
 
-def route_of(name: str) -> str:
-    """Which routed path carries a stream (the 2026 split): depth and
-    bookTicker on /public, everything else on /market."""
+def routes_of(name: str) -> tuple[str, ...]:
+    """Which routed paths carry a stream (the 2026 split): depth and
+    bookTicker on /public, everything else on /market. The raw ``@trade``
+    stream is served on both: /work/shared/protocols puts it on /market, while
+    ccxt's current release (4.5.90, ``get_future_ws_category``) subscribes it
+    on /public, and the venue must serve that client unchanged."""
     kind = name.partition("@")[2]
-    return "public" if kind.startswith("depth") or kind == "bookTicker" else "market"
+    if kind == "trade":
+        return ("public", "market")
+    return ("public",) if kind.startswith("depth") or kind == "bookTicker" else ("market",)
 
 
 class _Diff:
@@ -208,7 +213,7 @@ class UsdmHub:
         name = name.replace("!markprice", "!markPrice")
         conn.streams.add(name)
         route = self.routes.get(conn, "")
-        if route and route != route_of(name):
+        if route and route not in routes_of(name):
             return  # accepted but never delivered on the wrong path, as Binance does
         self.subscribers.setdefault(name, set()).add(conn)
 
