@@ -99,7 +99,7 @@ async def within(awaitable: Any, what: str, seconds: float = 30.0) -> Any:
     """A client call that never answers fails the test naming the call."""
     try:
         return await asyncio.wait_for(awaitable, seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise AssertionError(f"ccxt.pro {what}: no answer within {seconds:.0f} s") from None
 
 
