@@ -36,7 +36,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
 # or, for the store, in tests/store/).
 ZERO_MEANS = {
     ("HttpConfig", "port"): "a free port", ("LocalVenueConfig", "port"): "a free port",
-    ("UsdmVenueConfig", "port"): "a free port",
+    ("UsdmVenueConfig", "port"): "a free port", ("LocalVenueConfig", "http_port"): "a free port",
     ("HttpConfig", "rate_limit_per_s"): "no rate limit", ("HttpConfig", "max_body_bytes"): "no body",
     ("FuturesTradeConfig", "leverage"): "leave the account's leverage",
     ("ExchangeConfig", "max_pairs_per_connection"): "the driver's documented limit",

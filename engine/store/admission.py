@@ -68,8 +68,11 @@ def _number(value: Any, field: str) -> None:
 
 
 def _levels(levels: Any, field: str) -> None:
-    if type(levels) is not list:
-        raise Unfit(field, f"not a list ({type(levels).__name__})")
+    # A list of (price, size), or the C decoder's immutable ``Levels`` sequence
+    # (engine/venues/wire.fast_levels); its values are checked like any other.
+    if isinstance(levels, (str, bytes, dict)) or not hasattr(levels, "__len__") \
+            or not hasattr(levels, "__getitem__"):
+        raise Unfit(field, f"not a sequence of levels ({type(levels).__name__})")
     if len(levels) > MAX_LEVELS:
         raise Unfit(field, f"{len(levels)} levels, more than {MAX_LEVELS}")
     for level in levels:

@@ -300,3 +300,24 @@ def test_recorder_trade_past_64_bits_is_dead_lettered_and_the_next_17_are_stored
     history.start()
     assert count(history, "trades", "trade_id = '1000'") == 1
     assert count(history, "trades") == 18
+
+
+def test_admission_takes_the_c_decoders_levels_and_still_checks_their_values():
+    """Binance frames carry wire.fast_levels' immutable ``Levels`` (the compiled
+    decoder), not lists: they are admitted, and a bad value inside is still refused."""
+    from engine.store.admission import Unfit, check
+    from engine.venues.wire import fast_levels
+
+    bids = fast_levels(b'[["30000.5","1.25"],["29999","0"]]')
+    asks = fast_levels(b'[["30001","2"]]')
+    assert type(bids) is not list  # the compiled path is what this covers
+    check(BookSnapshot("binance", Market.SPOT, "BTC/USDT", bids, asks, seq=7, recv_ns=1))
+    check(BookDelta("binance", Market.SPOT, "BTC/USDT", bids, asks, first_seq=8, last_seq=9,
+                    recv_ns=1))
+    bad = fast_levels(b'[["-1","2"]]')
+    try:
+        check(BookSnapshot("binance", Market.SPOT, "BTC/USDT", bad, asks, seq=7, recv_ns=1))
+    except Unfit as refused:
+        assert "negative" in str(refused)
+    else:
+        raise AssertionError("a negative price inside Levels was admitted")
