@@ -51,6 +51,14 @@ def _encode(event: Any) -> list[Any]:
     return ["l", event.venue, event.market, event.pair, event.reason, event.kinds]  # a Loss
 
 
+def _plain(value: Any) -> list[Any]:
+    """orjson's fallback: the C decoder's immutable ``Levels`` (a sequence of
+    (price, size) floats, engine/venues/wire.fast_levels) is written as a list."""
+    if hasattr(value, "__len__") and hasattr(value, "__getitem__"):
+        return [tuple(level) for level in value]
+    raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
+
+
 def _decode(item: list[Any]) -> Any:
     tag = item[0]
     if tag == "t":
@@ -132,7 +140,7 @@ class Journal:
 
     def append(self, events: list[Any]) -> None:
         """Writes one chunk (raises OSError; the caller counts it)."""
-        data = orjson.dumps([_encode(e) for e in events]) + b"\n"
+        data = orjson.dumps([_encode(e) for e in events], default=_plain) + b"\n"
         if self._fd is None:
             self._fd = os.open(self.directory / OPEN, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         view = memoryview(data)

@@ -321,3 +321,18 @@ def test_admission_takes_the_c_decoders_levels_and_still_checks_their_values():
         assert "negative" in str(refused)
     else:
         raise AssertionError("a negative price inside Levels was admitted")
+
+
+def test_journal_writes_and_reads_back_events_carrying_levels(tmp_path: Path):
+    """The write-ahead journal takes the same Levels the feed hands the recorder."""
+    import orjson
+
+    from engine.store import journal
+    from engine.venues.wire import fast_levels
+
+    bids = fast_levels(b'[["30000.5","1.25"],["29999","0"]]')
+    event = BookSnapshot("binance", Market.SPOT, "BTC/USDT", bids, fast_levels(b"[]"), seq=7,
+                         recv_ns=1)
+    line = orjson.dumps([journal._encode(event)], default=journal._plain)
+    back = journal._decode(orjson.loads(line)[0])
+    assert [tuple(x) for x in back.bids] == [(30000.5, 1.25), (29999.0, 0.0)] and not back.asks
