@@ -66,7 +66,8 @@ def _string(value: Any, limit: int) -> bool:
 
 
 def _levels(levels: Any) -> bool:
-    return isinstance(levels, list) and all(
+    # a list of pairs, or the C decoder's immutable Levels sequence (wire.fast_levels)
+    return (isinstance(levels, list) or type(levels).__name__ == "Levels") and all(
         isinstance(level, (tuple, list)) and len(level) == 2 and _float64(level[0]) and _float64(level[1])
         for level in levels)
 
