@@ -122,6 +122,11 @@ class Delivery:
     def pending(self) -> int:
         return len(self._memory) + len(self._recovered)
 
+    def recovered_pending(self) -> int:
+        """Journal batches of a killed process not yet written (a stop leaves
+        them in the journal: the next start writes them)."""
+        return len(self._recovered)
+
     def note_error(self, where: str, exc: BaseException) -> None:
         """An unexpected error this module swallowed: counted, logged, shown in health."""
         self.errors.note(where, exc)
@@ -162,6 +167,9 @@ class Delivery:
                 # The thread is still inside a write of the head batch.
                 self._memory[0].maybe_sent = True
             self._to_spill()
+            if self._recovered:  # durable in the journal; not lost, not written yet
+                log.info("history: {} journal batches of a killed run left for the next start",
+                         len(self._recovered))
         self.spill.close()
 
     # -------------------------------------------------------- delivery thread

@@ -403,6 +403,7 @@ class Recorder:
             "rejected": {f"{venue}:{field}": n for (venue, field), n in self.dead_letters.counts.items()},
             "errors": self.errors.count, "last_internal_error": self.errors.last,
             "journal": self.journal is not None, "recovered_batches": self.recovered_batches,
+            "recovered_pending": self.delivery.recovered_pending(),
         }
 
 

@@ -308,3 +308,25 @@ def test_recorder_full_spill_drops_batches_alerts_and_records_the_loss(
     assert stored_trades + lost.get("trade", 0) == len(sent.trades)
     recorder.stop(5.0)
     store.stop(2.0)
+
+
+def test_recorder_status_counts_journal_batches_of_a_killed_run_until_written(
+        chdb_history: HistoryStore) -> None:
+    """What a killed run left in the journal shows as ``recovered_pending``
+    until it is stored (a test or operator waiting for "all written" must see
+    it: ``memory_batches`` alone does not tell a recovered batch apart)."""
+    from engine.store.journal import Journal  # noqa: PLC0415 - only here
+    sent = list(events("killed", 300, pairs=2))
+    journal_dir = Path(chdb_history.config.daemon.data_dir) / "journal"
+    Journal(journal_dir, 0.0).append(sent)  # the open file of a run killed mid-batch
+    recorder = make_recorder(chdb_history)
+    assert recorder.status()["recovered_pending"] == 1
+    assert recorder.status()["recovered_batches"] == 1
+    recorder.start()
+    try:
+        eventually(lambda: recorder.status()["recovered_pending"] == 0, timeout=60)
+        trades = {e.trade_id for e in sent if isinstance(e, Trade)}
+        eventually(lambda: count(chdb_history, "trades") == len(trades), timeout=60)
+    finally:
+        recorder.stop(10.0)
+    assert not list(journal_dir.glob("0*.jnl")), "the written batch's journal file is gone"

@@ -211,13 +211,18 @@ def wait(predicate: Callable[[], Any], log: Path) -> None:
 
 
 def _recorder_settled(url: str) -> bool:
-    """Recording again, the journal's batches all written, nothing spilled."""
+    """Recording again, the journal's batches all written, nothing spilled.
+    ``memory_batches`` counts the journal's batches too: at most the batch
+    being written may wait, and none of it may be a recovered one (a stop
+    leaves those in the journal for the next start, so a SIGTERM before they
+    are written stores them only then)."""
     try:
         status = requests.get(url + "/status", timeout=5).json()
     except (requests.RequestException, ValueError):
         return False
     recorder = _find(status, "recovered_batches")
-    return bool(recorder) and recorder["memory_batches"] <= 1 and recorder["spill_batches"] == 0 \
+    return bool(recorder) and recorder["recovered_pending"] == 0 and recorder["memory_batches"] <= 1 \
+        and recorder["spill_batches"] == 0 \
         and recorder["state"] == "running" and recorder["errors"] == 0
 
 
