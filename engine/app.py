@@ -39,6 +39,7 @@ from engine.store.history import HistoryStore
 from engine.store.recorder import Recorder
 from engine.store.taskdb import TaskDb
 from engine.store.tasks import TaskFetcher
+from engine.trade.gate import TradingGate
 from engine.trade.metrics import TraderMetrics
 from engine.trade.paper import PaperVenue, live_pairs
 from engine.trade.pool import StrategyPool, pool_settings
@@ -232,7 +233,8 @@ class Daemon:
                                     books=self.book_reader,
                                     slots_for=self.slots.slots_for)
         self.slots.service = self.trader
-        self.pool = StrategyPool(segment_name(cfg), self.slots, pool_settings(cfg))
+        self.pool = StrategyPool(segment_name(cfg), self.slots, pool_settings(cfg),
+                                 gate=TradingGate(self.trader.risk.breaker.blocked))
         self.slots.on_change = self.pool.notify
         self.strategies = StrategySource(
             cfg.trader.strategies, self.pool.set_strategies, rules_from(self.trader), self.id,

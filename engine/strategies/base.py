@@ -158,6 +158,10 @@ class View:
     orders: tuple[OrderInfo, ...] = ()
     slots: tuple[SlotInfo, ...] = ()
     position: PositionInfo = PositionInfo()
+    # Why new orders stop now (the trader is halted, or a circuit breaker is
+    # open for this pair); "" while they may go. Placements made meanwhile are
+    # dropped before the executor; cancels still go.
+    halted: str = ""
 
 
 # ----------------------------------------------------------------------- intents

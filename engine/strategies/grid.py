@@ -142,7 +142,7 @@ class GridStrategy(Strategy):
 
     def decide(self, view: View) -> Sequence[Intent]:
         book = view.book
-        if book is None or not book.synced:
+        if view.halted or book is None or not book.synced:  # halted: nothing would leave
             return []
         bid, ask = book.best_bid, book.best_ask
         if not (bid > 0 and ask > bid):  # also false for NaN (an empty side)

@@ -32,6 +32,7 @@ from loguru import logger
 
 from engine.lifecycle import Health
 from engine.strategies.base import Intent
+from engine.trade.gate import TradingGate
 from engine.trade.strategy import OwnState, StrategySpec, build, load_modules, make_view
 
 log = logger.bind(component="strategy-pool")
@@ -224,9 +225,10 @@ class StrategyPool:
     name = "strategy-pool"
 
     def __init__(self, segment: str, sink: IntentSink,
-                 settings: PoolSettings | None = None) -> None:
+                 settings: PoolSettings | None = None, gate: TradingGate | None = None) -> None:
         self.segment = segment
         self.sink = sink
+        self.gate = gate  # halts and breakers: strategies told, placements stopped here
         self.settings = settings or PoolSettings()
         assert self.settings.workers >= 1
         load_modules(self.settings.strategy_modules)
@@ -378,6 +380,8 @@ class StrategyPool:
                         os.read(self._wake_r, 4096)
                     else:
                         self._receive(self._worker_of(ready))
+                if self.gate is not None:
+                    self.gate.poll(list(self._specs.values()), self.notify)
                 self._push_dirty()
                 self._watch()
             except Exception:  # noqa: BLE001 - the router must outlive any one failure
@@ -405,6 +409,9 @@ class StrategyPool:
                     return  # moved away meanwhile: the new worker decides for it now
             if self.on_intents is not None:
                 self.on_intents(sid, recv_ns, intents)
+            spec = self._specs.get(sid)
+            if self.gate is not None and spec is not None:
+                intents = self.gate.filter(spec, intents)
             try:
                 self.refusals += len(self.sink.handle(sid, intents))
             except Exception as exc:  # noqa: BLE001 - e.g. the task DB is away: the strategy
@@ -435,8 +442,10 @@ class StrategyPool:
             for sid in dirty:
                 index = self._where.get(sid)
                 if index is not None:
-                    self._workers[index].inbox.put(
-                        ("state", sid, self._acks.get(sid, 0), self.sink.snapshot(sid)))
+                    state = self.sink.snapshot(sid)
+                    if self.gate is not None and sid in self._specs:
+                        state = self.gate.mark(self._specs[sid], state)
+                    self._workers[index].inbox.put(("state", sid, self._acks.get(sid, 0), state))
 
     # --------------------------------------------------------------- watchdog
 
@@ -542,4 +551,5 @@ class StrategyPool:
                     "restarts": self.restarts, "decisions_routed": self.decisions_routed,
                     "refusals": self.refusals, "quarantined": dict(self._quarantined),
                     "slow": dict(self._slow),
+                    "gate": self.gate.status() if self.gate is not None else None,
                     "errors": {s: c for s, (c, _, _) in self._errors.items()}}

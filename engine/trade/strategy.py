@@ -212,9 +212,10 @@ class OwnState:
     orders: tuple[OrderInfo, ...] = ()
     slots: tuple[SlotInfo, ...] = ()
     position: PositionInfo = PositionInfo()
+    halted: str = ""  # why new orders stop (halt, breaker); "" while they may go
 
 
 def make_view(spec: StrategySpec, now_ns: int, books: Mapping[str, BookLike],
               state: OwnState) -> View:
     return View(now_ns, spec.strategy_id, spec.venue, spec.market, spec.pair, spec.rules,
-                books.get(spec.key), books, state.orders, state.slots, state.position)
+                books.get(spec.key), books, state.orders, state.slots, state.position, state.halted)
