@@ -67,6 +67,7 @@ class WindowLimiter:
         self._used = 0
         self._cond = threading.Condition()
         self._closed = False
+        self.fraction = 1.0  # of the venue's limit this limiter may spend
         self.acquired_weight = 0  # lifetime total, for metrics
         self.waits = 0  # acquisitions that had to wait
         self.grants: deque[float] = deque(maxlen=DECISIONS_KEPT)  # clock times weight was granted
@@ -135,6 +136,19 @@ class WindowLimiter:
                 self._cond.wait(wait)
         return False
 
+    def limit_to(self, weight: int, interval_s: float) -> bool:
+        """The venue says (exchangeInfo) it allows ``weight`` per ``interval_s``:
+        never spend more than our fraction of that. Only shrinks; True if it did."""
+        if weight < 1 or interval_s <= 0:
+            raise ValueError(f"limiter {self.name!r}: venue limit {weight}/{interval_s}s is not positive")
+        allowed = max(1, int(weight * self.window_s / interval_s * self.fraction))
+        with self._cond:
+            if allowed >= self.capacity:
+                return False
+            self.capacity = allowed
+            self._cond.notify_all()
+        return True
+
     def used(self) -> int:
         with self._cond:
             self._expire(self._clock())
@@ -159,6 +173,7 @@ class RestLimiter(WindowLimiter):
                  fraction: float = REST_BUDGET_FRACTION,
                  clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(max(1, int(weight_per_window * fraction)), window_s, name, clock)
+        self.fraction = fraction
         self._banned_until = 0.0
         self._scale = 1.0
         self._scale_since = 0.0

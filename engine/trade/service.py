@@ -165,6 +165,12 @@ class TraderService:
         limits = session.driver.rate_limits(reply.body)
         if limits:
             self.rate_limits[session.driver.venue] = limits
+        weights = [r for r in limits if r.kind == RateLimitKind.REQUEST_WEIGHT and r.interval_s > 0]
+        if weights:  # the venue's own figure, once connected, over the documented default
+            tightest = min(weights, key=lambda r: r.limit / r.interval_s)
+            if session.limiter.limit_to(int(tightest.limit), tightest.interval_s):
+                log.info("{}: REST weight budget lowered to the venue's exchangeInfo limit "
+                         "{} per {:g}s", session.name, tightest.limit, tightest.interval_s)
         self.instruments.update(found)
         for instrument in found:
             self.positions.set_assets(instrument.venue, instrument.pair, instrument.base,

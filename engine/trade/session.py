@@ -42,6 +42,8 @@ class WeightBudget(Protocol):
 
     def banned_for(self) -> float: ...
 
+    def limit_to(self, weight: int, interval_s: float) -> bool: ...
+
 
 class OrderSocket(Protocol):
     """An authenticated WebSocket API connection (engine/trade/wsapi.py)."""

@@ -3,6 +3,8 @@ window cap, and a venue-ordered pause."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from engine.trade.ratelimit import OrderRateLimiter
 
 
@@ -41,3 +43,25 @@ def test_pause_stops_orders_for_the_time_given() -> None:
     limiter.pause(1.0, 5.0)
     assert not limiter.take(3.0) and limiter.wait_needed(3.0) >= 3.0
     assert limiter.take(6.01)
+
+
+def test_trader_takes_the_rest_weight_limit_from_exchange_info_once_connected(tmp_path: Path) -> None:
+    """The venue publishes a REQUEST_WEIGHT limit below the documented 6000/min
+    (as Binance may for an account or an IP): after start-up the trader's REST
+    budget is that figure, not the driver's default, and it is logged."""
+    from engine.trade.session import VenueSession  # noqa: PLC0415 - only here
+    from tests.trade.rig import make_service, start_venue, trader_config  # noqa: PLC0415
+
+    venue = start_venue(tmp_path / "venue", weight_per_minute=900)
+    try:
+        config = trader_config(tmp_path / "trader", venue.rest_url, venue.ws_url)
+        service = make_service(config)
+        service.start()
+        try:
+            session: VenueSession = service.sessions["binance"]
+            assert session.limiter.capacity == 900  # fraction 1.0 in the rig; default was 6000
+            assert any(r.limit == 900 for r in service.rate_limits["binance"])
+        finally:
+            service.stop(3.0)
+    finally:
+        venue.stop()
