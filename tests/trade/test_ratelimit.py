@@ -1,5 +1,6 @@
 """The order rate limiter with a driven clock: burst, spacing, the 1 s
-window cap, and a venue-ordered pause."""
+window cap, and a venue-ordered pause; and the REST weight budget taken from
+the venue's exchangeInfo once connected."""
 
 from __future__ import annotations
 
