@@ -34,6 +34,7 @@ from tests.store.test_history import PASSWORD_ENV
 from tests.support.eventually import eventually
 from tests.support.process import free_port
 from tests.support.servers import ClickHouseServer
+from tests.support.status import find_with
 
 ROOT = Path(__file__).resolve().parents[2]
 KILLS = 10
@@ -220,26 +221,11 @@ def _recorder_settled(url: str) -> bool:
         status = requests.get(url + "/status", timeout=5).json()
     except (requests.RequestException, ValueError):
         return False
-    recorder = _find(status, "recovered_batches")
+    recorder = find_with(status, "recovered_batches")
     return bool(recorder) and recorder["recovered_pending"] == 0 and recorder["memory_batches"] <= 1 \
         and recorder["spill_batches"] == 0 \
         and recorder["state"] == "running" and recorder["errors"] == 0
 
-
-def _find(node: Any, key: str) -> Any:
-    if isinstance(node, dict):
-        if key in node:
-            return node
-        for value in node.values():
-            found = _find(value, key)
-            if found is not None:
-                return found
-    elif isinstance(node, list):
-        for value in node:
-            found = _find(value, key)
-            if found is not None:
-                return found
-    return None
 
 
 def test_recorder_sigkilled_daemon_loses_at_most_the_bound_chdb(tmp_path: Path, venue: LocalVenue) -> None:

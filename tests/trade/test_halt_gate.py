@@ -6,13 +6,13 @@ a real `--role both --demo` daemon (local venue, feed, worker processes)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import requests
 
 from tests.api.demo import Demo, demo_daemon
 from tests.support.eventually import eventually
+from tests.support.status import find_with
 
 
 @pytest.fixture
@@ -21,22 +21,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         yield d
 
 
-def find(node: Any, key: str) -> Any:
-    """The first dict in /status that has ``key``."""
-    if isinstance(node, dict):
-        if key in node:
-            return node
-        for value in node.values():
-            found = find(value, key)
-            if found is not None:
-                return found
-    return None
-
-
 def snapshot(demo: Demo) -> tuple[dict, dict, int]:
     status = demo.json("/status")
-    pool = find(status, "decisions_routed")
-    executor = find(status, "post_only_fallbacks")
+    pool = find_with(status, "decisions_routed")
+    executor = find_with(status, "post_only_fallbacks")
     decisions = sum(w["decisions"] for w in pool["workers"])
     return pool["gate"], executor["counts"], decisions
 
