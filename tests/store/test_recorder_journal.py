@@ -227,7 +227,6 @@ def _recorder_settled(url: str) -> bool:
         and recorder["state"] == "running" and recorder["errors"] == 0
 
 
-
 def test_recorder_sigkilled_daemon_loses_at_most_the_bound_chdb(tmp_path: Path, venue: LocalVenue) -> None:
     def open_store(raw: dict[str, Any]) -> HistoryStore:
         store = HistoryStore(cfg.parse(raw))
