@@ -29,6 +29,7 @@ LAYERS: dict[str, set[str]] = {
     "feed": {"model", "config", "clock", "lifecycle", "book", "venues"},
     "store": {"model", "config", "clock", "lifecycle"},
     "strategies": {"model"},
+    "backtest": {"model"},  # queue-position models for replaying recorded tapes (issue 17)
     # trade uses sim's matching core for paper mode (orders matched against a live book)
     # trade is venue-neutral: drivers come from app.py (venues.TRADING_DRIVERS), never imported
     "trade": {"model", "model_trade", "config", "clock", "lifecycle", "book", "store", "strategies", "sim"},
