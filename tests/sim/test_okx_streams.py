@@ -166,7 +166,11 @@ def test_okx_private_login_pushes_and_order_operations(okx: Callable[..., LocalV
     fill = recv_json(ws, lambda m: m.get("arg", {}).get("channel") == "orders")["data"][0]
     assert (fill["state"], fill["fillSz"], fill["accFillSz"], fill["fillPx"]) == (
         "partially_filled", "0.04", "0.04", "29000")
-    send(ws, {"id": "c1", "op": "cancel-order", "args": [{"instId": "BTC-USDT",
+    send(ws, {"id": "c0", "op": "cancel-order", "args": [{"instId": "BTC-USDT",
+                                                          "clOrdId": "w1"}]})
+    refused = recv_json(ws, lambda m: m.get("id") == "c0")  # instIdCode since 2026-03-26
+    assert refused["data"][0]["sCode"] == "50014" and "instIdCode" in refused["data"][0]["sMsg"]
+    send(ws, {"id": "c1", "op": "cancel-order", "args": [{"instIdCode": "10001",
                                                           "clOrdId": "w1"}]})
     assert recv_json(ws, lambda m: m.get("id") == "c1")["data"][0]["sCode"] == "0"
     gone = recv_json(ws, lambda m: m.get("arg", {}).get("channel") == "orders")["data"][0]
@@ -174,9 +178,9 @@ def test_okx_private_login_pushes_and_order_operations(okx: Callable[..., LocalV
     place(venue, "bob", instId="BTC-USDT-SWAP", tdMode="cross", side="sell", ordType="limit",
           px="30000", sz="0.05")
     send(ws, {"id": "b1", "op": "batch-orders", "args": [
-        {"instId": "BTC-USDT-SWAP", "tdMode": "cross", "side": "buy", "ordType": "market",
+        {"instIdCode": 10002, "tdMode": "cross", "side": "buy", "ordType": "market",
          "sz": "0.01"},
-        {"instId": "BTC-USDT", "tdMode": "cash", "side": "buy", "ordType": "post_only",
+        {"instIdCode": 10001, "tdMode": "cash", "side": "buy", "ordType": "post_only",
          "px": "29500", "sz": "0.01", "clOrdId": "bad-id"}]})
     batch = recv_json(ws, lambda m: m.get("id") == "b1")
     assert (batch["code"], batch["msg"], [d["sCode"] for d in batch["data"]]) == (

@@ -39,14 +39,18 @@ def text(args: dict, name: str) -> str | None:
     return str(value)
 
 
-def instrument(dialect: OkxDialect, args: dict) -> Instrument:
-    inst_id = text(args, "instId")
-    if inst_id is None:
-        code = text(args, "instIdCode")  # WebSocket order entry since 2026-03-26
+def instrument(dialect: OkxDialect, args: dict, ws: bool = False) -> Instrument:
+    """By instId (REST); WebSocket order entry names it by the numeric
+    instIdCode since 2026-03-26 and refuses a request without it (50014)."""
+    code = text(args, "instIdCode")
+    if ws or code is not None:
         if code is None:
-            raise OrderError(e.PARAM_EMPTY, "Parameter instId can not be empty.")
+            raise OrderError(e.PARAM_EMPTY, "Parameter instIdCode can not be empty.")
         inst = dialect.by_code.get(int(code)) if code.isdigit() else None
     else:
+        inst_id = text(args, "instId")
+        if inst_id is None:
+            raise OrderError(e.PARAM_EMPTY, "Parameter instId can not be empty.")
         inst = dialect.instruments.get(inst_id)
     if inst is None:
         raise OrderError(*e.INSTRUMENT_MISSING)
@@ -137,7 +141,7 @@ def ack(inst_ord_id: str, client_id: str, now_ms: int, code: str = "0", msg: str
             "sCode": code, "sMsg": msg if code != "0" else "Order placed"}
 
 
-def place(dialect: OkxDialect, account: str, args: Any) -> dict:
+def place(dialect: OkxDialect, account: str, args: Any, ws: bool = False) -> dict:
     """One order; never raises (the failure is the item's sCode/sMsg)."""
     now = dialect.exchange.now_ms()
     if not isinstance(args, dict):
@@ -145,7 +149,7 @@ def place(dialect: OkxDialect, account: str, args: Any) -> dict:
     client_id = str(args.get("clOrdId") or "")
     tag = str(args.get("tag") or "")
     try:
-        inst = instrument(dialect, args)
+        inst = instrument(dialect, args, ws)
         request = order_request(dialect, account, inst, args)
         killed: list[Order] = []
 
@@ -212,14 +216,14 @@ def find(dialect: OkxDialect, account: str, args: dict) -> tuple[Instrument, Ord
     return None
 
 
-def cancel(dialect: OkxDialect, account: str, args: Any) -> dict:
+def cancel(dialect: OkxDialect, account: str, args: Any, ws: bool = False) -> dict:
     now = dialect.exchange.now_ms()
     if not isinstance(args, dict):
         return {"clOrdId": "", "ordId": "", "ts": str(now), "sCode": e.PARAM_ERROR,
                 "sMsg": "Parameter args error"}
     ord_id, client_id = text(args, "ordId") or "", text(args, "clOrdId") or ""
     try:
-        inst = instrument(dialect, args)
+        inst = instrument(dialect, args, ws)
         if not ord_id and not client_id:
             raise OrderError(e.PARAM_EITHER, "Either parameter ordId or clOrdId is required.")
         order_id = None
