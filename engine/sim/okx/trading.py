@@ -160,6 +160,7 @@ def place(dialect: OkxDialect, account: str, args: Any, ws: bool = False) -> dic
                 if request.client_order_id and engine.find_open(
                         account, request.symbol, None, request.client_order_id):
                     raise Rejected(-2010, "Duplicate order sent.")
+                _check_funds(engine, account, request)
                 killed.append(_killed_order(dialect, account, request, now_ms))
                 return []
             return [engine.submit(account, request, now_ms)]
@@ -177,6 +178,18 @@ def place(dialect: OkxDialect, account: str, args: Any, ws: bool = False) -> dic
     except Rejected as exc:
         failed = e.translate(exc)
         return ack("", client_id, now, failed.code, failed.msg, tag)
+
+
+def _check_funds(engine: MatchingEngine, account: str, request: OrderRequest) -> None:
+    """A spot post-only killed on arrival still needs the funds it would lock (51008 first)."""
+    if request.symbol in engine.settlement:
+        return
+    spec = engine.specs[request.symbol]
+    qty, price = request.quantity or 0, request.price or 0
+    asset, needed = (spec.quote, spec.notional(price, qty)) if request.side == o.BUY else (
+        spec.base, qty * spec.base_scale)
+    if not engine.ledger.has_account(account) or engine.ledger.free(account, asset) < needed:
+        raise Rejected(-2010, "Account has insufficient balance for requested action.")
 
 
 def _killed_order(dialect: OkxDialect, account: str, request: OrderRequest,
