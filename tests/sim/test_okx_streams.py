@@ -200,3 +200,20 @@ def test_okx_private_login_refuses_a_wrong_passphrase(okx: Callable[..., LocalVe
     ws_login(ws, dataclasses.replace(okx_key(venue, "alice"), secret_key="A" * 32))
     assert recv_json(ws)["code"] == "60009"
     ws.close()
+
+
+def test_okx_post_only_kill_pushes_only_canceled(okx: Callable[..., LocalVenue]) -> None:
+    venue = okx()
+    place(venue, "bob", side="sell", ordType="limit", px="30000", sz="0.1")
+    ws = connect(venue, "private")
+    ws_login(ws, okx_key(venue, "alice"))
+    recv_json(ws, lambda m: m.get("event") == "login")
+    send(ws, {"op": "subscribe", "args": [{"channel": "orders", "instType": "SPOT"}]})
+    recv_json(ws, lambda m: m.get("event") == "subscribe")
+    send(ws, {"id": "p1", "op": "order", "args": [{
+        "instIdCode": 10001, "tdMode": "cash", "side": "buy", "ordType": "post_only",
+        "px": "30000", "sz": "0.01", "clOrdId": "po9"}]})
+    assert recv_json(ws, lambda m: m.get("id") == "p1")["data"][0]["sCode"] == "0"
+    first = recv_json(ws, lambda m: m.get("arg", {}).get("channel") == "orders")["data"][0]
+    assert (first["clOrdId"], first["state"], first["cancelSource"]) == ("po9", "canceled", "31")
+    ws.close()
