@@ -318,6 +318,15 @@ class TradingDriver(ABC):
     supports_amend: ClassVar[bool] = False  # cancel-replace in one call
     ws_api: ClassVar[bool] = False  # orders over an authenticated WebSocket API
     user_stream: ClassVar[str] = "ws_api"  # ws_api (subscribe on the WS API) | listen_key
+    # Order lookups (query, open orders) over the WS API too; False: they go
+    # over REST even while orders use the socket (OKX has no status op).
+    ws_queries: ClassVar[bool] = True
+    # The venue's keys include a passphrase (OKX): make_trading_driver passes
+    # ``passphrase=`` and refuses an empty one.
+    needs_passphrase: ClassVar[bool] = False
+    # A text frame the private socket must send when it has been quiet (OKX:
+    # "ping", answered "pong"; it closes a socket silent for 30 s); "": none.
+    ws_ping_text: ClassVar[str] = ""
     has_positions: ClassVar[bool] = False  # futures: positions, leverage, funding
     # A signed request reaching the venue later than its timestamp + this is
     # refused, so an unknown order is provably dead after it: the executor's

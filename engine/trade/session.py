@@ -124,14 +124,14 @@ class VenueSession:
 
     def query_order(self, pair: str, client_order_id: str) -> Reply:
         now = self.now_ms()
-        if self.ws_ready():
+        if self.ws_ready() and self.driver.ws_queries:
             return self.call(self.driver.ws_query_order(pair, client_order_id, now,
                                                         self.request_id()))
         return self.call(self.driver.query_order(pair, client_order_id, now))
 
     def open_orders(self, pair: str) -> Reply:
         now = self.now_ms()
-        if self.ws_ready():
+        if self.ws_ready() and self.driver.ws_queries:
             return self.call(self.driver.ws_open_orders(pair, now, self.request_id()))
         return self.call(self.driver.open_orders(pair, now))
 
@@ -156,6 +156,7 @@ class VenueSession:
         try:
             response = self._session().request(request.method, request.url,
                                                headers=request.headers,
+                                               data=request.body.encode() or None,
                                                timeout=timeout_s or self.timeout_s)
         except requests.ConnectionError as exc:
             if _never_connected(exc):

@@ -38,6 +38,9 @@ CONNECT_TIMEOUT_S = 10.0
 # Fills fetched before the last one we hold: covers fills with equal or
 # slightly older venue timestamps on other orders. Duplicates are no-ops.
 CATCH_UP_OVERLAP_MS = 60_000
+# A quiet private socket sends the driver's ping text this often (OKX closes
+# one silent for 30 s). Shorter costs frames; longer nears the venue's cut-off.
+PING_S = 20.0
 
 
 def fetch_fills(session: VenueSession, pair: str, start_ms: int) -> list[Fill]:
@@ -189,6 +192,12 @@ class UserStream:
             return
         ws.settimeout(1.0)
         self.last_frame_mono = time.monotonic()
+        logon = self.driver.ws_logon(self.session.now_ms(), self.session.request_id())
+        if logon is not None:  # venues that authenticate the socket first (OKX login)
+            reply = socket.subscribe(logon, CONNECT_TIMEOUT_S, lambda: self._recv(ws))
+            if reply.kind != "ok":
+                raise ConnectionError(f"private-socket login refused: {reply.status} "
+                                      f"{reply.code} {reply.message}")
         request = self.driver.ws_subscribe_user(self.session.now_ms(), self.session.request_id())
         if not self.session.limiter.acquire(request.weight, timeout_s=CONNECT_TIMEOUT_S):
             raise ConnectionError("no REST weight left for the subscription")
@@ -205,9 +214,14 @@ class UserStream:
         self.session.ws = socket
         self.caught_up.set()
         self.risk.breaker.clear(self.venue, "user_stream")
+        last_ping = time.monotonic()
         while not self._stop.is_set():
-            if time.monotonic() - self.last_frame_mono > self.settings.user_stream_stall_s:
-                raise TimeoutError(f"no frame for {time.monotonic() - self.last_frame_mono:.0f}s")
+            now = time.monotonic()
+            if now - self.last_frame_mono > self.settings.user_stream_stall_s:
+                raise TimeoutError(f"no frame for {now - self.last_frame_mono:.0f}s")
+            if self.driver.ws_ping_text and now - max(self.last_frame_mono, last_ping) > PING_S:
+                ws.send(self.driver.ws_ping_text)  # the venue's own keepalive (OKX "ping")
+                last_ping = now
             frame = self._recv(ws)
             if frame is not None and not socket.on_frame(frame, time.time_ns()):
                 raise ConnectionError("user-data subscription ended")
