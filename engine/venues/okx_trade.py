@@ -393,8 +393,8 @@ class OkxSpotTrade(TradingDriver):
                 for d in first_row(body).get("details", [])}
 
     def server_time_ms(self, body: Any) -> int | None:
-        ts = first_row(body).get("ts")
-        return int(ts) if str(ts or "").isdigit() else None
+        ts = str(first_row(body).get("ts") or "")
+        return int(ts) if ts.isdigit() else None
 
     def instrument_rules(self, body: Any) -> dict[str, InstrumentRules]:
         """/public/instruments rows ``{"instId":"BTC-USDT","baseCcy":"BTC","quoteCcy":
