@@ -164,6 +164,13 @@ def latency(trader: TraderService, count: int, rate: float) -> Iterator[dict]:
                                                       int(len(delays) * 0.99))] * 1000, "ms")
 
 
+# What a new-order request looks like on each transport, per venue: the REST
+# path it is POSTed to, and a marker in the WebSocket frame (bench_trader_okx.py
+# adds OKX's). install_wire_stamps() stamps any of them.
+NEW_ORDER_PATHS = ["/api/v3/order"]
+NEW_ORDER_WS_MARKERS = ['"order.place"']
+
+
 def install_wire_stamps() -> list[tuple[str, float]]:
     """Record the moment each new-order request has been written to its socket
     (after the last byte is handed to the kernel): urllib3's request() for REST
@@ -178,13 +185,14 @@ def install_wire_stamps() -> list[tuple[str, float]]:
 
     def request(self, method, url, *args, **kwargs):  # type: ignore[no-untyped-def]
         result = rest_request(self, method, url, *args, **kwargs)
-        if method == "POST" and url.split("?", 1)[0].endswith("/api/v3/order"):
+        if method == "POST" and url.split("?", 1)[0].endswith(tuple(NEW_ORDER_PATHS)):
             stamps.append(("rest", time.monotonic()))
         return result
 
     def send(self, payload, *args, **kwargs):  # type: ignore[no-untyped-def]
         result = ws_send(self, payload, *args, **kwargs)
-        if '"order.place"' in (payload if isinstance(payload, str) else ""):
+        text = payload if isinstance(payload, str) else ""
+        if any(marker in text for marker in NEW_ORDER_WS_MARKERS):
             stamps.append(("ws", time.monotonic()))
         return result
 
@@ -194,17 +202,21 @@ def install_wire_stamps() -> list[tuple[str, float]]:
 
 
 def wire_latency(trader: TraderService, count: int, rate: float,
-                 stamps: list[tuple[str, float]]) -> Iterator[dict]:
+                 stamps: list[tuple[str, float]], venue: str = "binance",
+                 make_orders: Callable[[int, str], list[PlaceOrder]] | None = None,
+                 prefix: str = "") -> Iterator[dict]:
     """decision_to_wire over REST and over the WebSocket API, interleaved one
     order each in the same run: from the decision (``submit``) to the request
-    written to its socket. Orders go one at a time, tokens always available."""
+    written to its socket. Orders go one at a time, tokens always available.
+    ``venue`` / ``make_orders`` / ``prefix``: another venue's session, orders
+    and metric names (bench_trader_okx.py)."""
     assert trader.executor is not None
-    session = trader.sessions["binance"]
+    session = trader.sessions[venue]
     results: list[ActionResult] = []
     trader.executor.on_result(results.append)
     delays: dict[str, list[float]] = {"rest": [], "ws": []}
     time.sleep(1.5)  # the last 1 s window of earlier sends has passed
-    for i, order in enumerate(orders(count, "wire")):
+    for i, order in enumerate((make_orders or orders)(count, "wire")):
         transport = "ws" if i % 2 else "rest"
         session.use_ws_api = transport == "ws"
         time.sleep(max(1.2 / rate, 0.05))
@@ -221,15 +233,16 @@ def wire_latency(trader: TraderService, count: int, rate: float,
     for transport, name in (("rest", "rest"), ("ws", "ws_api")):
         values = sorted(delays[transport])
         if values:
-            yield row(f"decision_to_wire_{name}_p50_ms", values[len(values) // 2] * 1000, "ms")
-            yield row(f"decision_to_wire_{name}_p99_ms",
+            yield row(f"{prefix}decision_to_wire_{name}_p50_ms", values[len(values) // 2] * 1000,
+                      "ms")
+            yield row(f"{prefix}decision_to_wire_{name}_p99_ms",
                       values[min(len(values) - 1, int(len(values) * 0.99))] * 1000, "ms")
-            yield row(f"decision_to_wire_{name}_samples", len(values), "orders")
+            yield row(f"{prefix}decision_to_wire_{name}_samples", len(values), "orders")
     if delays["rest"] and delays["ws"]:
         rest_p99 = sorted(delays["rest"])[min(len(delays["rest"]) - 1,
                                               int(len(delays["rest"]) * 0.99))]
         ws_p99 = sorted(delays["ws"])[min(len(delays["ws"]) - 1, int(len(delays["ws"]) * 0.99))]
-        yield row("decision_to_wire_ws_over_rest_p99", ws_p99 / rest_p99, "ratio")
+        yield row(f"{prefix}decision_to_wire_ws_over_rest_p99", ws_p99 / rest_p99, "ratio")
 
 
 def run(args: list[str]) -> Iterator[dict]:
