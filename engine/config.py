@@ -243,6 +243,29 @@ class UsdmVenueConfig:
 
 
 @dataclass(frozen=True)
+class OkxVenueKeyConfig:
+    """An OKX-shaped API key of one venue account (local test credentials only)."""
+
+    account: str  # a venue.accounts name
+    api_key: str  # OKX shape: a UUID
+    secret_key: str  # OKX shape: 32 upper-case hex characters
+    passphrase: str  # chosen by the key's owner on OKX; sent as OK-ACCESS-PASSPHRASE
+
+
+@dataclass(frozen=True)
+class OkxVenueConfig:
+    """The local venue's OKX v5 dialect (docs/venue.md): SPOT and SWAP on its
+    own port over the same matching engine and ledger as the other dialects."""
+
+    enabled: bool = False  # config.yaml turns it on for --role venue
+    port: int = 0  # 0 picks a free port (so does venue.port 0); config.yaml: 8769
+    # OKX fixed the books checksum at 0 on 2026-06-23; true sends the CRC32 as before.
+    checksum: bool = False
+    # Keys per account; an account not listed gets one derived from its Binance-style key.
+    keys: tuple[OkxVenueKeyConfig, ...] = ()
+
+
+@dataclass(frozen=True)
 class LocalVenueConfig:
     host: str = "127.0.0.1"
     port: int = 8765
@@ -257,6 +280,7 @@ class LocalVenueConfig:
     orders_per_10s: int = 100
     orders_per_day: int = 200_000
     usdm: UsdmVenueConfig = UsdmVenueConfig()
+    okx: OkxVenueConfig = OkxVenueConfig()  # OKX v5 dialect (engine/sim/okx)
     # Browser Origins a WebSocket upgrade may carry besides the venue's own host
     # (SDKs send none); any other Origin is refused with 403 on every dialect.
     ws_origins: tuple[str, ...] = ()

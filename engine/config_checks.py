@@ -81,6 +81,7 @@ BOUNDS: dict[tuple[str, str], Bound] = {
     ("UsdmVenueConfig", "leverage"): Bound(1, 125, what="1..125"),
     ("UsdmVenueConfig", "funding_interval_s"): Bound(1, int(WEEK_S)),
     ("UsdmVenueConfig", "mark_interval_ms"): Bound(10, 60_000),
+    ("OkxVenueConfig", "port"): PORT,
     ("BooksConfig", "capacity"): Bound(1, 1_000_000, what="1..1000000 books"),
     ("BooksConfig", "depth"): Bound(1, 5000, what="1..5000 levels"),
     ("BooksConfig", "lock_stripes"): Bound(1, 4096, what="1..4096 locks"),

@@ -29,6 +29,7 @@ from engine.sim.listen_keys import ListenKeys
 from engine.sim.market_data import TRADES_KEPT, MarketData
 from engine.sim.matching import MatchingEngine
 from engine.sim.netloop import NetLoop
+from engine.sim.okx.service import OkxDialect
 from engine.sim.ratelimit import Limits, RateLimiter
 from engine.sim.replay import REPLAY_ACCOUNT, Replayer
 from engine.sim.rest import ApiAccount, RestApi, VenueContext
@@ -78,6 +79,7 @@ class LocalVenue:
         self.ws_url = ""
         self.exchange: Exchange | None = None
         self.usdm: UsdmDialect | None = None  # the Binance USD-M dialect, when enabled
+        self.okx: OkxDialect | None = None  # the OKX v5 dialect, when enabled
         self.market: SyntheticMarket | Replayer | None = None
         self._store: StateStore | None = None
         self._loop: NetLoop | None = None
@@ -96,6 +98,7 @@ class LocalVenue:
                 market = self._make_market(exchange, specs)
                 loop = self._make_network(exchange, specs)
                 usdm = self._make_usdm(exchange, specs, saved)
+                okx = self._make_okx(exchange, specs, saved, usdm)
             except BaseException:
                 store.close()
                 raise
@@ -108,11 +111,16 @@ class LocalVenue:
                 loop.start()
                 if usdm is not None:
                     usdm.start()
+                if okx is not None:
+                    okx.start()
             except OSError:
                 loop.stop(1.0)
+                if usdm is not None:
+                    usdm.loop.stop(1.0)
                 store.stop()
                 raise
             self.usdm = usdm
+            self.okx = okx
             self.exchange, self._store, self._loop, self.market = exchange, store, loop, market
             self.rest_url = f"http://{self.config.host}:{loop.port}"
             self.ws_url = f"ws://{self.config.host}:{loop.port}"
@@ -181,6 +189,22 @@ class LocalVenue:
                     x for x in saved.open_orders if usdm.is_perp(x.symbol)]))
         return usdm
 
+    def _make_okx(self, exchange: Exchange, specs: dict[str, SymbolSpec], saved: SavedState,
+                  usdm: UsdmDialect | None) -> OkxDialect | None:
+        """The OKX dialect on its own port: spot symbols as SPOT, perpetuals as
+        SWAP (USD-M's when that dialect runs, else its own, restored here)."""
+        if not self.config.okx.enabled:
+            return None
+        okx = OkxDialect(self.config, exchange, specs, usdm)
+        if usdm is None:
+            with exchange.lock:
+                perps = {symbol: counters for symbol, counters in saved.counters.items()
+                         if okx.is_perp(symbol)}
+                self._restore(exchange.engine, exchange.markets, dataclasses.replace(
+                    saved, counters=perps, open_orders=[
+                        x for x in saved.open_orders if okx.is_perp(x.symbol)]))
+        return okx
+
     def stop(self, timeout_s: float = 5.0) -> None:
         with self._state_lock:
             if not self._running:
@@ -191,6 +215,8 @@ class LocalVenue:
                 self.market.stop(share)
             if self.usdm is not None:
                 self.usdm.stop(share)
+            if self.okx is not None:
+                self.okx.stop(share)
             if self._loop is not None:
                 self._loop.stop(share)
             if self._store is not None:
