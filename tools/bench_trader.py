@@ -169,6 +169,7 @@ def latency(trader: TraderService, count: int, rate: float) -> Iterator[dict]:
 # adds OKX's). install_wire_stamps() stamps any of them.
 NEW_ORDER_PATHS = ["/api/v3/order"]
 NEW_ORDER_WS_MARKERS = ['"order.place"']
+_STAMPS: list[tuple[str, float]] | None = None
 
 
 def install_wire_stamps() -> list[tuple[str, float]]:
@@ -179,7 +180,11 @@ def install_wire_stamps() -> list[tuple[str, float]]:
     import urllib3.connection  # noqa: PLC0415
     import websocket  # noqa: PLC0415
 
+    global _STAMPS
+    if _STAMPS is not None:  # once per process: another trader bench installed them
+        return _STAMPS
     stamps: list[tuple[str, float]] = []
+    _STAMPS = stamps
     rest_request = urllib3.connection.HTTPConnection.request
     ws_send = websocket.WebSocket.send
 
