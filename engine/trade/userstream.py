@@ -55,8 +55,12 @@ def fetch_fills(session: VenueSession, pair: str, start_ms: int) -> list[Fill]:
         if reply.kind != "ok":
             return out
         out += driver.fills(reply.body)
-        cursor = driver.fills_cursor(reply.body)
+        previous, cursor = cursor, driver.fills_cursor(reply.body)
         if cursor is None:
+            return out
+        if cursor == previous:  # the venue ignored the cursor: the same page again
+            log.warning("fills paging stalled venue={} pair={} cursor={}", driver.venue, pair,
+                        cursor)
             return out
 
 
