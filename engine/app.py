@@ -283,6 +283,7 @@ class Daemon:
         venue_config = dataclasses.replace(
             v, port=_free_port(), market="synthetic", symbols=symbols,
             usdm=dataclasses.replace(v.usdm, enabled=usdm, port=_free_port()),
+            okx=dataclasses.replace(v.okx, port=_free_port()),  # OKX dialect when enabled
             accounts=v.accounts or (account_config(DEMO_ACCOUNT),),
             synthetic=dataclasses.replace(v.synthetic, start_prices={
                 **prices, **v.synthetic.start_prices}))
@@ -417,6 +418,13 @@ class Daemon:
                     lines.append(f"  usd-m:    REST {usdm.url}/fapi  streams {usdm.ws_url}/public "
                                  f"{usdm.ws_url}/market {usdm.ws_url}/private  "
                                  f"WS API {usdm.ws_url}/ws-fapi/v1")
+                okx = getattr(c.venue, "okx", None)
+                if okx is not None:  # OKX v5 dialect, its own port; local test credentials
+                    lines.append(f"  okx:      REST {okx.url}/api/v5  WebSocket {okx.ws_url}/ws/v5/public "
+                                 f"{okx.ws_url}/ws/v5/private")
+                    lines += [f"  okx key:  account={k.account} api_key={k.api_key} "
+                              f"passphrase={k.passphrase} (local test credential; secret in "
+                              f"venue.okx.keys)" for k in okx.keys.values()][:1]
         if self.missing:
             lines.append(f"  NOT BUILT YET (this role runs without them): {', '.join(self.missing)}")
         lines.append(f"  http:     {self.http.url if self.http else 'disabled'}")
@@ -462,8 +470,10 @@ class _VenueComponent:
 
     def status(self) -> dict:
         usdm = getattr(self.venue, "usdm", None)
+        okx = getattr(self.venue, "okx", None)
         return {"rest": self.venue.rest_url, "ws": self.venue.ws_url,
-                **({"usdm_rest": usdm.url, "usdm_ws": usdm.ws_url} if usdm else {})}
+                **({"usdm_rest": usdm.url, "usdm_ws": usdm.ws_url} if usdm else {}),
+                **({"okx_rest": okx.url, "okx_ws": okx.ws_url} if okx else {})}
 
 
 def _fan_out(listeners: list[Callable[[Any], None]]) -> Callable[[Any], None] | None:

@@ -195,6 +195,9 @@ class LocalVenue:
         SWAP (USD-M's when that dialect runs, else its own, restored here)."""
         if not self.config.okx.enabled:
             return None
+        if usdm is None:  # the spot streams keep to spot symbols, as _make_usdm arranges
+            spot_listeners = list(exchange.listeners)
+            exchange.listeners[:] = [_only(set(specs), x) for x in spot_listeners]
         okx = OkxDialect(self.config, exchange, specs, usdm)
         if usdm is None:
             with exchange.lock:

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+from loguru import logger
 
 from engine.config import OkxVenueConfig, UsdmVenueConfig
 from engine.sim.server import LocalVenue
@@ -182,6 +184,8 @@ def test_okx_rate_limit_answers_50011_with_429(okx: Callable[..., LocalVenue], t
 @pytest.mark.parametrize("usdm", [True, False])
 def test_okx_swap_position_leverage_and_shared_book(okx: Callable[..., LocalVenue],
                                                     usdm: bool) -> None:
+    errors: list[str] = []
+    sink = logger.add(lambda m: errors.append(str(m)), level="ERROR")
     venue = okx(usdm=usdm)
     alice, bob = client(venue, "alice"), client(venue, "bob")
     lever = alice.post("/api/v5/account/set-leverage", {
@@ -211,3 +215,9 @@ def test_okx_swap_position_leverage_and_shared_book(okx: Callable[..., LocalVenu
                      instId="BTC-USDT-SWAP").json()["data"][0]["instId"] == "BTC-USDT-SWAP"
     assert alice.get("/api/v5/public/mark-price",
                      instId="BTC-USDT").json()["code"] == "51001"
+    # the spot dialect's hub must never see the perpetual's operations: two
+    # requests in a row on its loop, so it has polled its outbox in between
+    for _ in range(2):
+        requests.get(venue.rest_url + "/api/v3/time", timeout=10)
+    logger.remove(sink)
+    assert errors == []

@@ -169,4 +169,6 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/api/v5/trade/orders-pending"): Route(orders_pending, True, "pending"),
     ("GET", "/api/v5/trade/orders-history"): Route(orders_history, True, "history"),
     ("GET", "/api/v5/trade/fills"): Route(fills, True, "fills"),
+    # the last 3 months on OKX; here the same records as /fills (ccxt fetchMyTrades)
+    ("GET", "/api/v5/trade/fills-history"): Route(fills, True, "history"),
 }
