@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from engine import config as config_mod
-from engine.config import OkxVenueConfig
+from engine.config import FuturesTradeConfig, OkxVenueConfig
 from engine.model_trade import trading_venue
 from engine.sim.server import LocalVenue
 from engine.sim.testkit import account_config, venue_config
@@ -48,9 +48,12 @@ def use_keys(venue: LocalVenue, account: str = "alice") -> None:
 
 
 def settings(market: str = "spot", transport: str = "ws_api") -> TraderConfig:
+    """SWAP: the account's position mode is left as it is (net): the local
+    venue's OKX dialect does not serve /api/v5/account/set-position-mode."""
     venue = trading_venue("okx", market)
     return TraderConfig(venues=(venue,), pairs=(f"{venue}:{PAIR}",), request_timeout_s=2.0,
                         order_transport=transport,  # type: ignore[arg-type]
+                        futures=FuturesTradeConfig(position_mode=""),
                         risk=RiskConfig(error_burst=1000, max_order_notional="",
                                         max_open_orders=1000))
 
