@@ -31,6 +31,7 @@ from tests.support.eventually import eventually
 from tests.trade.fault_proxy import (
     FORWARD_THEN_HANG,
     FORWARD_THEN_RESPOND,
+    HOLD_THEN_FORWARD,
     RESPOND,
     Fault,
     FaultProxy,
@@ -237,9 +238,14 @@ def test_okx_private_socket_dropped_during_fills_loses_none(
 # ------------------------------------------------------------------ SIGKILL
 
 
-def test_okx_sigkill_while_an_accepted_order_awaits_its_answer(
-        tmp_path: Path, proxy: FaultProxy, venue: LocalVenue):
-    proxy.add(Fault(NEW_ORDER, FORWARD_THEN_HANG, delay_s=60.0, times=GRID))
+@pytest.mark.parametrize("action", [FORWARD_THEN_HANG, HOLD_THEN_FORWARD])
+def test_okx_sigkill_mid_send_leaves_no_duplicate_no_orphan(
+        tmp_path: Path, proxy: FaultProxy, venue: LocalVenue, action: str):
+    """Killed while the venue holds an order whose answer never came
+    (FORWARD_THEN_HANG), or while a request is still on its way and reaches
+    the venue after the kill (HOLD_THEN_FORWARD)."""
+    proxy.add(Fault(NEW_ORDER, action, delay_s=60.0 if action == FORWARD_THEN_HANG else 2.0,
+                    times=GRID))
     log = (tmp_path / "child.log").open("wb")
     child = subprocess.Popen([sys.executable, "-m", "tests.trade.test_okx_faults", "child",
                               str(tmp_path / "trader"), proxy.url, proxy.ws_url], cwd=ROOT,
@@ -252,6 +258,8 @@ def test_okx_sigkill_while_an_accepted_order_awaits_its_answer(
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait(10)
+    if action == HOLD_THEN_FORWARD:  # the held request still lands, after the kill
+        eventually(lambda: len(our_orders(okx(venue, "alice"))) >= 1, timeout=20)
     proxy.clear()
     held = our_orders(okx(venue, "alice"))
     assert len(held) >= 1  # the venue took what the killed trader never heard back about
@@ -268,6 +276,39 @@ def test_okx_sigkill_while_an_accepted_order_awaits_its_answer(
         assert sorted(ids) == sorted({*ids}) and len(ids) == GRID, ids  # no duplicate
         live = {r.client_order_id for r in trader.store.live_orders("okx")}
         assert live == set(ids)  # no orphan: every open order is known to the DB
+    finally:
+        trader.stop(3.0)
+
+
+def test_okx_sigkill_mid_fill_records_every_fill_once(
+        tmp_path: Path, proxy: FaultProxy, venue: LocalVenue):
+    log = (tmp_path / "child.log").open("wb")
+    child = subprocess.Popen([sys.executable, "-m", "tests.trade.test_okx_faults", "child",
+                              str(tmp_path / "trader"), proxy.url, proxy.ws_url], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=log, env=os.environ.copy())
+    alice = okx(venue, "alice")
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == b"SUBMITTED", \
+            (tmp_path / "child.log").read_text()[-3000:]
+        eventually(lambda: len(our_orders(alice)) == GRID, timeout=30)
+        for _ in range(GRID):  # bob takes them one by one while the trader applies fills
+            taken = okx(venue, "bob").post(PLACE_PATH, {
+                "instId": "BTC-USDT", "tdMode": "cash", "side": "sell", "ordType": "market",
+                "sz": "0.01"}).json()
+            assert taken["code"] == "0", taken
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+    trader = make_service(trader_config(tmp_path / "trader", proxy.url, proxy.ws_url), SETTINGS)
+    trader.start()
+    try:
+        assert trader.reports["okx"].ok, trader.reports["okx"].text()
+        eventually(lambda: len(trader.store.fills("okx")) == GRID, timeout=30)
+        fills = trader.store.fills("okx")
+        assert len({f.trade_id for f in fills}) == GRID  # each once
+        assert trader.positions.position("okx", "BTC/USDT").bought == Decimal("0.05")
+        assert trader.store.live_orders("okx") == []
     finally:
         trader.stop(3.0)
 
