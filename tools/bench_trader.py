@@ -99,9 +99,9 @@ def start(data_dir: Path, rate: float, burst: int, actions: int
     return stop_venue, trader
 
 
-def orders(count: int, strategy: str) -> list[PlaceOrder]:
+def orders(count: int, strategy: str, venue: str = "binance") -> list[PlaceOrder]:
     """Resting buys far below any price (no market here), 10 USDT each."""
-    return [PlaceOrder(make_client_order_id(strategy, i, 0), "binance", Market.SPOT, "BTC/USDT",
+    return [PlaceOrder(make_client_order_id(strategy, i, 0), venue, Market.SPOT, "BTC/USDT",
                        Side.BUY, Decimal(10000) + Decimal(i % 5000) / 100, Decimal("0.001"),
                        post_only=True, strategy_id=strategy, slot_id=i) for i in range(count)]
 
@@ -164,40 +164,29 @@ def latency(trader: TraderService, count: int, rate: float) -> Iterator[dict]:
                                                       int(len(delays) * 0.99))] * 1000, "ms")
 
 
-# What a new-order request looks like on each transport, per venue: the REST
-# path it is POSTed to, and a marker in the WebSocket frame (bench_trader_okx.py
-# adds OKX's). install_wire_stamps() stamps any of them.
-NEW_ORDER_PATHS = ["/api/v3/order"]
-NEW_ORDER_WS_MARKERS = ['"order.place"']
-_STAMPS: list[tuple[str, float]] | None = None
-
-
-def install_wire_stamps() -> list[tuple[str, float]]:
+def install_wire_stamps(rest_path: str = "/api/v3/order", ws_operation: str = '"order.place"'
+                        ) -> list[tuple[str, float]]:
     """Record the moment each new-order request has been written to its socket
     (after the last byte is handed to the kernel): urllib3's request() for REST
     (requests keeps the connection alive), websocket-client's send() for the
-    WebSocket API. Bench-only instrumentation, in this process."""
+    WebSocket API. ``rest_path`` / ``ws_operation``: the venue's new-order call
+    (Binance by default). Bench-only instrumentation, in this process."""
     import urllib3.connection  # noqa: PLC0415
     import websocket  # noqa: PLC0415
 
-    global _STAMPS
-    if _STAMPS is not None:  # once per process: another trader bench installed them
-        return _STAMPS
     stamps: list[tuple[str, float]] = []
-    _STAMPS = stamps
     rest_request = urllib3.connection.HTTPConnection.request
     ws_send = websocket.WebSocket.send
 
     def request(self, method, url, *args, **kwargs):  # type: ignore[no-untyped-def]
         result = rest_request(self, method, url, *args, **kwargs)
-        if method == "POST" and url.split("?", 1)[0].endswith(tuple(NEW_ORDER_PATHS)):
+        if method == "POST" and url.split("?", 1)[0].endswith(rest_path):
             stamps.append(("rest", time.monotonic()))
         return result
 
     def send(self, payload, *args, **kwargs):  # type: ignore[no-untyped-def]
         result = ws_send(self, payload, *args, **kwargs)
-        text = payload if isinstance(payload, str) else ""
-        if any(marker in text for marker in NEW_ORDER_WS_MARKERS):
+        if ws_operation in (payload if isinstance(payload, str) else ""):
             stamps.append(("ws", time.monotonic()))
         return result
 
@@ -208,20 +197,18 @@ def install_wire_stamps() -> list[tuple[str, float]]:
 
 def wire_latency(trader: TraderService, count: int, rate: float,
                  stamps: list[tuple[str, float]], venue: str = "binance",
-                 make_orders: Callable[[int, str], list[PlaceOrder]] | None = None,
                  prefix: str = "") -> Iterator[dict]:
     """decision_to_wire over REST and over the WebSocket API, interleaved one
     order each in the same run: from the decision (``submit``) to the request
     written to its socket. Orders go one at a time, tokens always available.
-    ``venue`` / ``make_orders`` / ``prefix``: another venue's session, orders
-    and metric names (bench_trader_okx.py)."""
+    ``venue``: the trader venue; ``prefix`` goes before each metric name."""
     assert trader.executor is not None
     session = trader.sessions[venue]
     results: list[ActionResult] = []
     trader.executor.on_result(results.append)
     delays: dict[str, list[float]] = {"rest": [], "ws": []}
     time.sleep(1.5)  # the last 1 s window of earlier sends has passed
-    for i, order in enumerate((make_orders or orders)(count, "wire")):
+    for i, order in enumerate(orders(count, "wire", venue)):
         transport = "ws" if i % 2 else "rest"
         session.use_ws_api = transport == "ws"
         time.sleep(max(1.2 / rate, 0.05))

@@ -22,7 +22,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +33,8 @@ import bench_trader  # noqa: E402
 from engine import config as config_mod  # noqa: E402
 from engine.config import OkxVenueConfig  # noqa: E402
 from engine.feed.limiter import RestLimiter  # noqa: E402
-from engine.model import Market, Side  # noqa: E402
 from engine.sim.server import LocalVenue  # noqa: E402
 from engine.sim.testkit import account_config, venue_config  # noqa: E402
-from engine.trade.actions import PlaceOrder, make_client_order_id  # noqa: E402
 from engine.trade.service import TraderService  # noqa: E402
 from engine.trade.settings import RiskConfig, TraderConfig  # noqa: E402
 from engine.venues import make_trading_driver  # noqa: E402
@@ -94,28 +91,17 @@ def start(data_dir: Path, actions: int) -> tuple[Callable[[], None], TraderServi
     return stop_venue, trader
 
 
-def orders(count: int, strategy: str) -> list[PlaceOrder]:
-    """Resting post-only buys far below any price (no market here), ~10 USDT each."""
-    return [PlaceOrder(make_client_order_id(f"okx{strategy}", i, 0), VENUE, Market.SPOT,
-                       "BTC/USDT", Side.BUY, Decimal(10000) + Decimal(i % 5000) / 100,
-                       Decimal("0.001"), post_only=True, strategy_id=f"okx{strategy}", slot_id=i)
-            for i in range(count)]
-
-
 def run(args: list[str]) -> Iterator[dict]:
     parser = argparse.ArgumentParser(prog="bench.py trader (okx)")
     parser.add_argument("--okx-wire-actions", type=int, default=400,
                         help="decision_to_wire samples on OKX, half REST, half WebSocket")
     options, _ = parser.parse_known_args(args)
-    if "/api/v5/trade/order" not in bench_trader.NEW_ORDER_PATHS:
-        bench_trader.NEW_ORDER_PATHS.append("/api/v5/trade/order")
-        bench_trader.NEW_ORDER_WS_MARKERS.append('"op":"order"')
-    stamps = bench_trader.install_wire_stamps()
+    stamps = bench_trader.install_wire_stamps("/api/v5/trade/order", '"op":"order"')
     with tempfile.TemporaryDirectory(prefix="bench_trader_okx_") as tmp:
         stop_venue, trader = start(Path(tmp), options.okx_wire_actions)
         try:
             yield from bench_trader.wire_latency(trader, options.okx_wire_actions, RATE, stamps,
-                                                 venue=VENUE, make_orders=orders, prefix="okx_")
+                                                 venue=VENUE, prefix="okx_")
             yield bench_trader.row("okx_sent_over_ws",
                                    trader.sessions[VENUE].calls_by_transport["ws"], "requests")
         finally:

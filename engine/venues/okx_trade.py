@@ -94,10 +94,12 @@ class OkxSpotTrade(TradingDriver):
     inst_type: ClassVar[str] = "SPOT"
     supports_amend = False  # amend-order keeps the ordId; our amend is cancel-replace
     ws_api = True  # order / cancel-order on the private socket
-    ws_queries = False  # OKX's socket has no order-status op: lookups go over REST
+    ws_api_queries = False  # OKX's socket has no order-status op: lookups go over REST
     user_stream = "ws_api"  # login + subscribe on the same private socket
     needs_passphrase = True
-    ws_ping_text = "ping"  # OKX closes a socket silent for 30 s: text ping, text pong
+    # OKX closes a socket silent for 30 s: a text "ping" (answered "pong") this
+    # often. Shorter costs frames; longer nears the venue's cut-off.
+    ws_ping_s = 20.0
     recv_window_ms = RECV_WINDOW_MS
     fills_page = 100  # /trade/fills returns at most 100 rows
     default_rate_limits = OKX_RATE_LIMITS
@@ -216,6 +218,9 @@ class OkxSpotTrade(TradingDriver):
 
     def ws_api_url(self) -> str:
         return self._ws_url
+
+    def ws_ping_frame(self) -> str:
+        return "ping"
 
     def _ws(self, op: str, kind: str, args: list[dict[str, Any]], timestamp_ms: int,
             request_id: str, counts_order: bool = False, expires: bool = False) -> SignedRequest:
@@ -446,7 +451,10 @@ class OkxSpotTrade(TradingDriver):
         for row in data:
             liquidation = str(row.get("category", "")) in _LIQUIDATION
             if not liquidation:
-                event.updates.append(self._update(row, recv_ns))
+                update = self._update(row, recv_ns)
+                event.updates.append(update)
+                if update.status == OrderStatus.EXPIRED:  # post-only canceled: would take
+                    event.would_take.append(update.client_order_id)
             if row.get("tradeId") and Decimal(str(row.get("fillSz") or "0")) > 0:
                 event.fills.append(self._fill(
                     row, str(row.get("fillPx")), str(row.get("fillSz")), row.get("fillFee"),

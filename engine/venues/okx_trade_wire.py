@@ -141,7 +141,8 @@ def classify_envelope(status: int, data: Any, retry_after_s: float | None = None
         code = 50011
     return Reply(kind, status, data, code, message, retry_after_s,
                  would_take=code in POST_ONLY_CODES, duplicate=code in DUPLICATE_CODES,
-                 not_found=code in NOT_FOUND_CODES, order_rate_limited=code in ORDER_RATE_CODES)
+                 not_found=code in NOT_FOUND_CODES, order_rate_limited=code in ORDER_RATE_CODES,
+                 clock_skew=code in CLOCK_CODES)
 
 
 def first_row(body: Any) -> dict:

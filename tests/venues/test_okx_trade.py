@@ -199,11 +199,13 @@ def test_login_signature_documented_recipe() -> None:
     (200, {"code": "1", "msg": "", "data": [{"sCode": "51016", "sMsg": "Duplicated clOrdId"}]},
      ReplyKind.REJECTED, "duplicate"),
     (401, {"code": "50113", "msg": "Invalid Sign", "data": []}, ReplyKind.REJECTED, ""),
+    (200, {"code": "50102", "msg": "Timestamp request expired", "data": []}, ReplyKind.RETRY,
+     "clock_skew"),
 ])
 def test_classify(status: int, body: object, kind: ReplyKind, flag: str) -> None:
     reply = spot().classify(status, orjson.dumps(body) if body is not None else b"", {})
     assert reply.kind == kind
-    for name in ("not_found", "duplicate", "order_rate_limited", "would_take"):
+    for name in ("not_found", "duplicate", "order_rate_limited", "would_take", "clock_skew"):
         assert getattr(reply, name) == (name == flag), name
 
 
@@ -289,6 +291,7 @@ def test_post_only_auto_cancel_ends_the_order() -> None:
            "fillSz": "0", "accFillSz": "0"}
     event = spot().parse_user(orjson.dumps({"arg": ORDER_PUSH["arg"], "data": [row]}), 9)
     assert event.updates[0].status == OrderStatus.EXPIRED and not event.fills
+    assert event.would_take == ["E7-1a-3"]
     plain = {**row, "cancelSource": "1"}
     event = spot().parse_user(orjson.dumps({"arg": ORDER_PUSH["arg"], "data": [plain]}), 9)
     assert event.updates[0].status == OrderStatus.CANCELED
