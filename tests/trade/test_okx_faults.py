@@ -325,3 +325,17 @@ def child(data_dir: str, rest: str, ws: str) -> None:
 
 if __name__ == "__main__" and sys.argv[1:2] == ["child"]:
     child(*sys.argv[2:5])
+
+
+def test_okx_without_a_passphrase_refuses_to_start_and_says_which_key(tmp_path: Path):
+    os.environ.setdefault(KEY_ENV, "k")
+    os.environ.setdefault(SECRET_ENV, "s")
+    config = config_mod.parse({
+        "daemon": {"data_dir": str(tmp_path), "id": "okx-nopass"},
+        "exchanges": {"okx": {"spot": {"rest": "http://127.0.0.1:9", "ws": "ws://127.0.0.1:9"},
+                              "api_key_env": KEY_ENV, "api_secret_env": SECRET_ENV}},
+        "storage": {"tasks": {"backend": "sqlite", "path": "tasks.sqlite"}}})
+    trader = make_service(config, SETTINGS)
+    with pytest.raises(ValueError, match=r"passphrase.*exchanges\.okx\.passphrase_env"):
+        trader.start()
+    trader.stop(1.0)
