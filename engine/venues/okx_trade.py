@@ -30,7 +30,6 @@ from engine.model_trade import (
     RateLimitKind,
     RateLimitRule,
     Reply,
-    ReplyKind,
     SignedRequest,
     TradingDriver,
     TradingEndpoints,
@@ -38,6 +37,7 @@ from engine.model_trade import (
     WsMessage,
 )
 from engine.venues.okx_trade_wire import (
+    SocketEvents,
     classify_envelope,
     first_row,
     login_args,
@@ -118,8 +118,7 @@ class OkxSpotTrade(TradingDriver):
         self._pairs = {s: p for p, s in self._symbols.items()}
         self._sent: OrderedDict[str, tuple[str, Side, str, str]] = OrderedDict()
         self._codes: dict[str, int] = {}  # instId -> instIdCode (WS order ops since 2026-03)
-        self._acks: dict[str, int] = {}  # subscribe request id -> acks still due
-        self._login_id = ""
+        self._events = SocketEvents()  # login / subscribe answers matched to their ids
 
     # ---------------------------------------------------------- naming
 
@@ -233,7 +232,7 @@ class OkxSpotTrade(TradingDriver):
     def ws_logon(self, timestamp_ms: int, request_id: str) -> SignedRequest | None:
         """``{"op":"login","args":[{"apiKey","passphrase","timestamp","sign"}]}``; the
         answer ``{"event":"login","code":"0"}`` names no id, so it is matched to this one."""
-        self._login_id = request_id
+        self._events.login_sent(request_id)
         return self._ws("login", "logon", [login_args(self._key, self._secret, self._passphrase,
                                                       timestamp_ms)], timestamp_ms, request_id)
 
@@ -244,7 +243,7 @@ class OkxSpotTrade(TradingDriver):
         """One ack per channel (``{"id","event":"subscribe","arg":{...}}``): the
         answer is the last of them, or the first error."""
         args = self.user_channels()
-        self._acks[request_id] = len(args)
+        self._events.subscribe_sent(request_id, len(args))
         return self._ws("subscribe", "user_stream", args, timestamp_ms, request_id)
 
     def _ws_instrument(self, pair: str) -> dict[str, Any]:
@@ -278,29 +277,8 @@ class OkxSpotTrade(TradingDriver):
             return WsMessage(error=f"not JSON: {exc}: {str(frame)[:200]}")
         if not isinstance(msg, dict):
             return WsMessage(error=f"not an object: {str(frame)[:200]}")
-        event = msg.get("event")
-        if event == "login" or (event == "error" and not msg.get("id") and self._login_id):
-            request_id, self._login_id = self._login_id, ""
-            return WsMessage(request_id=request_id, reply=classify_envelope(
-                200 if str(msg.get("code", "0")) == "0" else 401, msg))
-        if event == "subscribe":
-            request_id = str(msg.get("id", ""))
-            due = self._acks.get(request_id, 1) - 1
-            if due > 0:
-                self._acks[request_id] = due
-                return WsMessage()
-            self._acks.pop(request_id, None)
-            return WsMessage(request_id=request_id, reply=Reply(ReplyKind.OK, 200, msg))
-        if event == "error":
-            request_id = str(msg.get("id", ""))
-            self._acks.pop(request_id, None)
-            if not request_id:
-                return WsMessage(error=f"venue error {msg.get('code')}: {msg.get('msg')}")
-            return WsMessage(request_id=request_id, reply=classify_envelope(400, msg))
-        if event == "notice":  # 64008: the socket closes for maintenance shortly
-            return WsMessage(event=UserEvent(expired=True, warnings=[str(msg.get("msg", ""))]))
-        if event is not None:
-            return WsMessage()  # channel-conn-count, unsubscribe: nothing to apply
+        if msg.get("event") is not None:
+            return self._events.answer(msg)
         if "op" in msg and "id" in msg:
             return WsMessage(request_id=str(msg["id"]), reply=classify_envelope(200, msg))
         if "arg" in msg and "data" in msg:

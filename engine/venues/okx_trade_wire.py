@@ -1,5 +1,6 @@
-"""OKX v5 signing, the client-order-id codec and the classification of every
-answer, shared by the spot and SWAP trading drivers (Sans-I/O: no sockets, no
+"""OKX v5 signing, the client-order-id codec, the classification of every
+answer and the private socket's login/subscribe answers, shared by the spot
+and SWAP trading drivers (Sans-I/O: no sockets, no
 clock reads). Facts and sources: docs/venues/okx.md "Trading".
 """
 
@@ -11,7 +12,7 @@ import hashlib
 import hmac
 from typing import Any
 
-from engine.model_trade import Reply, ReplyKind
+from engine.model_trade import Reply, ReplyKind, UserEvent, WsMessage
 
 # OKX's documented error codes (docs/venues/okx.md "Trading", error-code table):
 # may or may not have happened: the order is looked up by clOrdId before any resend.
@@ -157,3 +158,44 @@ def rows(body: Any) -> list[dict]:
     """An envelope's ``data`` rows (a bare list passes through)."""
     data = body.get("data") if isinstance(body, dict) else body
     return [r for r in data if isinstance(r, dict)] if isinstance(data, list) else []
+
+
+class SocketEvents:
+    """The private socket's ``event`` frames as answers to our requests. The
+    login answer ``{"event":"login","code":"0"}`` names no id, so it answers the
+    pending login (as does an id-less error while one is pending); a subscribe
+    gets one ack per channel and is answered by the last one or the first error."""
+
+    def __init__(self) -> None:
+        self._login_id = ""
+        self._acks: dict[str, int] = {}  # subscribe request id -> acks still due
+
+    def login_sent(self, request_id: str) -> None:
+        self._login_id = request_id
+
+    def subscribe_sent(self, request_id: str, channels: int) -> None:
+        self._acks[request_id] = channels
+
+    def answer(self, msg: dict) -> WsMessage:
+        event = msg.get("event")
+        if event == "login" or (event == "error" and not msg.get("id") and self._login_id):
+            request_id, self._login_id = self._login_id, ""
+            return WsMessage(request_id=request_id, reply=classify_envelope(
+                200 if str(msg.get("code", "0")) == "0" else 401, msg))
+        if event == "subscribe":
+            request_id = str(msg.get("id", ""))
+            due = self._acks.get(request_id, 1) - 1
+            if due > 0:
+                self._acks[request_id] = due
+                return WsMessage()
+            self._acks.pop(request_id, None)
+            return WsMessage(request_id=request_id, reply=Reply(ReplyKind.OK, 200, msg))
+        if event == "error":
+            request_id = str(msg.get("id", ""))
+            self._acks.pop(request_id, None)
+            if not request_id:
+                return WsMessage(error=f"venue error {msg.get('code')}: {msg.get('msg')}")
+            return WsMessage(request_id=request_id, reply=classify_envelope(400, msg))
+        if event == "notice":  # 64008: the socket closes for maintenance shortly
+            return WsMessage(event=UserEvent(expired=True, warnings=[str(msg.get("msg", ""))]))
+        return WsMessage()  # channel-conn-count, unsubscribe: nothing to apply
