@@ -258,11 +258,11 @@ def test_okx_sigkill_mid_send_leaves_no_duplicate_no_orphan(
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait(10)
-    if action == HOLD_THEN_FORWARD:  # the held request still lands, after the kill
-        eventually(lambda: len(our_orders(okx(venue, "alice"))) >= 1, timeout=20)
     proxy.clear()
-    held = our_orders(okx(venue, "alice"))
-    assert len(held) >= 1  # the venue took what the killed trader never heard back about
+    if action == FORWARD_THEN_HANG:  # the venue took what the killed trader never heard of
+        assert len(our_orders(okx(venue, "alice"))) >= 1
+    # HOLD_THEN_FORWARD: the held request lands after the kill, or (a busy host, past its
+    # expTime) never: either way the restart below must end with one order per id.
     trader = make_service(trader_config(tmp_path / "trader", proxy.url, proxy.ws_url), SETTINGS)
     trader.start()
     try:
