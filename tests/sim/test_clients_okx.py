@@ -68,7 +68,7 @@ def test_ccxt_okx_rest_spot_and_swap(venue: LocalVenue) -> None:
     balance = exchange.fetch_balance()
     assert balance["USDT"]["total"] > 0
     bid, ask = _best(venue, "BTCUSDT")
-    order = exchange.create_order("BTC/USDT", "limit", "buy", 0.001, round(bid - 50, 2),
+    order = exchange.create_order("BTC/USDT", "limit", "buy", 0.001, round(bid - 300, 2),
                                   {"postOnly": True, "clientOrderId": "ccxtpo1"})
     fetched = exchange.fetch_order(order["id"], "BTC/USDT")
     assert (fetched["status"], fetched["clientOrderId"], fetched["postOnly"]) == (
@@ -76,7 +76,7 @@ def test_ccxt_okx_rest_spot_and_swap(venue: LocalVenue) -> None:
     assert [o["id"] for o in exchange.fetch_open_orders("BTC/USDT")] == [order["id"]]
     exchange.cancel_order(order["id"], "BTC/USDT")
     assert exchange.fetch_order(order["id"], "BTC/USDT")["status"] == "canceled"
-    crossing = exchange.create_order("BTC/USDT", "limit", "buy", 0.001, round(ask + 1, 2),
+    crossing = exchange.create_order("BTC/USDT", "limit", "buy", 0.001, round(ask + 300, 2),
                                      {"postOnly": True})
     assert exchange.fetch_order(crossing["id"], "BTC/USDT")["status"] == "canceled"
     exchange.set_leverage(3, "BTC/USDT:USDT", {"marginMode": "cross"})
@@ -104,14 +104,14 @@ def test_ccxt_pro_okx_streams_and_orders(venue: LocalVenue) -> None:
             await asyncio.sleep(1.0)  # login + subscribe before the order
             bid, _ = _best(venue, "BTCUSDT")
             placed = await exchange.create_order("BTC/USDT", "limit", "buy", 0.001,
-                                                 round(bid - 40, 2))
+                                                 round(bid - 300, 2))
             orders = await asyncio.wait_for(watcher, 15)
             assert orders[-1]["id"] == placed["id"] and orders[-1]["status"] == "open"
             await exchange.cancel_order(placed["id"], "BTC/USDT")
             orders = await asyncio.wait_for(exchange.watch_orders("BTC/USDT"), 15)
             assert orders[-1]["status"] == "canceled"
             via_ws = await exchange.create_order_ws("BTC/USDT", "limit", "buy", 0.001,
-                                                    round(bid - 45, 2))
+                                                    round(bid - 310, 2))
             assert via_ws["id"]
             canceled = await exchange.cancel_order_ws(via_ws["id"], "BTC/USDT")
             assert canceled["id"] == via_ws["id"]
@@ -134,7 +134,7 @@ def test_python_okx_rest(venue: LocalVenue) -> None:
     trade = Trade.TradeAPI(**common)
     bid, _ = _best(venue, "BTCUSDT")
     placed = trade.place_order(instId="BTC-USDT", tdMode="cash", side="buy", ordType="limit",
-                               sz="0.001", px=f"{bid - 30:.2f}", clOrdId="pyokx1")
+                               sz="0.001", px=f"{bid - 300:.2f}", clOrdId="pyokx1")
     assert placed["code"] == "0", placed
     ord_id = placed["data"][0]["ordId"]
     assert trade.get_order(instId="BTC-USDT", clOrdId="pyokx1")["data"][0]["ordId"] == ord_id

@@ -166,7 +166,11 @@ def test_okx_private_login_pushes_and_order_operations(okx: Callable[..., LocalV
     fill = recv_json(ws, lambda m: m.get("arg", {}).get("channel") == "orders")["data"][0]
     assert (fill["state"], fill["fillSz"], fill["accFillSz"], fill["fillPx"]) == (
         "partially_filled", "0.04", "0.04", "29000")
-    send(ws, {"id": "c1", "op": "cancel-order", "args": [{"instId": "BTC-USDT",
+    send(ws, {"id": "c0", "op": "cancel-order", "args": [{"instId": "BTC-USDT",
+                                                          "clOrdId": "w1"}]})
+    refused = recv_json(ws, lambda m: m.get("id") == "c0")  # instIdCode since 2026-03-26
+    assert refused["data"][0]["sCode"] == "50014" and "instIdCode" in refused["data"][0]["sMsg"]
+    send(ws, {"id": "c1", "op": "cancel-order", "args": [{"instIdCode": "10001",
                                                           "clOrdId": "w1"}]})
     assert recv_json(ws, lambda m: m.get("id") == "c1")["data"][0]["sCode"] == "0"
     gone = recv_json(ws, lambda m: m.get("arg", {}).get("channel") == "orders")["data"][0]
@@ -174,9 +178,9 @@ def test_okx_private_login_pushes_and_order_operations(okx: Callable[..., LocalV
     place(venue, "bob", instId="BTC-USDT-SWAP", tdMode="cross", side="sell", ordType="limit",
           px="30000", sz="0.05")
     send(ws, {"id": "b1", "op": "batch-orders", "args": [
-        {"instId": "BTC-USDT-SWAP", "tdMode": "cross", "side": "buy", "ordType": "market",
+        {"instIdCode": 10002, "tdMode": "cross", "side": "buy", "ordType": "market",
          "sz": "0.01"},
-        {"instId": "BTC-USDT", "tdMode": "cash", "side": "buy", "ordType": "post_only",
+        {"instIdCode": 10001, "tdMode": "cash", "side": "buy", "ordType": "post_only",
          "px": "29500", "sz": "0.01", "clOrdId": "bad-id"}]})
     batch = recv_json(ws, lambda m: m.get("id") == "b1")
     assert (batch["code"], batch["msg"], [d["sCode"] for d in batch["data"]]) == (
@@ -195,4 +199,21 @@ def test_okx_private_login_refuses_a_wrong_passphrase(okx: Callable[..., LocalVe
     assert recv_json(ws)["code"] == "60024"
     ws_login(ws, dataclasses.replace(okx_key(venue, "alice"), secret_key="A" * 32))
     assert recv_json(ws)["code"] == "60009"
+    ws.close()
+
+
+def test_okx_post_only_kill_pushes_only_canceled(okx: Callable[..., LocalVenue]) -> None:
+    venue = okx()
+    place(venue, "bob", side="sell", ordType="limit", px="30000", sz="0.1")
+    ws = connect(venue, "private")
+    ws_login(ws, okx_key(venue, "alice"))
+    recv_json(ws, lambda m: m.get("event") == "login")
+    send(ws, {"op": "subscribe", "args": [{"channel": "orders", "instType": "SPOT"}]})
+    recv_json(ws, lambda m: m.get("event") == "subscribe")
+    send(ws, {"id": "p1", "op": "order", "args": [{
+        "instIdCode": 10001, "tdMode": "cash", "side": "buy", "ordType": "post_only",
+        "px": "30000", "sz": "0.01", "clOrdId": "po9"}]})
+    assert recv_json(ws, lambda m: m.get("id") == "p1")["data"][0]["sCode"] == "0"
+    first = recv_json(ws, lambda m: m.get("arg", {}).get("channel") == "orders")["data"][0]
+    assert (first["clOrdId"], first["state"], first["cancelSource"]) == ("po9", "canceled", "31")
     ws.close()

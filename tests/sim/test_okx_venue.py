@@ -14,7 +14,7 @@ import pytest
 import requests
 from loguru import logger
 
-from engine.config import OkxVenueConfig, UsdmVenueConfig
+from engine.config import OkxVenueConfig, OkxVenueKeyConfig, UsdmVenueConfig
 from engine.sim.server import LocalVenue
 from engine.sim.testkit import account_config, venue_config
 from tests.sim.binance_client import BinanceClient
@@ -149,6 +149,9 @@ def test_okx_post_only_that_would_take_is_canceled_on_arrival(
                       ordId=crossing["data"][0]["ordId"]).json()["data"][0]
     assert (order["state"], order["cancelSource"], order["accFillSz"]) == ("canceled", "31", "0")
     assert alice.get("/api/v5/trade/orders-pending").json()["data"] == []
+    broke = place(client(venue, "carol"), side="buy", ordType="post_only", px="30000",
+                  sz="0.1").json()  # 3000 USDT needed, 300 held: refused before the kill
+    assert broke["data"][0]["sCode"] == "51008"
     resting = place(alice, side="buy", ordType="post_only", px="29999.99", sz="0.1").json()
     pending = alice.get("/api/v5/trade/orders-pending", instType="SPOT").json()["data"]
     assert [(p["ordId"], p["ordType"], p["state"]) for p in pending] == [
@@ -168,6 +171,13 @@ def test_okx_batch_orders_and_cancels_answer_per_order(okx: Callable[..., LocalV
     assert [d["sCode"] for d in canceled["data"]] == ["0", "51400"]
     history = alice.get("/api/v5/trade/orders-history", instType="SPOT").json()["data"]
     assert [(h["clOrdId"], h["state"]) for h in history] == [("b1", "canceled")]
+
+
+def test_okx_keys_for_an_unknown_account_are_refused(tmp_path: Path) -> None:
+    config = dataclasses.replace(venue_config(), okx=OkxVenueConfig(enabled=True, keys=(
+        OkxVenueKeyConfig("mallory", "k", "s", "p"),)))
+    with pytest.raises(ValueError, match="venue.okx.keys: account 'mallory'"):
+        LocalVenue(config, tmp_path / "v").start()
 
 
 def test_okx_rate_limit_answers_50011_with_429(okx: Callable[..., LocalVenue], tmp_path: Path

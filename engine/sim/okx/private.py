@@ -150,7 +150,7 @@ class PrivateHub:
                 "order" if fn is trading.place else "cancel"), now, len(args)):
             answer.update(code=e.RATE_LIMIT[0], msg=e.RATE_LIMIT[1], data=[])
         else:
-            data = [fn(self.dialect, account, arg) for arg in args]
+            data = [fn(self.dialect, account, arg, True) for arg in args]
             failed = sum(1 for item in data if item["sCode"] != "0")
             code = "0" if not failed else ("1" if failed == len(data) else "2")
             msg = "" if code == "0" else ("All operations failed" if code == "1" and batch

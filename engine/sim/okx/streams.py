@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import orjson
+from loguru import logger
 
 from engine.sim.exchange import Published
 from engine.sim.netloop import Connection
@@ -29,6 +30,7 @@ from engine.sim.okx.wire import SWAP, Instrument, px, sz
 if TYPE_CHECKING:
     from engine.sim.okx.service import OkxDialect
 
+log = logger.bind(component="venue")
 BOOK_DEPTH = 400  # the ``books`` channel's depth
 CUT_MS = 100  # books/books5/tickers cadence (OKX: 100 ms)
 KEEPALIVE_MS = 1000  # an unchanged book sends an empty update this often
@@ -82,6 +84,7 @@ class OkxStreams:
         self.private = PrivateHub(dialect, self)
         self.next_cut = self.next_mark = self.next_funding = 0
         self.conn_ids = 0
+        self.swallowed = 0  # requests that failed inside the venue (logged)
 
     # ------------------------------------------------------------- WsApp
 
@@ -115,12 +118,17 @@ class OkxStreams:
             self.error(conn, e.WS_ILLEGAL[0], f"Invalid request: {data[:100]!r}")
             return
         op = message["op"]
-        if self.kinds.get(conn) == "private":
-            self.private.on_message(conn, op, message)
-        elif op in ("subscribe", "unsubscribe"):
-            self._subscribe(conn, op, message)
-        else:
-            self.error(conn, e.WS_ILLEGAL[0], f"Invalid request: {data[:100]!r}")
+        try:
+            if self.kinds.get(conn) == "private":
+                self.private.on_message(conn, op, message)
+            elif op in ("subscribe", "unsubscribe"):
+                self._subscribe(conn, op, message)
+            else:
+                self.error(conn, e.WS_ILLEGAL[0], f"Invalid request: {data[:100]!r}")
+        except Exception:  # a venue bug answers this request, keeps the socket; counted
+            self.swallowed += 1
+            log.exception("venue OKX WebSocket request failed op={}", op)
+            self.error(conn, "50026", "System error", message.get("id"))
 
     def poll(self) -> float:
         now = self.exchange.now_ms()

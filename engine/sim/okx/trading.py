@@ -39,14 +39,18 @@ def text(args: dict, name: str) -> str | None:
     return str(value)
 
 
-def instrument(dialect: OkxDialect, args: dict) -> Instrument:
-    inst_id = text(args, "instId")
-    if inst_id is None:
-        code = text(args, "instIdCode")  # WebSocket order entry since 2026-03-26
+def instrument(dialect: OkxDialect, args: dict, ws: bool = False) -> Instrument:
+    """By instId (REST); WebSocket order entry names it by the numeric
+    instIdCode since 2026-03-26 and refuses a request without it (50014)."""
+    code = text(args, "instIdCode")
+    if ws or code is not None:
         if code is None:
-            raise OrderError(e.PARAM_EMPTY, "Parameter instId can not be empty.")
+            raise OrderError(e.PARAM_EMPTY, "Parameter instIdCode can not be empty.")
         inst = dialect.by_code.get(int(code)) if code.isdigit() else None
     else:
+        inst_id = text(args, "instId")
+        if inst_id is None:
+            raise OrderError(e.PARAM_EMPTY, "Parameter instId can not be empty.")
         inst = dialect.instruments.get(inst_id)
     if inst is None:
         raise OrderError(*e.INSTRUMENT_MISSING)
@@ -137,7 +141,7 @@ def ack(inst_ord_id: str, client_id: str, now_ms: int, code: str = "0", msg: str
             "sCode": code, "sMsg": msg if code != "0" else "Order placed"}
 
 
-def place(dialect: OkxDialect, account: str, args: Any) -> dict:
+def place(dialect: OkxDialect, account: str, args: Any, ws: bool = False) -> dict:
     """One order; never raises (the failure is the item's sCode/sMsg)."""
     now = dialect.exchange.now_ms()
     if not isinstance(args, dict):
@@ -145,7 +149,7 @@ def place(dialect: OkxDialect, account: str, args: Any) -> dict:
     client_id = str(args.get("clOrdId") or "")
     tag = str(args.get("tag") or "")
     try:
-        inst = instrument(dialect, args)
+        inst = instrument(dialect, args, ws)
         request = order_request(dialect, account, inst, args)
         killed: list[Order] = []
 
@@ -156,6 +160,7 @@ def place(dialect: OkxDialect, account: str, args: Any) -> dict:
                 if request.client_order_id and engine.find_open(
                         account, request.symbol, None, request.client_order_id):
                     raise Rejected(-2010, "Duplicate order sent.")
+                _check_funds(engine, account, request)
                 killed.append(_killed_order(dialect, account, request, now_ms))
                 return []
             return [engine.submit(account, request, now_ms)]
@@ -173,6 +178,18 @@ def place(dialect: OkxDialect, account: str, args: Any) -> dict:
     except Rejected as exc:
         failed = e.translate(exc)
         return ack("", client_id, now, failed.code, failed.msg, tag)
+
+
+def _check_funds(engine: MatchingEngine, account: str, request: OrderRequest) -> None:
+    """A spot post-only killed on arrival still needs the funds it would lock (51008 first)."""
+    if request.symbol in engine.settlement:
+        return
+    spec = engine.specs[request.symbol]
+    qty, price = request.quantity or 0, request.price or 0
+    asset, needed = (spec.quote, spec.notional(price, qty)) if request.side == o.BUY else (
+        spec.base, qty * spec.base_scale)
+    if not engine.ledger.has_account(account) or engine.ledger.free(account, asset) < needed:
+        raise Rejected(-2010, "Account has insufficient balance for requested action.")
 
 
 def _killed_order(dialect: OkxDialect, account: str, request: OrderRequest,
@@ -212,14 +229,14 @@ def find(dialect: OkxDialect, account: str, args: dict) -> tuple[Instrument, Ord
     return None
 
 
-def cancel(dialect: OkxDialect, account: str, args: Any) -> dict:
+def cancel(dialect: OkxDialect, account: str, args: Any, ws: bool = False) -> dict:
     now = dialect.exchange.now_ms()
     if not isinstance(args, dict):
         return {"clOrdId": "", "ordId": "", "ts": str(now), "sCode": e.PARAM_ERROR,
                 "sMsg": "Parameter args error"}
     ord_id, client_id = text(args, "ordId") or "", text(args, "clOrdId") or ""
     try:
-        inst = instrument(dialect, args)
+        inst = instrument(dialect, args, ws)
         if not ord_id and not client_id:
             raise OrderError(e.PARAM_EITHER, "Either parameter ordId or clOrdId is required.")
         order_id = None
