@@ -53,6 +53,7 @@ log = logger.bind(component="app")
 # --demo: the local venue's first account (config venue.accounts, else a
 # throwaway "demo" one) is handed to the trader by env var name, like any key.
 DEMO_ACCOUNT, DEMO_KEY_ENV, DEMO_SECRET_ENV = "demo", "ENGINE_DEMO_KEY", "ENGINE_DEMO_SECRET"
+DEMO_OKX_ENV = ("ENGINE_DEMO_OKX_KEY", "ENGINE_DEMO_OKX_SECRET", "ENGINE_DEMO_OKX_PASSPHRASE")
 
 ROLES = ("monitor", "trader", "both", "venue")
 
@@ -253,6 +254,10 @@ class Daemon:
             ex = cfg.exchanges.get(venue)
             if ex is None or not ex.paper or _is_local(ex.spot.rest):
                 continue  # live trading, or already a local venue (--demo, tests)
+            if venue != "binance":  # the paper venue speaks Binance spot's dialect only
+                raise ValueError(f"exchanges.{venue}.paper: paper trading against the live "
+                                 f"book exists for binance only; point exchanges.{venue} at "
+                                 f"the local venue (--role venue) or set paper: false")
             p = cfg.trader.paper
             out[venue] = PaperVenue(
                 venue, "spot", partial(live_pairs, make_trading_driver(
@@ -276,8 +281,12 @@ class Daemon:
         from engine.sim.testkit import DEFAULT_PRICES, account_config, symbol_config  # noqa: PLC0415
 
         cfg, v = self.config, self.config.venue
-        pairs = {s.pair for s in cfg.feed.subscriptions if s.exchange == "binance"} | \
-            {s.pair for s in cfg.trader.strategies if s.exchange == "binance"} or {"BTC/USDT"}
+        demo_exchanges = ("binance", "okx")  # one engine: an OKX pair is the same book
+        pairs = {s.pair for s in cfg.feed.subscriptions if s.exchange in demo_exchanges} | \
+            {s.pair for s in cfg.trader.strategies if s.exchange in demo_exchanges} or {"BTC/USDT"}
+        # An OKX strategy or subscription (or venue.okx.enabled): the OKX dialect too.
+        okx = v.okx.enabled or any(s.exchange == "okx" for s in cfg.trader.strategies) or \
+            any(s.exchange == "okx" for s in cfg.feed.subscriptions)
         symbols = v.symbols or tuple(symbol_config(p.replace("/", "")) for p in sorted(pairs))
         prices = {s.symbol: DEFAULT_PRICES.get(s.symbol, "100") for s in symbols}
         # A futures strategy (or venue.usdm.enabled): the USD-M dialect too, on its port.
@@ -285,7 +294,7 @@ class Daemon:
         venue_config = dataclasses.replace(
             v, port=_free_port(), market="synthetic", symbols=symbols,
             usdm=dataclasses.replace(v.usdm, enabled=usdm, port=_free_port()),
-            okx=dataclasses.replace(v.okx, port=_free_port()),  # OKX dialect when enabled
+            okx=dataclasses.replace(v.okx, enabled=okx, port=_free_port()),
             accounts=v.accounts or (account_config(DEMO_ACCOUNT),),
             synthetic=dataclasses.replace(v.synthetic, start_prices={
                 **prices, **v.synthetic.start_prices}))
@@ -304,7 +313,20 @@ class Daemon:
         binance = dataclasses.replace(cfg.exchanges.get("binance", ExchangeConfig()), enabled=True,
                                       spot=local, futures=futures, api_key_env=DEMO_KEY_ENV,
                                       api_secret_env=DEMO_SECRET_ENV)
-        self.config = dataclasses.replace(cfg, exchanges={**cfg.exchanges, "binance": binance})
+        exchanges = {**cfg.exchanges, "binance": binance}
+        if okx:  # the same account through the OKX dialect, with its OKX-shaped key
+            from engine.sim.okx.auth import keys_for  # noqa: PLC0415 - demo only
+
+            key = next(k for k in keys_for(venue_config).values() if k.account == account.name)
+            os.environ[DEMO_OKX_ENV[0]], os.environ[DEMO_OKX_ENV[1]], \
+                os.environ[DEMO_OKX_ENV[2]] = key.api_key, key.secret_key, key.passphrase
+            ends = EndpointConfig(f"http://127.0.0.1:{venue_config.okx.port}",
+                                  f"ws://127.0.0.1:{venue_config.okx.port}/ws/v5/public")
+            exchanges["okx"] = dataclasses.replace(
+                cfg.exchanges.get("okx", ExchangeConfig()), enabled=True, spot=ends,
+                futures=ends, api_key_env=DEMO_OKX_ENV[0], api_secret_env=DEMO_OKX_ENV[1],
+                passphrase_env=DEMO_OKX_ENV[2])
+        self.config = dataclasses.replace(cfg, exchanges=exchanges)
 
     # ------------------------------------------------------------ lifecycle
 

@@ -343,8 +343,9 @@ class FuturesTradeConfig:
     """Futures accounts (trader venue "<exchange>_futures"), set at start."""
 
     # one_way: one signed position per pair; hedge: LONG and SHORT legs (the
-    # account must have no position when it is switched).
-    position_mode: Literal["one_way", "hedge"] = "one_way"
+    # account must have no position when it is switched). "": leave the
+    # account's and send one-way orders (a hedge-mode account refuses them).
+    position_mode: Literal["", "one_way", "hedge"] = "one_way"
     leverage: int = 0  # 1..125 set on every traded pair; 0 leaves the account's
     margin_type: Literal["", "cross", "isolated"] = ""  # "": leave the account's
     # Funding payments and the venue's positions are read this often (and at

@@ -43,7 +43,7 @@ WARNING_SHOW_S = 300.0  # a margin call stays on /health this long
 class FuturesSettings:
     """``trader.futures`` (engine/config.py FuturesTradeConfig), read by name."""
 
-    position_mode: str = "one_way"  # one_way | hedge
+    position_mode: str = "one_way"  # one_way | hedge | "": leave the account's (one-way orders)
     leverage: int = 0  # 0: leave the account's
     margin_type: str = ""  # cross | isolated | "": leave the account's
     poll_s: float = 60.0  # funding + positions refreshed this often (and on a funding push)
@@ -95,7 +95,8 @@ class FuturesAccount:
         the orders do not match would be refused order by order."""
         s, session, driver = self.settings, self.session, self.session.driver
         mode = PositionMode.HEDGE if s.position_mode == "hedge" else PositionMode.ONE_WAY
-        calls = [("position mode", driver.set_position_mode(mode, session.now_ms()))]
+        calls = [("position mode", driver.set_position_mode(mode, session.now_ms()))] \
+            if s.position_mode else []
         for pair in self.pairs:
             if s.leverage:
                 calls.append((f"leverage {pair}",
@@ -109,7 +110,7 @@ class FuturesAccount:
                 raise RuntimeError(f"{self.venue}: setting {what} refused: {reply.status} "
                                    f"{reply.code} {reply.message}")
         log.info("futures account set venue={} mode={} leverage={} margin={}", self.venue,
-                 mode.value, s.leverage or "as is", s.margin_type or "as is")
+                 s.position_mode or "as is", s.leverage or "as is", s.margin_type or "as is")
 
     def load(self) -> None:
         """Funding and liquidation fills from the DB into the position book."""

@@ -54,7 +54,7 @@ log = logger.bind(component="trader")
 # (venue, market, endpoints, api key, api secret) -> the venue's Sans-I/O
 # trading driver: engine.venues.make_trading_driver, handed in by app.py (the
 # trade package never imports a venue module).
-DriverFactory = Callable[[str, Market, TradingEndpoints, str, str], TradingDriver]
+DriverFactory = Callable[..., TradingDriver]  # (..., passphrase=) where the venue has one
 HALT_FLAG = "halt:*"
 # How often the book watcher samples each traded pair's book (breaker: stale,
 # resyncing, price jumps; marks for unrealized PnL). Faster catches a jump
@@ -141,9 +141,13 @@ class TraderService:
             raise ValueError(f"exchanges.{name}: api_key_env {exchange.api_key_env!r} and "
                              f"api_secret_env {exchange.api_secret_env!r} must name set "
                              f"environment variables")
+        # A passphrase (OKX keys have one) only where the exchange names one:
+        # a driver factory for a venue without passphrases never sees the keyword.
+        extra = {"passphrase": Secret(exchange.passphrase_env).get()} \
+            if exchange.passphrase_env else {}
         try:
             driver = self.make_driver(name, market, TradingEndpoints(
-                ends.rest, ends.ws, ends.ws_api), key.get(), secret.get())
+                ends.rest, ends.ws, ends.ws_api), key.get(), secret.get(), **extra)
         except ValueError as exc:
             raise ValueError(f"trader.venues: {exc}") from None
         per_minute = tightest_rate(driver.default_rate_limits, RateLimitKind.REQUEST_WEIGHT) * 60

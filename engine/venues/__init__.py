@@ -20,6 +20,8 @@ from engine.venues.hyperliquid import HyperliquidDriver
 from engine.venues.kucoin import KucoinDriver
 from engine.venues.mexc import MexcDriver
 from engine.venues.okx import OkxDriver
+from engine.venues.okx_trade import OkxSpotTrade
+from engine.venues.okx_trade_swap import OkxSwapTrade
 
 DRIVERS: dict[str, type[Driver]] = {
     "binance": BinanceDriver,
@@ -57,18 +59,27 @@ def make_driver(exchange: str, market: Market | str, rest_url: str = "", ws_url:
 TRADING_DRIVERS: dict[tuple[str, Market], type[TradingDriver]] = {
     ("binance", Market.SPOT): BinanceSpotTrade,
     ("binance", Market.FUTURES): BinanceUsdmTrade,
+    ("okx", Market.SPOT): OkxSpotTrade,
+    ("okx", Market.FUTURES): OkxSwapTrade,
 }
 
 
 def make_trading_driver(exchange: str, market: Market | str, endpoints: TradingEndpoints,
                         api_key: str, api_secret: str,
-                        symbols: dict[str, str] | None = None) -> TradingDriver:
-    """The trading driver for ``exchange`` and ``market`` (endpoints "" = live defaults)."""
+                        symbols: dict[str, str] | None = None,
+                        passphrase: str = "") -> TradingDriver:
+    """The trading driver for ``exchange`` and ``market`` (endpoints "" = live
+    defaults); ``passphrase`` only for a venue whose keys have one (OKX)."""
     m = Market(market)
     cls = TRADING_DRIVERS.get((exchange, m))
     if cls is None:
         have = ", ".join(f"{v}:{k.value}" for v, k in sorted(TRADING_DRIVERS))
         raise ValueError(f"no trading driver for {exchange} {m.value} (have: {have})")
+    if cls.needs_passphrase:
+        if not passphrase:
+            raise ValueError(f"{exchange} {m.value}: its API keys need a passphrase "
+                             f"(exchanges.{exchange}.passphrase_env)")
+        return cls(endpoints, api_key, api_secret, symbols, passphrase=passphrase)  # type: ignore[call-arg]
     return cls(endpoints, api_key, api_secret, symbols)
 
 

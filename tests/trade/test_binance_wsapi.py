@@ -177,8 +177,8 @@ def test_registry_builds_drivers_and_names_what_it_lacks() -> None:
     assert TRADING_DRIVERS[("binance", "spot")] is BinanceSpotTrade  # type: ignore[index]
     driver = make_trading_driver("binance", "spot", TradingEndpoints(), "k", "s")
     assert driver.ws_api and driver.user_stream == "ws_api"
-    with pytest.raises(ValueError, match="no trading driver for okx spot"):
-        make_trading_driver("okx", "spot", TradingEndpoints(), "k", "s")
+    with pytest.raises(ValueError, match="no trading driver for coinbase spot"):
+        make_trading_driver("coinbase", "spot", TradingEndpoints(), "k", "s")
     assert "binance" in known_exchanges() and "okx" in known_exchanges()
     with pytest.raises(NotImplementedError, match="no positions"):
         driver.positions(1)
