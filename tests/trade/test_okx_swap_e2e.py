@@ -30,7 +30,6 @@ VENUE = "okx_futures"
 # position drifts. With engine/sim/okx/wire.py order_json using the quote
 # currency for SWAP fees both grids pass (checked 2026-12-06, 212 s). Non-strict
 # so the fix shows as XPASS.
-@pytest.mark.xfail(reason="venue: SWAP orders push names the fee currency BTC", strict=False)
 @pytest.mark.parametrize("direction", ["short", "neutral"])
 def test_okx_swap_grid_books_what_the_venue_trade_list_gives(tmp_path: Path, direction: str):
     venue = okx_venue(tmp_path / "venue", market="none", usdm=True)

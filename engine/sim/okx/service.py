@@ -141,8 +141,10 @@ class OkxDialect:
             if execution.exec_type == EXEC_TRADE and execution.commission:
                 key = (execution.order.symbol, execution.order.order_id)
                 units, _ = self.fees.get(key, (0, ""))
-                self.fees[key] = (units + execution.commission,
-                                  execution.commission_asset or inst.spec.quote)
+                # SWAP settles in the quote (USDT): its fee is charged there, whatever
+                # asset the spot-shaped execution names.
+                asset = inst.spec.quote if inst.inst_type == SWAP else execution.commission_asset
+                self.fees[key] = (units + execution.commission, asset or inst.spec.quote)
         while len(self.fees) > FEES_KEPT:
             self.fees.popitem(last=False)
         self.outbox.append(("", published))
