@@ -87,6 +87,7 @@ class Reply:
     duplicate: bool = False  # the venue already holds that client order id: look it up
     not_found: bool = False  # query / cancel: no such order (proves nothing by itself)
     order_rate_limited: bool = False  # the order-count limit (Binance -1015): pause orders
+    clock_skew: bool = False  # our timestamp was outside the venue's window: resync the clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +268,9 @@ class UserEvent:
     error: str = ""  # a frame the driver could not read (counted, logged)
     warnings: list[str] = field(default_factory=list)  # margin call etc.: logged, on /health
     funding_due: bool = False  # a funding payment happened: read the venue's funding list
+    # Client ids of post-only orders the venue accepted and then refused because
+    # they would take (Bybit); their updates say REJECTED. Counted and logged.
+    would_take: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -317,7 +321,13 @@ class TradingDriver(ABC):
     supports_batch_place: ClassVar[bool] = False
     supports_amend: ClassVar[bool] = False  # cancel-replace in one call
     ws_api: ClassVar[bool] = False  # orders over an authenticated WebSocket API
-    user_stream: ClassVar[str] = "ws_api"  # ws_api (subscribe on the WS API) | listen_key
+    # ws_api: subscribe on the WS API (whose socket then carries orders too) |
+    # listen_key: key + stream | private_ws: a private socket of its own
+    # (``user_stream_url("")``, ``ws_logon`` then ``ws_subscribe_user``), orders
+    # on the WS API socket apart from it (Bybit).
+    user_stream: ClassVar[str] = "ws_api"
+    ws_api_queries: ClassVar[bool] = True  # order queries / open orders over the WS API too
+    ws_ping_s: ClassVar[float] = 0.0  # > 0: send ``ws_ping_frame()`` this often on our sockets
     has_positions: ClassVar[bool] = False  # futures: positions, leverage, funding
     # A signed request reaching the venue later than its timestamp + this is
     # refused, so an unknown order is provably dead after it: the executor's
@@ -438,6 +448,10 @@ class TradingDriver(ABC):
                           timestamp_ms: int, request_id: str) -> SignedRequest:
         raise self._lacks("no WebSocket API amend")
 
+    def ws_ping_frame(self) -> str:
+        """The application-level heartbeat frame where ``ws_ping_s`` > 0."""
+        raise self._lacks("no WebSocket heartbeat")
+
     def parse_ws(self, frame: str | bytes, recv_ns: int) -> WsMessage:
         """One WS API frame: a response (classified like ``classify``) or a push; never raises."""
         raise self._lacks("no WebSocket API")
@@ -446,6 +460,12 @@ class TradingDriver(ABC):
     @abstractmethod
     def classify(self, status: int, body: bytes | str, headers: dict[str, str]) -> Reply:
         """A REST answer as ok / rejected / unknown / retry, with the flags set."""
+
+    def complete(self, request: SignedRequest, reply: Reply) -> Reply:
+        """``reply`` read together with the request it answers (both transports):
+        where a venue's answer only makes sense beside what was asked (an
+        acknowledgement that names no price, an empty lookup). As is by default."""
+        return reply
 
     @abstractmethod
     def order_update(self, body: Any, recv_ns: int) -> OrderUpdate:

@@ -228,7 +228,7 @@ class Dispatcher:
         elif reply.kind == "retry":  # not processed: safe to send again
             self.store.settle(order.venue, order.client_order_id, st.ABSENT,
                               f"not processed: {reply.status} {reply.code} {reply.message}")
-            if reply.code == -1015:
+            if reply.order_rate_limited:
                 self.pause_orders(order.venue, reply.retry_after_s or 10.0)
             self.retry_or_give_up(job, reply)
         else:  # unknown (timeout, 5xx, -1007) or "duplicate": the venue may hold it

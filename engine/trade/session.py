@@ -124,14 +124,14 @@ class VenueSession:
 
     def query_order(self, pair: str, client_order_id: str) -> Reply:
         now = self.now_ms()
-        if self.ws_ready():
+        if self.ws_ready() and self.driver.ws_api_queries:
             return self.call(self.driver.ws_query_order(pair, client_order_id, now,
                                                         self.request_id()))
         return self.call(self.driver.query_order(pair, client_order_id, now))
 
     def open_orders(self, pair: str) -> Reply:
         now = self.now_ms()
-        if self.ws_ready():
+        if self.ws_ready() and self.driver.ws_api_queries:
             return self.call(self.driver.ws_open_orders(pair, now, self.request_id()))
         return self.call(self.driver.open_orders(pair, now))
 
@@ -152,10 +152,11 @@ class VenueSession:
                 reply = Reply(ReplyKind.RETRY, 0, message="WebSocket API down; not sent")
             else:
                 reply = ws.request(request, timeout_s or self.timeout_s)
-            return self._account(reply)
-        try:
+            return self._account(self.driver.complete(request, reply))
+        try:  # a REST body (JSON venues) goes as is: it is what the signature covers
             response = self._session().request(request.method, request.url,
                                                headers=request.headers,
+                                               data=request.body.encode() or None,
                                                timeout=timeout_s or self.timeout_s)
         except requests.ConnectionError as exc:
             if _never_connected(exc):
@@ -170,7 +171,7 @@ class VenueSession:
         else:
             reply = self.driver.classify(response.status_code, response.content,
                                          dict(response.headers))
-        return self._account(reply)
+        return self._account(self.driver.complete(request, reply))
 
     def _account(self, reply: Reply) -> Reply:
         """Record what the venue said about our usage, penalize a throttle."""
@@ -182,7 +183,7 @@ class VenueSession:
             pause = self.limiter.penalize(reply.status, reply.retry_after_s)
             log.warning("venue throttled us venue={} status={} code={} pause_s={:.1f}",
                         self.name, reply.status, reply.code, pause)
-        if reply.code == -1021:
+        if reply.code == -1021 or reply.clock_skew:
             self._synced_at = -TIME_SYNC_S  # our clock drifted: resync before the next send
         if reply.kind != "ok":
             kind = ReplyKind(reply.kind).value  # a plain str key: /status is JSON

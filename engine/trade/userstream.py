@@ -5,6 +5,8 @@ Owns that socket and its thread only. Two kinds, as the driver declares:
   ws_api:     WS API ─► subscribe (signed) ─► catch_up ─► session.ws = socket (orders go
               over it) ─► frames: answers to our requests | pushes ─► OrderStore, PositionBook
   listen_key: POST key ─► WS <key> (PUT every keepalive_s) ─► catch_up ─► pushes ─► ...
+  private_ws: private socket ─► logon (signed) ─► subscribe ─► catch_up ─► pushes ─► ...
+              (orders go over the venue's separate WS API socket: wsorders.py)
   either:     drop / stall / subscription ended ─► reconnect (backoff + jitter), resubscribe,
               catch_up(): live orders + fills since the last one held + balances, by REST
 While it is down the venue's breaker trip "user_stream" stops new orders, and
@@ -86,6 +88,7 @@ class UserStream:
         self.frames = 0
         self.catch_ups = 0
         self.errors = 0
+        self.post_only_refused = 0  # post-only orders the venue refused after accepting them
 
     def add_pair(self, pair: str) -> None:
         """Catch up ``pair`` too from now on (any thread)."""
@@ -160,7 +163,7 @@ class UserStream:
         return self.driver.listen_key_of(reply.body)
 
     def _session_once(self) -> None:
-        if self.driver.user_stream == "ws_api":
+        if self.driver.user_stream in ("ws_api", "private_ws"):
             self._ws_api_once()
         else:
             self._listen_key_once()
@@ -180,15 +183,23 @@ class UserStream:
         return None
 
     def _ws_api_once(self) -> None:
-        """Subscribe on the WebSocket API; its socket carries our orders once caught up."""
-        ws = websocket.create_connection(self.driver.ws_api_url(), timeout=CONNECT_TIMEOUT_S,
-                                         enable_multithread=True)
+        """Log on where the driver says so, subscribe; a WS API socket (kind
+        ws_api) carries our orders once caught up, a private one only pushes."""
+        private = self.driver.user_stream == "private_ws"
+        url = self.driver.user_stream_url("") if private else self.driver.ws_api_url()
+        ws = websocket.create_connection(url, timeout=CONNECT_TIMEOUT_S, enable_multithread=True)
         self._ws = ws
         socket = self.socket = WsApiSocket(ws, self.driver, self.apply_event)
         if self._stop.is_set():
             return
         ws.settimeout(1.0)
         self.last_frame_mono = time.monotonic()
+        logon = self.driver.ws_logon(self.session.now_ms(), self.session.request_id())
+        if logon is not None:
+            reply = socket.subscribe(logon, CONNECT_TIMEOUT_S, lambda: self._recv(ws))
+            if reply.kind != "ok":
+                raise ConnectionError(f"private stream logon refused: {reply.status} "
+                                      f"{reply.code} {reply.message}")
         request = self.driver.ws_subscribe_user(self.session.now_ms(), self.session.request_id())
         if not self.session.limiter.acquire(request.weight, timeout_s=CONNECT_TIMEOUT_S):
             raise ConnectionError("no REST weight left for the subscription")
@@ -198,16 +209,21 @@ class UserStream:
                                   f"{reply.message}")
         self.connects += 1
         self.connected.set()
-        log.info("user stream subscribed venue={} via=ws_api connects={}", self.venue,
-                 self.connects)
+        log.info("user stream subscribed venue={} via={} connects={}", self.venue,
+                 self.driver.user_stream, self.connects)
         self.catch_up()  # by REST: this thread is the socket's only reader
-        socket.mark_ready()
-        self.session.ws = socket
+        if not private:
+            socket.mark_ready()
+            self.session.ws = socket
         self.caught_up.set()
         self.risk.breaker.clear(self.venue, "user_stream")
+        last_ping = time.monotonic()
         while not self._stop.is_set():
             if time.monotonic() - self.last_frame_mono > self.settings.user_stream_stall_s:
                 raise TimeoutError(f"no frame for {time.monotonic() - self.last_frame_mono:.0f}s")
+            if self.driver.ws_ping_s and time.monotonic() - last_ping >= self.driver.ws_ping_s:
+                ws.send(self.driver.ws_ping_frame())  # the venue cuts a silent socket
+                last_ping = time.monotonic()
             frame = self._recv(ws)
             if frame is not None and not socket.on_frame(frame, time.time_ns()):
                 raise ConnectionError("user-data subscription ended")
@@ -252,6 +268,10 @@ class UserStream:
         if event.error:
             self.errors += 1
             log.warning("bad user-stream frame venue={} reason={}", self.venue, event.error)
+        if event.would_take:
+            self.post_only_refused += len(event.would_take)
+            log.warning("post-only orders refused after acceptance (would take) venue={} "
+                        "client_order_ids={}", self.venue, ",".join(event.would_take))
         if event.updates or event.fills:
             self.store.apply(event.updates, event.fills)
         if event.balances:
@@ -294,5 +314,6 @@ class UserStream:
         socket = self.socket
         return {"connected": self.connected.is_set(), "connects": self.connects,
                 "frames": self.frames, "catch_ups": self.catch_ups, "errors": self.errors,
+                "post_only_refused": self.post_only_refused,
                 "kind": self.driver.user_stream,
                 "ws_api": socket.status() if socket is not None else None}

@@ -12,6 +12,8 @@ from engine.venues.binance_trade import BinanceSpotTrade
 from engine.venues.binance_usdm_trade import BinanceUsdmTrade
 from engine.venues.bitget import BitgetDriver
 from engine.venues.bybit import BybitDriver
+from engine.venues.bybit_trade import BybitSpotTrade
+from engine.venues.bybit_trade_linear import BybitLinearTrade
 from engine.venues.coinbase import CoinbaseDriver
 from engine.venues.coinex import CoinexDriver
 from engine.venues.gate import GateDriver
@@ -57,6 +59,8 @@ def make_driver(exchange: str, market: Market | str, rest_url: str = "", ws_url:
 TRADING_DRIVERS: dict[tuple[str, Market], type[TradingDriver]] = {
     ("binance", Market.SPOT): BinanceSpotTrade,
     ("binance", Market.FUTURES): BinanceUsdmTrade,
+    ("bybit", Market.SPOT): BybitSpotTrade,
+    ("bybit", Market.FUTURES): BybitLinearTrade,
 }
 
 
