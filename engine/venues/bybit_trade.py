@@ -56,6 +56,7 @@ MS = 1_000_000
 # (rate-limit.md "HTTP IP limit"). New orders per UID per second: spot 20,
 # linear 10 (the /v5/order/create row of the API rate-limit table).
 IP_LIMIT = RateLimitRule(RateLimitKind.REQUEST_WEIGHT, 5, 600)
+AUTH_ID = "auth"  # the request id of a socket's logon (see ws_logon)
 OPEN_ORDERS_PAGE = 50  # /v5/order/realtime: limit [1, 50]
 FILLS_PAGE = 100  # /v5/execution/list: limit [1, 100]
 FILLS_MAX_SPAN_MS = 7 * 86_400_000  # /v5/execution/list: startTime..endTime at most 7 days
@@ -193,12 +194,13 @@ class BybitTrade(TradingDriver):
         return f"{self.ws_base}/v5/private"
 
     def ws_logon(self, timestamp_ms: int, request_id: str) -> SignedRequest | None:
-        """``{"req_id":"r1","reqId":"r1","op":"auth","args":[key, expires, sign]}``:
-        the private stream echoes ``req_id``, the trade socket ``reqId``."""
-        body = orjson.dumps({"req_id": request_id, "reqId": request_id, "op": "auth",
+        """``{"req_id":"auth","reqId":"auth","op":"auth","args":[key, expires, sign]}``.
+        The private stream echoes ``req_id``, the trade socket ``reqId`` only
+        "if passed" and its doc sample answers without one: every ``auth``
+        answer is matched to the one logon a socket has in flight, id "auth"."""
+        body = orjson.dumps({"req_id": AUTH_ID, "reqId": AUTH_ID, "op": "auth",
                              "args": auth_args(self._key, self._secret, timestamp_ms)}).decode()
-        return SignedRequest("WS", "", {}, 0, "logon", False, body, "ws", request_id,
-                             timestamp_ms)
+        return SignedRequest("WS", "", {}, 0, "logon", False, body, "ws", AUTH_ID, timestamp_ms)
 
     def ws_subscribe_user(self, timestamp_ms: int, request_id: str) -> SignedRequest:
         body = orjson.dumps({"req_id": request_id, "op": "subscribe",
@@ -245,6 +247,8 @@ class BybitTrade(TradingDriver):
         if answer is None:
             return WsMessage()  # pong
         request_id, reply = answer
+        if msg.get("op") == "auth":
+            request_id = AUTH_ID
         if not request_id:
             return WsMessage(error=f"answer without reqId: {str(frame)[:200]}")
         return WsMessage(request_id=request_id, reply=reply)

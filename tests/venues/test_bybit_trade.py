@@ -133,7 +133,7 @@ def test_trade_socket_frames_and_auth() -> None:
     assert frame["header"] == {"X-BAPI-TIMESTAMP": str(TS), "X-BAPI-RECV-WINDOW": "5000"}
     assert frame["args"][0]["orderLinkId"] == "E7-1a-3"
     logon = driver.ws_logon(TS, "r1")
-    assert logon is not None
+    assert logon is not None and logon.request_id == "auth"
     auth = orjson.loads(logon.body)
     expires = auth["args"][1]
     assert auth["op"] == "auth" and auth["args"][0] == KEY and expires > TS
@@ -238,8 +238,14 @@ def test_trade_socket_refusal_classified() -> None:
 
 
 def test_private_stream_auth_answers() -> None:
-    ok = spot().parse_ws(b'{"success":true,"ret_msg":"","op":"auth","conn_id":"c","req_id":"r1"}', 5)
-    assert ok.request_id == "r1" and ok.reply is not None and ok.reply.kind == ReplyKind.OK
+    ok = spot().parse_ws(b'{"success":true,"ret_msg":"","op":"auth","conn_id":"c","req_id":"auth"}',
+                         5)
+    assert ok.request_id == "auth" and ok.reply is not None and ok.reply.kind == ReplyKind.OK
+    trade = spot().parse_ws(b'{"retCode":0,"retMsg":"OK","op":"auth","connId":"c"}', 5)
+    assert trade.request_id == "auth" and trade.reply is not None
+    assert trade.reply.kind == ReplyKind.OK
+    sub = spot().parse_ws(b'{"success":true,"ret_msg":"","op":"subscribe","req_id":"r2"}', 5)
+    assert sub.request_id == "r2" and sub.reply is not None
     bad = spot().parse_ws(b'{"success":false,"ret_msg":"Params Error","op":"auth",'
                           b'"conn_id":"c","req_id":"r1"}', 5)
     assert bad.reply is not None and bad.reply.kind == ReplyKind.REJECTED
