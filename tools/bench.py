@@ -21,7 +21,8 @@ BENCHES = {
     "feed": ["bench_feed", "bench_venues", "bench_feed_socket"],
     "match": ["bench_match", "bench_match_usdm"],
     "store": ["bench_store"],
-    "trader": ["bench_trader", "bench_trader_strategy", "bench_trader_usdm"],
+    "trader": ["bench_trader", "bench_trader_strategy", "bench_trader_usdm",
+               "bench_trader_bybit"],
     "api": ["bench_api"],
     # ours vs cryptofeed and the order-book C extension (bench-only installs)
     "peers": ["bench_peers"],

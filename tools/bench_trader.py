@@ -99,9 +99,9 @@ def start(data_dir: Path, rate: float, burst: int, actions: int
     return stop_venue, trader
 
 
-def orders(count: int, strategy: str) -> list[PlaceOrder]:
+def orders(count: int, strategy: str, venue: str = "binance") -> list[PlaceOrder]:
     """Resting buys far below any price (no market here), 10 USDT each."""
-    return [PlaceOrder(make_client_order_id(strategy, i, 0), "binance", Market.SPOT, "BTC/USDT",
+    return [PlaceOrder(make_client_order_id(strategy, i, 0), venue, Market.SPOT, "BTC/USDT",
                        Side.BUY, Decimal(10000) + Decimal(i % 5000) / 100, Decimal("0.001"),
                        post_only=True, strategy_id=strategy, slot_id=i) for i in range(count)]
 
@@ -164,11 +164,13 @@ def latency(trader: TraderService, count: int, rate: float) -> Iterator[dict]:
                                                       int(len(delays) * 0.99))] * 1000, "ms")
 
 
-def install_wire_stamps() -> list[tuple[str, float]]:
+def install_wire_stamps(rest_path: str = "/api/v3/order", ws_operation: str = '"order.place"'
+                        ) -> list[tuple[str, float]]:
     """Record the moment each new-order request has been written to its socket
     (after the last byte is handed to the kernel): urllib3's request() for REST
     (requests keeps the connection alive), websocket-client's send() for the
-    WebSocket API. Bench-only instrumentation, in this process."""
+    WebSocket API. ``rest_path`` / ``ws_operation``: the venue's new-order call
+    (Binance by default). Bench-only instrumentation, in this process."""
     import urllib3.connection  # noqa: PLC0415
     import websocket  # noqa: PLC0415
 
@@ -178,13 +180,13 @@ def install_wire_stamps() -> list[tuple[str, float]]:
 
     def request(self, method, url, *args, **kwargs):  # type: ignore[no-untyped-def]
         result = rest_request(self, method, url, *args, **kwargs)
-        if method == "POST" and url.split("?", 1)[0].endswith("/api/v3/order"):
+        if method == "POST" and url.split("?", 1)[0].endswith(rest_path):
             stamps.append(("rest", time.monotonic()))
         return result
 
     def send(self, payload, *args, **kwargs):  # type: ignore[no-untyped-def]
         result = ws_send(self, payload, *args, **kwargs)
-        if '"order.place"' in (payload if isinstance(payload, str) else ""):
+        if ws_operation in (payload if isinstance(payload, str) else ""):
             stamps.append(("ws", time.monotonic()))
         return result
 
@@ -194,17 +196,19 @@ def install_wire_stamps() -> list[tuple[str, float]]:
 
 
 def wire_latency(trader: TraderService, count: int, rate: float,
-                 stamps: list[tuple[str, float]]) -> Iterator[dict]:
+                 stamps: list[tuple[str, float]], venue: str = "binance",
+                 prefix: str = "") -> Iterator[dict]:
     """decision_to_wire over REST and over the WebSocket API, interleaved one
     order each in the same run: from the decision (``submit``) to the request
-    written to its socket. Orders go one at a time, tokens always available."""
+    written to its socket. Orders go one at a time, tokens always available.
+    ``venue``: the trader venue; ``prefix`` goes before each metric name."""
     assert trader.executor is not None
-    session = trader.sessions["binance"]
+    session = trader.sessions[venue]
     results: list[ActionResult] = []
     trader.executor.on_result(results.append)
     delays: dict[str, list[float]] = {"rest": [], "ws": []}
     time.sleep(1.5)  # the last 1 s window of earlier sends has passed
-    for i, order in enumerate(orders(count, "wire")):
+    for i, order in enumerate(orders(count, "wire", venue)):
         transport = "ws" if i % 2 else "rest"
         session.use_ws_api = transport == "ws"
         time.sleep(max(1.2 / rate, 0.05))
@@ -221,15 +225,16 @@ def wire_latency(trader: TraderService, count: int, rate: float,
     for transport, name in (("rest", "rest"), ("ws", "ws_api")):
         values = sorted(delays[transport])
         if values:
-            yield row(f"decision_to_wire_{name}_p50_ms", values[len(values) // 2] * 1000, "ms")
-            yield row(f"decision_to_wire_{name}_p99_ms",
+            yield row(f"{prefix}decision_to_wire_{name}_p50_ms", values[len(values) // 2] * 1000,
+                      "ms")
+            yield row(f"{prefix}decision_to_wire_{name}_p99_ms",
                       values[min(len(values) - 1, int(len(values) * 0.99))] * 1000, "ms")
-            yield row(f"decision_to_wire_{name}_samples", len(values), "orders")
+            yield row(f"{prefix}decision_to_wire_{name}_samples", len(values), "orders")
     if delays["rest"] and delays["ws"]:
         rest_p99 = sorted(delays["rest"])[min(len(delays["rest"]) - 1,
                                               int(len(delays["rest"]) * 0.99))]
         ws_p99 = sorted(delays["ws"])[min(len(delays["ws"]) - 1, int(len(delays["ws"]) * 0.99))]
-        yield row("decision_to_wire_ws_over_rest_p99", ws_p99 / rest_p99, "ratio")
+        yield row(f"{prefix}decision_to_wire_ws_over_rest_p99", ws_p99 / rest_p99, "ratio")
 
 
 def run(args: list[str]) -> Iterator[dict]:
