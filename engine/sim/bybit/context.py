@@ -20,6 +20,9 @@ from engine.sim.filters import SymbolSpec
 from engine.sim.funding import Funding
 
 CATEGORIES = (SPOT, LINEAR)
+# Categories Bybit has: market data for inverse and option answers empty
+# lists here (no such instruments), so unchanged clients that ask still load.
+ALL_CATEGORIES = (SPOT, LINEAR, "inverse", "option")
 _ALNUM = string.ascii_letters + string.digits
 KEY_CHARS, SECRET_CHARS = 18, 36  # the length of a Bybit API key and secret
 # The REST timestamp rule (docs/v5/guide "Authentication"):
@@ -86,7 +89,7 @@ class BybitContext:
         return str(category)
 
     def specs(self, category: str) -> dict[str, SymbolSpec]:
-        return self.spot if category == SPOT else self.linear
+        return self.spot if category == SPOT else self.linear if category == LINEAR else {}
 
     def spec(self, category: str, params: dict, required: bool = True) -> SymbolSpec | None:
         symbol = params.get("symbol")

@@ -49,24 +49,29 @@ _NOTIONAL = {SPOT: (170140, "Order value exceeded lower limit."),
 _SYMBOL = {SPOT: (170121, "Invalid symbol."), LINEAR: (10001, "params error: symbol invalid")}
 
 
+def _family(category: str) -> str:
+    """Spot has codes of its own; every derivatives category shares the 110xxx ones."""
+    return SPOT if category == SPOT else LINEAR
+
+
 def not_found(category: str) -> BybitError:
-    return BybitError(*_NOT_FOUND[category])
+    return BybitError(*_NOT_FOUND[_family(category)])
 
 
 def duplicate_link_id(category: str) -> BybitError:
-    return BybitError(*_DUPLICATE[category])
+    return BybitError(*_DUPLICATE[_family(category)])
 
 
 def bad_symbol(category: str) -> BybitError:
-    return BybitError(*_SYMBOL[category])
+    return BybitError(*_SYMBOL[_family(category)])
 
 
 def bad_price(category: str) -> BybitError:
-    return BybitError(*_PRICE[category])
+    return BybitError(*_PRICE[_family(category)])
 
 
 def bad_qty(category: str) -> BybitError:
-    return BybitError(*_QTY[category])
+    return BybitError(*_QTY[_family(category)])
 
 
 _BY_MESSAGE = {
@@ -89,5 +94,5 @@ def translate(exc: Rejected, category: str) -> BybitError:
         return BybitError(10001, "position idx not match position mode")
     mapped = _BY_MESSAGE.get(exc.msg)
     if mapped is not None:
-        return BybitError(*mapped[category])
+        return BybitError(*mapped[_family(category)])
     return BybitError(10001, f"params error: {exc.msg}")

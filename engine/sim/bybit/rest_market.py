@@ -8,7 +8,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
-from engine.sim.bybit.context import BybitContext
+from engine.sim.bybit.context import ALL_CATEGORIES, BybitContext
 from engine.sim.bybit.errors import LINEAR, SPOT, params_error
 from engine.sim.bybit.rest import Call, Route
 from engine.sim.bybit.wire import (
@@ -81,7 +81,7 @@ def instrument_json(category: str, spec: SymbolSpec) -> dict[str, Any]:
 def instruments(ctx: BybitContext, call: Call) -> Any:
     """``status`` other than Trading lists nothing: the venue has no PreLaunch
     symbols (ccxt asks for them too)."""
-    category = ctx.category(call.params)
+    category = ctx.category(call.params, ALL_CATEGORIES)
     status = call.params.get("status")
     chosen = [] if status not in (None, "", "Trading") else _chosen(ctx, category, call.params)
     return {"category": category, "list": [instrument_json(category, s) for s in chosen],
@@ -156,7 +156,7 @@ def ticker_json(ctx: BybitContext, ex: Exchange, category: str, spec: SymbolSpec
 
 
 def tickers(ctx: BybitContext, call: Call) -> Any:
-    category = ctx.category(call.params)
+    category = ctx.category(call.params, ALL_CATEGORIES)
     chosen = _chosen(ctx, category, call.params)
     rows = ctx.exchange.read(lambda ex: [ticker_json(ctx, ex, category, s, call.now_ms)
                                          for s in chosen])
