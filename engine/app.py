@@ -283,6 +283,7 @@ class Daemon:
         venue_config = dataclasses.replace(
             v, port=_free_port(), market="synthetic", symbols=symbols,
             usdm=dataclasses.replace(v.usdm, enabled=usdm, port=_free_port()),
+            bybit=dataclasses.replace(v.bybit, port=_free_port()),
             accounts=v.accounts or (account_config(DEMO_ACCOUNT),),
             synthetic=dataclasses.replace(v.synthetic, start_prices={
                 **prices, **v.synthetic.start_prices}))
@@ -417,6 +418,14 @@ class Daemon:
                     lines.append(f"  usd-m:    REST {usdm.url}/fapi  streams {usdm.ws_url}/public "
                                  f"{usdm.ws_url}/market {usdm.ws_url}/private  "
                                  f"WS API {usdm.ws_url}/ws-fapi/v1")
+                bybit = getattr(c.venue, "bybit", None)
+                if bybit is not None:  # Bybit v5 dialect, its own port; keys in Bybit's shape
+                    lines.append(f"  bybit:    REST {bybit.url}/v5  public {bybit.ws_url}/v5/public/"
+                                 f"spot|linear  private {bybit.ws_url}/v5/private  "
+                                 f"trade {bybit.ws_url}/v5/trade")
+                    # the API key only: secrets never go to logs (docs/venue.md derives it)
+                    lines += [f"  bybit:    account {name} key={key} (local test credential; "
+                              f"secret: docs/venue.md)" for name, (key, _) in bybit.keys.items()]
         if self.missing:
             lines.append(f"  NOT BUILT YET (this role runs without them): {', '.join(self.missing)}")
         lines.append(f"  http:     {self.http.url if self.http else 'disabled'}")
@@ -462,8 +471,10 @@ class _VenueComponent:
 
     def status(self) -> dict:
         usdm = getattr(self.venue, "usdm", None)
+        bybit = getattr(self.venue, "bybit", None)
         return {"rest": self.venue.rest_url, "ws": self.venue.ws_url,
-                **({"usdm_rest": usdm.url, "usdm_ws": usdm.ws_url} if usdm else {})}
+                **({"usdm_rest": usdm.url, "usdm_ws": usdm.ws_url} if usdm else {}),
+                **({"bybit_rest": bybit.url, "bybit_ws": bybit.ws_url} if bybit else {})}
 
 
 def _fan_out(listeners: list[Callable[[Any], None]]) -> Callable[[Any], None] | None:

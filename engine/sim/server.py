@@ -22,6 +22,7 @@ from loguru import logger
 from engine.clock import SYSTEM, Clock
 from engine.config import LocalVenueConfig
 from engine.sim.amounts import FeeRate, config_units
+from engine.sim.bybit.service import BybitDialect
 from engine.sim.exchange import Exchange, Published
 from engine.sim.filters import SymbolSpec, amount_decimals_for
 from engine.sim.ledger import Ledger
@@ -78,6 +79,7 @@ class LocalVenue:
         self.ws_url = ""
         self.exchange: Exchange | None = None
         self.usdm: UsdmDialect | None = None  # the Binance USD-M dialect, when enabled
+        self.bybit: BybitDialect | None = None  # the Bybit v5 dialect, when enabled
         self.market: SyntheticMarket | Replayer | None = None
         self._store: StateStore | None = None
         self._loop: NetLoop | None = None
@@ -96,6 +98,8 @@ class LocalVenue:
                 market = self._make_market(exchange, specs)
                 loop = self._make_network(exchange, specs)
                 usdm = self._make_usdm(exchange, specs, saved)
+                bybit = BybitDialect(self.config, exchange, specs, usdm) \
+                    if self.config.bybit.enabled else None
             except BaseException:
                 store.close()
                 raise
@@ -108,11 +112,16 @@ class LocalVenue:
                 loop.start()
                 if usdm is not None:
                     usdm.start()
+                if bybit is not None:
+                    bybit.start()
             except OSError:
+                if usdm is not None:
+                    usdm.stop(1.0)
                 loop.stop(1.0)
                 store.stop()
                 raise
             self.usdm = usdm
+            self.bybit = bybit
             self.exchange, self._store, self._loop, self.market = exchange, store, loop, market
             self.rest_url = f"http://{self.config.host}:{loop.port}"
             self.ws_url = f"ws://{self.config.host}:{loop.port}"
@@ -167,8 +176,10 @@ class LocalVenue:
     def _make_usdm(self, exchange: Exchange, specs: dict[str, SymbolSpec],
                    saved: SavedState) -> UsdmDialect | None:
         """The USD-M dialect on its own port; the spot streams keep to spot
-        symbols. Open perpetual orders come back; positions do not (yet)."""
-        if not self.config.usdm.enabled:
+        symbols. Open perpetual orders come back; positions do not (yet).
+        The Bybit dialect's linear category trades these same perpetuals, so
+        it brings them (and the USD-M port) up too."""
+        if not (self.config.usdm.enabled or self.config.bybit.enabled):
             return None
         spot_listeners = list(exchange.listeners)
         exchange.listeners[:] = [_only(set(specs), x) for x in spot_listeners]
@@ -191,6 +202,8 @@ class LocalVenue:
                 self.market.stop(share)
             if self.usdm is not None:
                 self.usdm.stop(share)
+            if self.bybit is not None:
+                self.bybit.stop(share)
             if self._loop is not None:
                 self._loop.stop(share)
             if self._store is not None:
