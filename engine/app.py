@@ -52,6 +52,7 @@ log = logger.bind(component="app")
 # --demo: the local venue's first account (config venue.accounts, else a
 # throwaway "demo" one) is handed to the trader by env var name, like any key.
 DEMO_ACCOUNT, DEMO_KEY_ENV, DEMO_SECRET_ENV = "demo", "ENGINE_DEMO_KEY", "ENGINE_DEMO_SECRET"
+DEMO_BYBIT_KEY_ENV, DEMO_BYBIT_SECRET_ENV = "ENGINE_DEMO_BYBIT_KEY", "ENGINE_DEMO_BYBIT_SECRET"
 
 ROLES = ("monitor", "trader", "both", "venue")
 
@@ -274,8 +275,10 @@ class Daemon:
         from engine.sim.testkit import DEFAULT_PRICES, account_config, symbol_config  # noqa: PLC0415
 
         cfg, v = self.config, self.config.venue
-        pairs = {s.pair for s in cfg.feed.subscriptions if s.exchange == "binance"} | \
-            {s.pair for s in cfg.trader.strategies if s.exchange == "binance"} or {"BTC/USDT"}
+        local_exchanges = ("binance", "bybit")  # the venue's dialects speak both
+        pairs = {s.pair for s in cfg.feed.subscriptions if s.exchange in local_exchanges} | \
+            {s.pair for s in cfg.trader.strategies if s.exchange in local_exchanges} or \
+            {"BTC/USDT"}
         symbols = v.symbols or tuple(symbol_config(p.replace("/", "")) for p in sorted(pairs))
         prices = {s.symbol: DEFAULT_PRICES.get(s.symbol, "100") for s in symbols}
         # A futures strategy (or venue.usdm.enabled): the USD-M dialect too, on its port.
@@ -283,7 +286,9 @@ class Daemon:
         venue_config = dataclasses.replace(
             v, port=_free_port(), market="synthetic", symbols=symbols,
             usdm=dataclasses.replace(v.usdm, enabled=usdm, port=_free_port()),
-            bybit=dataclasses.replace(v.bybit, port=_free_port()),
+            bybit=dataclasses.replace(v.bybit, port=_free_port(), enabled=v.bybit.enabled or any(
+                s.exchange == "bybit" for s in cfg.trader.strategies) or any(
+                s.exchange == "bybit" for s in cfg.feed.subscriptions)),
             accounts=v.accounts or (account_config(DEMO_ACCOUNT),),
             synthetic=dataclasses.replace(v.synthetic, start_prices={
                 **prices, **v.synthetic.start_prices}))
@@ -302,7 +307,11 @@ class Daemon:
         binance = dataclasses.replace(cfg.exchanges.get("binance", ExchangeConfig()), enabled=True,
                                       spot=local, futures=futures, api_key_env=DEMO_KEY_ENV,
                                       api_secret_env=DEMO_SECRET_ENV)
-        self.config = dataclasses.replace(cfg, exchanges={**cfg.exchanges, "binance": binance})
+        exchanges = {**cfg.exchanges, "binance": binance}
+        if venue_config.bybit.enabled:
+            exchanges["bybit"] = _demo_bybit(cfg.exchanges.get("bybit", ExchangeConfig()),
+                                             venue_config.bybit.port, account)
+        self.config = dataclasses.replace(cfg, exchanges=exchanges)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -492,6 +501,21 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _demo_bybit(bybit: ExchangeConfig, port: int, account: Any) -> ExchangeConfig:
+    """--demo: exchange ``bybit`` on the venue's Bybit dialect, with the demo
+    account's Bybit-shaped keys (handed over by env var name, like any key)."""
+    from engine.sim.bybit.context import bybit_credentials  # noqa: PLC0415 - demo only
+
+    os.environ[DEMO_BYBIT_KEY_ENV], os.environ[DEMO_BYBIT_SECRET_ENV] = bybit_credentials(
+        account.api_key, account.api_secret)
+    rest, ws = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
+    return dataclasses.replace(bybit, enabled=True,
+                               spot=EndpointConfig(rest, f"{ws}/v5/public/spot"),
+                               futures=EndpointConfig(rest, f"{ws}/v5/public/linear"),
+                               api_key_env=DEMO_BYBIT_KEY_ENV,
+                               api_secret_env=DEMO_BYBIT_SECRET_ENV)
 
 
 def _is_local(url: str) -> bool:
