@@ -64,8 +64,10 @@ class BybitLinearTrade(BybitTrade):
         return 1 if (spec.side == Side.BUY) != spec.reduce_only else 2
 
     def _order_params(self, spec: OrderSpec) -> dict[str, Any]:
+        """``reduceOnly`` only in one-way mode: in hedge mode the leg says it (a
+        sell on the long leg can only close it), and the flag is refused there."""
         params = {**super()._order_params(spec), "positionIdx": self.position_index(spec)}
-        if spec.reduce_only:
+        if spec.reduce_only and self.position_mode == PositionMode.ONE_WAY:
             params["reduceOnly"] = True
         return params
 

@@ -84,7 +84,7 @@ def test_spot_order_lifecycle_and_fills_match_the_venue(venue: LocalVenue, tmp_p
         service.executor.submit(resting)
         eventually(lambda: state(service, SPOT_VENUE, resting.client_order_id) == "open",
                    timeout=20)
-        assert results[0].outcome == Outcome.ACKNOWLEDGED
+        assert eventually(lambda: results)[0].outcome == Outcome.ACKNOWLEDGED
         sent = service.sessions[SPOT_VENUE].calls_by_transport
         assert (sent["ws"] > 0) == (settings is SPOT_WS)  # order.create on the trade socket
         # bob sells into our bid: the fill arrives on the private stream
@@ -148,7 +148,7 @@ def test_linear_fills_build_the_position_the_venue_reports(venue: LocalVenue, tm
         service.executor.submit(short)
         eventually(lambda: state(service, LINEAR_VENUE, short.client_order_id) ==
                    "filled", timeout=20)
-        assert results[0].outcome == Outcome.ACKNOWLEDGED
+        assert eventually(lambda: results)[0].outcome == Outcome.ACKNOWLEDGED
         alice = client(venue)
         assert alice.position() == D("-0.02")
         eventually(lambda: service.positions.position(LINEAR_VENUE, "BTC/USDT").quantity ==
@@ -162,5 +162,40 @@ def test_linear_fills_build_the_position_the_venue_reports(venue: LocalVenue, tm
         reported = eventually(lambda: service.positions.position(
             LINEAR_VENUE, "BTC/USDT").reported.get("both"), timeout=20)
         assert D(reported.quantity) == D("-0.02") and D(reported.entry_price) == D("29990")
+    finally:
+        service.stop(5.0)
+
+
+def test_linear_hedge_mode_and_leverage_set_at_start_legs_reported(venue: LocalVenue,
+                                                                    tmp_path: Path,
+                                                                    monkeypatch: Any) -> None:
+    import dataclasses  # noqa: PLC0415
+
+    from engine.model_trade import PositionSide  # noqa: PLC0415
+
+    bob_quotes(venue, "linear")
+    settings = dataclasses.replace(LINEAR_REST, futures=dataclasses.replace(
+        LINEAR_REST.futures, position_mode="hedge", leverage=5))
+    service = trader(venue, tmp_path, settings, monkeypatch)
+    try:
+        assert service.executor is not None
+        opened = place(4, Side.BUY, "30010", "0.02", venue=LINEAR_VENUE)  # takes bob's ask
+        service.executor.submit(opened)
+        eventually(lambda: state(service, LINEAR_VENUE, opened.client_order_id) == "filled",
+                   timeout=20)
+        closing = place(5, Side.SELL, "29990", "0.01", venue=LINEAR_VENUE, reduce_only=True)
+        service.executor.submit(closing)
+        eventually(lambda: state(service, LINEAR_VENUE, closing.client_order_id) == "filled",
+                   timeout=20)
+        rows = client(venue).call("GET", "/v5/position/list", category="linear",
+                                  symbol=SYMBOL)["list"]
+        legs = {int(r["positionIdx"]): r for r in rows}
+        assert D(legs[1]["size"]) == D("0.01") and legs[1]["leverage"] == "5", legs
+        reported = eventually(lambda: service.positions.position(
+            LINEAR_VENUE, "BTC/USDT").reported.get(PositionSide.LONG.value), timeout=20)
+        eventually(lambda: D(service.positions.position(LINEAR_VENUE, "BTC/USDT").reported[
+            PositionSide.LONG.value].quantity) == D("0.01"), timeout=20)
+        assert reported.position_side == PositionSide.LONG
+        assert service.positions.position(LINEAR_VENUE, "BTC/USDT").quantity == D("0.01")
     finally:
         service.stop(5.0)

@@ -95,11 +95,12 @@ def test_client_id_outside_bybit_charset_refused(bad: str) -> None:
 def test_linear_hedge_mode_position_index_and_reduce_only() -> None:
     driver = linear()
     from dataclasses import replace
-    assert orjson.loads(driver.new_order(SPEC, TS).body)["positionIdx"] == 0
-    driver.set_position_mode(PositionMode.HEDGE, TS)
     close_long = replace(SPEC, side=Side.SELL, reduce_only=True)
+    one_way = orjson.loads(driver.new_order(close_long, TS).body)
+    assert one_way["positionIdx"] == 0 and one_way["reduceOnly"] is True
+    driver.set_position_mode(PositionMode.HEDGE, TS)
     body = orjson.loads(driver.new_order(close_long, TS).body)
-    assert body["positionIdx"] == 1 and body["reduceOnly"] is True
+    assert body["positionIdx"] == 1 and "reduceOnly" not in body  # the leg says it
     assert orjson.loads(driver.new_order(replace(SPEC, side=Side.SELL), TS).body)[
         "positionIdx"] == 2
     assert body["category"] == "linear"
