@@ -89,6 +89,7 @@ class BybitHub:
         self.last_trade: dict[str, tuple[int, int]] = {}  # symbol -> (price, tick index)
         self.wake = lambda: None
         self.next_tick = self.next_ticker = 0
+        self.pushed = 0  # private messages sent (their ids)
 
     # ------------------------------------------------------------- routing
 
@@ -366,7 +367,8 @@ class BybitHub:
             chosen = rows if topic in session.topics else [
                 r for r in rows if f"{topic}.{r.get('category', '')}" in session.topics]
             if chosen:
-                _send(conn, {"id": f"{session.conn_id}-{now}", "topic": topic,
+                self.pushed += 1  # ids must be unique: clients may drop repeats by id
+                _send(conn, {"id": f"{session.conn_id}-{self.pushed}", "topic": topic,
                              "creationTime": now, "data": chosen})
 
     # --------------------------------------------------------------- poll
