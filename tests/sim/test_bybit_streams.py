@@ -112,9 +112,12 @@ def test_bybit_private_stream_pushes_order_execution_position_and_wallet(
         alice.ok("POST", "/v5/order/create", category="linear", symbol="BTCUSDT", side="Buy",
                  orderType="Limit", qty="0.01", price="30000", orderLinkId="long-1")
         seen: dict[str, Any] = {}
+        ids: list[str] = []
         while len(seen) < 4:
             message = recv_json(ws, lambda m: "topic" in m)
             seen.setdefault(message["topic"], message)
+            ids.append(message["id"])
+        assert len(set(ids)) == len(ids)  # one id per message, even within a millisecond
         order = seen["order"]["data"][-1]
         assert (order["orderLinkId"], order["orderStatus"], order["category"]) == (
             "long-1", "Filled", "linear")
