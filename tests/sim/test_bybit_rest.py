@@ -161,13 +161,79 @@ def test_bybit_order_rate_limit_answers_10006_with_limit_headers(
     assert venue.bybit is not None
     venue.bybit.limiter.spot_orders_per_s = 3
     alice, _ = _clients(venue)
-    answers = [alice.post("/v5/order/create", category="spot", symbol="BTCUSDT", side="Buy",
-                          orderType="Limit", qty="0.001", price=f"{20000 + i}")
-               for i in range(10)]
-    codes = [a.json()["retCode"] for a in answers]
-    assert 10006 in codes and codes.count(0) >= 3  # 10 in < 3 s cannot all pass at 3/s
+    answers, codes = [], []
+    for i in range(60):  # passing 60 at 3/s would take 20 s; stop at the first refusal
+        answers.append(alice.post("/v5/order/create", category="spot", symbol="BTCUSDT",
+                                  side="Buy", orderType="Limit", qty="0.001",
+                                  price=f"{20000 + i}"))
+        codes.append(answers[-1].json()["retCode"])
+        if codes[-1] != 0:
+            break
+    assert codes[-1] == 10006 and codes.count(0) >= 3
     limited = answers[codes.index(10006)]
     assert limited.status_code == 200
     assert limited.headers["X-Bapi-Limit"] == "3" and limited.headers["X-Bapi-Limit-Status"] == "0"
     assert int(limited.headers["X-Bapi-Limit-Reset-Timestamp"]) > 0
     assert answers[0].headers["X-Bapi-Limit-Status"] == "2"
+
+
+def test_bybit_bad_input_gets_a_clear_code_and_changes_nothing(
+        start_venue: Callable[..., LocalVenue]) -> None:
+    venue = start_venue(bybit=True)
+    alice, _ = _clients(venue)
+    base = {"category": "spot", "symbol": "BTCUSDT", "side": "Buy", "orderType": "Limit",
+            "qty": "0.01", "price": "29000"}
+    cases = {
+        "triggerPrice": (base | {"triggerPrice": "28000"}, 10001),
+        "isLeverage": (base | {"isLeverage": 1}, 10001),
+        "price ticks": (base | {"price": "29000.001"}, 170134),
+        "qty decimals": (base | {"qty": "0.000001"}, 170137),
+        "symbol": (base | {"symbol": "NOPEUSDT"}, 170121),
+        "side": (base | {"side": "BUY"}, 10001),
+        "category": (base | {"category": "margin"}, 10001),
+        "orderLinkId": (base | {"orderLinkId": "has space"}, 10001),
+        "linear symbol": (base | {"category": "linear", "symbol": "NOPEUSDT"}, 10001),
+    }
+    for name, (body, code) in cases.items():
+        answer = alice.post("/v5/order/create", **body).json()
+        assert answer["retCode"] == code, (name, answer)
+        assert answer["retMsg"], name
+    raw = alice.session.post(alice.base_url + "/v5/order/create", data="{not json",
+                             headers=alice._headers("{not json", None, None), timeout=10).json()
+    assert raw["retCode"] == 10001 and "JSON" in raw["retMsg"]
+    assert alice.ok("GET", "/v5/order/history", category="spot")["list"] == []
+    book = alice.public("/v5/market/orderbook", category="spot", symbol="BTCUSDT")["result"]
+    assert book["b"] == [] and book["a"] == []
+
+
+def test_bybit_cancel_all_paging_and_recent_closed(
+        start_venue: Callable[..., LocalVenue]) -> None:
+    venue = start_venue(bybit=True)
+    alice, _ = _clients(venue)
+    for i in range(5):
+        alice.ok("POST", "/v5/order/create", category="spot", symbol="BTCUSDT", side="Buy",
+                 orderType="Limit", qty="0.001", price=f"{29000 + i}", orderLinkId=f"o{i}")
+    first = alice.ok("GET", "/v5/order/realtime", category="spot", limit=3)
+    second = alice.ok("GET", "/v5/order/realtime", category="spot", limit=3,
+                      cursor=first["nextPageCursor"])
+    assert [o["orderLinkId"] for o in first["list"] + second["list"]] == [
+        "o4", "o3", "o2", "o1", "o0"] and second["nextPageCursor"] == ""
+    cancelled = alice.ok("POST", "/v5/order/cancel-all", category="spot")
+    assert sorted(x["orderLinkId"] for x in cancelled["list"]) == [f"o{i}" for i in range(5)]
+    assert alice.ok("GET", "/v5/order/realtime", category="spot")["list"] == []
+    closed = alice.ok("GET", "/v5/order/realtime", category="spot", openOnly=1)["list"]
+    assert {o["orderStatus"] for o in closed} == {"Cancelled"} and len(closed) == 5
+    linear = alice.post("/v5/order/cancel-all", category="linear").json()
+    assert linear["retCode"] == 10001  # linear needs symbol, baseCoin or settleCoin
+
+
+def test_bybit_ip_limit_answers_403(start_venue: Callable[..., LocalVenue]) -> None:
+    venue = start_venue(bybit=True)
+    assert venue.bybit is not None
+    venue.bybit.limiter.ip_requests_per_5s = 5
+    alice, _ = _clients(venue)
+    statuses: list[int] = []
+    while len(statuses) < 60 and 403 not in statuses:  # 60 at 5 per 5 s would take 60 s
+        statuses.append(alice.session.get(alice.base_url + "/v5/market/time",
+                                          timeout=10).status_code)
+    assert statuses[-1] == 403 and statuses[:5] == [200] * 5

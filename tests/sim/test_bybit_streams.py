@@ -112,9 +112,12 @@ def test_bybit_private_stream_pushes_order_execution_position_and_wallet(
         alice.ok("POST", "/v5/order/create", category="linear", symbol="BTCUSDT", side="Buy",
                  orderType="Limit", qty="0.01", price="30000", orderLinkId="long-1")
         seen: dict[str, Any] = {}
+        ids: list[str] = []
         while len(seen) < 4:
             message = recv_json(ws, lambda m: "topic" in m)
             seen.setdefault(message["topic"], message)
+            ids.append(message["id"])
+        assert len(set(ids)) == len(ids)  # one id per message, even within a millisecond
         order = seen["order"]["data"][-1]
         assert (order["orderLinkId"], order["orderStatus"], order["category"]) == (
             "long-1", "Filled", "linear")
@@ -173,5 +176,31 @@ def test_bybit_trade_websocket_creates_and_cancels(
                                               "orderLinkId": "ws-1"})
         assert gone["retCode"] == 0 and gone["data"]["orderId"] == created["data"]["orderId"]
         assert alice.ok("GET", "/v5/order/realtime", category="spot")["list"] == []
+    finally:
+        ws.close()
+
+
+def test_bybit_linear_tickers_and_depth_one_snapshots(
+        start_venue: Callable[..., LocalVenue]) -> None:
+    venue = start_venue(bybit=True)
+    assert venue.bybit is not None
+    bob = BybitClient(venue.bybit.url, *venue.bybit.keys["bob"])
+    ws = websocket.create_connection(venue.bybit.ws_url + "/v5/public/linear", timeout=15)
+    try:
+        _send(ws, {"req_id": "t", "op": "subscribe",
+                   "args": ["tickers.BTCUSDT", "orderbook.1.BTCUSDT"]})
+        assert recv_json(ws)["success"] is True
+        ticker = recv_json(ws, lambda m: m.get("topic") == "tickers.BTCUSDT")
+        assert {"markPrice", "indexPrice", "fundingRate", "nextFundingTime", "bid1Price"} <= set(
+            ticker["data"])
+        first = recv_json(ws, lambda m: m.get("topic") == "orderbook.1.BTCUSDT")
+        bob.ok("POST", "/v5/order/create", category="linear", symbol="BTCUSDT", side="Buy",
+               orderType="Limit", qty="0.01", price="29500")
+        top = recv_json(ws, lambda m: m.get("topic") == "orderbook.1.BTCUSDT")
+        assert top["type"] == "snapshot" and top["data"]["b"] == [["29500.00", "0.01000"]]
+        assert top["data"]["u"] == first["data"]["u"] + 1
+        changed = recv_json(ws, lambda m: m.get("topic") == "tickers.BTCUSDT"
+                            and m["data"]["bid1Price"] == "29500.00")
+        assert changed["type"] == "snapshot"
     finally:
         ws.close()

@@ -22,14 +22,13 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from engine.sim.bybit import rest_trade
+from engine.sim.bybit import ws_trade
 from engine.sim.bybit.errors import LINEAR, SPOT, BybitError
 from engine.sim.bybit.rest_market import ticker_json
 from engine.sim.bybit.wire import price_text, qty_text, trade_id_text, wire_symbol
 from engine.sim.exchange import Published
 from engine.sim.filters import SymbolSpec
 from engine.sim.netloop import Connection
-from engine.sim.orders import Rejected
 
 if TYPE_CHECKING:
     from engine.sim.bybit.service import BybitDialect
@@ -45,11 +44,10 @@ TICKER_MS = 100  # linear tickers push every 100 ms (spot 50 ms)
 SPOT_MAX_ARGS = 10  # "spot can input up to 10 args for each subscription request"
 PRIVATE_TOPICS = {"order", "execution", "position", "wallet", "order.spot", "order.linear",
                   "execution.spot", "execution.linear", "position.linear"}
-REQ_IDS_KEPT = 1000  # trade WS reqIds remembered per connection (20006 on a repeat)
 _TICKS = ("PlusTick", "ZeroPlusTick", "MinusTick", "ZeroMinusTick")
 
 
-class _Session:
+class Session:
     __slots__ = ("kind", "category", "conn_id", "account", "topics", "req_ids")
 
     def __init__(self, kind: str, category: str) -> None:
@@ -58,7 +56,7 @@ class _Session:
         self.conn_id = str(uuid.uuid4())
         self.account = ""
         self.topics: set[str] = set()
-        self.req_ids: deque[str] = deque(maxlen=REQ_IDS_KEPT)
+        self.req_ids: deque[str] = deque(maxlen=ws_trade.REQ_IDS_KEPT)
 
 
 class _Book:
@@ -81,7 +79,7 @@ class BybitHub:
         self.dialect = dialect
         self.ctx = dialect.ctx
         self.exchange = dialect.exchange
-        self.sessions: dict[Connection, _Session] = {}
+        self.sessions: dict[Connection, Session] = {}
         # public topics are keyed "<category>|<topic>": spot and linear share names
         self.books: dict[str, _Book] = {}  # key -> view as sent
         self.last_u: dict[str, int] = {}  # key -> u when its last subscriber left
@@ -91,6 +89,7 @@ class BybitHub:
         self.last_trade: dict[str, tuple[int, int]] = {}  # symbol -> (price, tick index)
         self.wake = lambda: None
         self.next_tick = self.next_ticker = 0
+        self.pushed = 0  # private messages sent (their ids)
 
     # ------------------------------------------------------------- routing
 
@@ -103,9 +102,9 @@ class BybitHub:
     def on_open(self, conn: Connection, target: str) -> None:
         path = urlsplit(target).path.rstrip("/")
         if path in PUBLIC_PATHS:
-            self.sessions[conn] = _Session("public", PUBLIC_PATHS[path])
+            self.sessions[conn] = Session("public", PUBLIC_PATHS[path])
         else:
-            self.sessions[conn] = _Session("private" if path == PRIVATE_PATH else "trade", "")
+            self.sessions[conn] = Session("private" if path == PRIVATE_PATH else "trade", "")
 
     def on_closed(self, conn: Connection) -> None:
         session = self.sessions.pop(conn, None)
@@ -135,9 +134,9 @@ class BybitHub:
             return
         op = message.get("op")
         if session.kind == "trade":
-            self._trade(conn, session, message)
+            ws_trade.handle(self, conn, session, message)
         elif op == "ping":
-            self._pong(conn, session, message)
+            self.pong(conn, session, message)
         elif op == "auth" and session.kind == "private":
             self._auth(conn, session, message)
         elif op in ("subscribe", "unsubscribe"):
@@ -147,7 +146,7 @@ class BybitHub:
                          "conn_id": session.conn_id, "req_id": message.get("req_id", ""),
                          "op": op or ""})
 
-    def _pong(self, conn: Connection, session: _Session, message: dict) -> None:
+    def pong(self, conn: Connection, session: Session, message: dict) -> None:
         if session.kind == "public":  # public: {"success":true,"ret_msg":"pong",...}
             _send(conn, {"success": True, "ret_msg": "pong", "conn_id": session.conn_id,
                          "req_id": message.get("req_id", ""), "op": "ping"})
@@ -155,7 +154,7 @@ class BybitHub:
             _send(conn, {"req_id": message.get("req_id", ""), "op": "pong",
                          "args": [str(self.exchange.now_ms())], "conn_id": session.conn_id})
 
-    def _authenticate(self, session: _Session, conn: Connection, args: Any) -> None:
+    def authenticate(self, session: Session, conn: Connection, args: Any) -> None:
         account = self.ctx.check_ws_auth(args if isinstance(args, list) else [],
                                          self.exchange.now_ms())
         session.account = account.name
@@ -164,11 +163,11 @@ class BybitHub:
             with self.exchange.lock:  # the listener reads it under the lock
                 self.dialect.listening.add(account.name)
 
-    def _auth(self, conn: Connection, session: _Session, message: dict) -> None:
+    def _auth(self, conn: Connection, session: Session, message: dict) -> None:
         reply = {"req_id": message.get("req_id", ""), "op": "auth",
                  "conn_id": session.conn_id}
         try:
-            self._authenticate(session, conn, message.get("args"))
+            self.authenticate(session, conn, message.get("args"))
         except BybitError as exc:
             _send(conn, reply | {"success": False, "ret_msg": exc.msg})
             return
@@ -176,7 +175,7 @@ class BybitHub:
 
     # ------------------------------------------------------ subscriptions
 
-    def _valid(self, session: _Session, topic: str) -> bool:
+    def _valid(self, session: Session, topic: str) -> bool:
         if session.kind == "private":
             return topic in PRIVATE_TOPICS
         kind, _, rest = topic.partition(".")
@@ -186,7 +185,7 @@ class BybitHub:
             return depth.isdigit() and int(depth) in BOOK_CADENCE_MS and symbol in specs
         return kind in ("publicTrade", "tickers") and rest in specs
 
-    def _subscription(self, conn: Connection, session: _Session, message: dict,
+    def _subscription(self, conn: Connection, session: Session, message: dict,
                       op: str) -> None:
         args = message.get("args")
         reply = {"conn_id": session.conn_id, "req_id": message.get("req_id", ""), "op": op}
@@ -223,7 +222,7 @@ class BybitHub:
                 if topic.startswith("tickers."):
                     self._ticker_snapshot(conn, session.category, topic)
 
-    def _drop(self, conn: Connection, session: _Session, topic: str) -> None:
+    def _drop(self, conn: Connection, session: Session, topic: str) -> None:
         session.topics.discard(topic)
         key = f"{session.category}|{topic}"
         book = self.books.get(key)
@@ -368,73 +367,9 @@ class BybitHub:
             chosen = rows if topic in session.topics else [
                 r for r in rows if f"{topic}.{r.get('category', '')}" in session.topics]
             if chosen:
-                _send(conn, {"id": f"{session.conn_id}-{now}", "topic": topic,
+                self.pushed += 1  # ids must be unique: clients may drop repeats by id
+                _send(conn, {"id": f"{session.conn_id}-{self.pushed}", "topic": topic,
                              "creationTime": now, "data": chosen})
-
-    # -------------------------------------------------------------- trade
-
-    def _trade(self, conn: Connection, session: _Session, message: dict) -> None:
-        op = message.get("op")
-        if op == "ping":
-            self._pong(conn, session, message)
-            return
-        if op == "auth":
-            try:
-                self._authenticate(session, conn, message.get("args"))
-            except BybitError as exc:
-                _send(conn, {"retCode": exc.code, "retMsg": exc.msg, "op": "auth",
-                             "connId": session.conn_id})
-                return
-            _send(conn, {"retCode": 0, "retMsg": "OK", "op": "auth", "connId": session.conn_id})
-            return
-        req_id = str(message.get("reqId", ""))
-        now = self.exchange.now_ms()
-        reply: dict[str, Any] = {"reqId": req_id, "op": op, "connId": session.conn_id}
-        headers = {"Traceid": uuid.uuid4().hex, "Timenow": str(now)}
-        try:
-            data = self._trade_call(session, message, op, req_id, now, headers)
-        except BybitError as exc:
-            _send(conn, reply | {"retCode": exc.code, "retMsg": exc.msg, "data": {},
-                                 "retExtInfo": {}, "header": headers})
-            return
-        _send(conn, reply | {"retCode": 0, "retMsg": "OK", "data": data, "retExtInfo": {},
-                             "header": headers})
-
-    def _trade_call(self, session: _Session, message: dict, op: Any, req_id: str, now: int,
-                    headers: dict[str, str]) -> dict:
-        if op not in ("order.create", "order.cancel"):
-            raise BybitError(10404, f"op type is not found: {op}")
-        if not session.account:
-            raise BybitError(10003, "Request not authorized")
-        if req_id and req_id in session.req_ids:
-            raise BybitError(20006, "reqId is duplicated")
-        session.req_ids.append(req_id)
-        header = message.get("header") or {}
-        stamp = str(header.get("X-BAPI-TIMESTAMP", ""))
-        window = str(header.get("X-BAPI-RECV-WINDOW", "5000"))
-        if not stamp.isdigit() or not window.isdigit():
-            raise BybitError(10001, "X-BAPI-TIMESTAMP is required")
-        if not now - int(window) <= int(stamp) < now + 1000:
-            raise BybitError(10002, f"invalid request, please check your server timestamp or "
-                                    f"recv_window param. req_timestamp[{stamp}],"
-                                    f"server_timestamp[{now}],recv_window[{window}]")
-        args = message.get("args")
-        if not isinstance(args, list) or len(args) != 1 or not isinstance(args[0], dict):
-            raise BybitError(10001, "params error: args must hold one order")
-        params = args[0]
-        verdict = self.ctx.limiter.charge(session.account, str(op),
-                                          str(params.get("category", "")), now)
-        headers.update({"X-Bapi-Limit": str(verdict.limit),
-                        "X-Bapi-Limit-Status": str(verdict.remaining),
-                        "X-Bapi-Limit-Reset-Timestamp": str(verdict.reset_ms)})
-        if not verdict.allowed:
-            raise BybitError(10006, "Too many visits!")
-        try:
-            if op == "order.create":
-                return rest_trade.create(self.ctx, session.account, params)
-            return rest_trade.cancel(self.ctx, session.account, params)
-        except Rejected as exc:  # defensive: handlers translate their own
-            raise BybitError(10001, f"params error: {exc.msg}") from None
 
     # --------------------------------------------------------------- poll
 

@@ -116,7 +116,11 @@ def order_json(record: OrderRecord, spec: SymbolSpec) -> Json:
         "leavesValue": amount_text(spec, spec.notional(order.price, leaves)),
         "cumExecQty": qty_text(spec, order.executed_qty),
         "cumExecValue": amount_text(spec, order.cum_quote),
-        "cumExecFee": amount_text(spec, record.fee), "timeInForce": time_in_force(order),
+        "cumExecFee": amount_text(spec, record.fee),
+        # changelog 2025-09-18: fees per coin; 2026-01-07: parentOrderLinkId (TP/SL only)
+        "cumFeeDetail": {_fee_coin(record.category, spec, order.side):
+                         amount_text(spec, record.fee)} if record.fee else {},
+        "parentOrderLinkId": "", "timeInForce": time_in_force(order),
         "orderType": order_type(order), "stopOrderType": "", "orderIv": "",
         "marketUnit": record.market_unit, "triggerPrice": "", "takeProfit": "",
         "stopLoss": "", "tpTriggerBy": "", "slTriggerBy": "", "triggerDirection": 0,
@@ -146,8 +150,13 @@ def execution_json(e: ExecRecord, spec: SymbolSpec) -> Json:
         "tradeIv": "", "markIv": "", "markPrice": "", "indexPrice": "", "underlyingPrice": "",
         "blockTradeId": "", "closedSize": "0", "seq": e.trade_id,
         "execPnl": amount_text(spec, e.realized),
-        "feeCurrency": (spec.base if order.side == o.BUY else spec.quote)
-        if e.category == SPOT else ""}
+        # changelog 2025-09-18: feeCurrency for derivatives too
+        "feeCurrency": _fee_coin(e.category, spec, order.side)}
+
+
+def _fee_coin(category: str, spec: SymbolSpec, side: str) -> str:
+    """Spot buys pay in the base coin, spot sells in the quote; perpetuals in the settle coin."""
+    return spec.base if category == SPOT and side == o.BUY else spec.quote
 
 
 def position_json(d: Derivatives, position: Position | None, spec: SymbolSpec,
@@ -167,6 +176,7 @@ def position_json(d: Derivatives, position: Position | None, spec: SymbolSpec,
     if position is None or not size:
         realized = position.realized if position is not None else 0
         return base | {"side": "", "size": qty_text(spec, 0), "avgPrice": "0",
+                       "breakEvenPrice": "0",
                        "positionValue": "0", "positionBalance": "0", "positionIM": "0",
                        "positionMM": "0", "markPrice": price_text(spec, mark),
                        "unrealisedPnl": "0", "curRealisedPnl": "0",
@@ -178,6 +188,7 @@ def position_json(d: Derivatives, position: Position | None, spec: SymbolSpec,
     return base | {
         "side": "Buy" if size > 0 else "Sell", "size": qty_text(spec, abs(size)),
         "avgPrice": ratio_text(entry, spec.price_decimals + 2),
+        "breakEvenPrice": ratio_text(entry, spec.price_decimals + 2),  # changelog 2026-01-13
         "positionValue": amount_text(spec, abs(position.cost)),
         "positionBalance": amount_text(spec, risk.initial),
         "positionIM": amount_text(spec, risk.initial),
