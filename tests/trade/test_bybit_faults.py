@@ -201,8 +201,9 @@ def test_rate_limit_is_resent_without_lookup(
     trader.executor.submit(sent)
     if status == 403:  # an IP ban: nothing goes for 10 minutes; the order waits, unsent
         eventually(lambda: bproxy.count("POST", CREATE) == 1)
-        assert sent.client_order_id not in results
-        assert trader.store.get(LINEAR_VENUE, sent.client_order_id).state == "absent"
+        eventually(lambda: trader.store.get(LINEAR_VENUE, sent.client_order_id).state ==
+                   "absent")  # "not processed": nothing to look up
+        assert sent.client_order_id not in results  # waiting out the ban, not given up
         assert venue_orders(alice) == []
         return
     result = settled(results, sent.client_order_id)
