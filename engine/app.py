@@ -54,6 +54,7 @@ log = logger.bind(component="app")
 # throwaway "demo" one) is handed to the trader by env var name, like any key.
 DEMO_ACCOUNT, DEMO_KEY_ENV, DEMO_SECRET_ENV = "demo", "ENGINE_DEMO_KEY", "ENGINE_DEMO_SECRET"
 DEMO_OKX_ENV = ("ENGINE_DEMO_OKX_KEY", "ENGINE_DEMO_OKX_SECRET", "ENGINE_DEMO_OKX_PASSPHRASE")
+DEMO_BYBIT_KEY_ENV, DEMO_BYBIT_SECRET_ENV = "ENGINE_DEMO_BYBIT_KEY", "ENGINE_DEMO_BYBIT_SECRET"
 
 ROLES = ("monitor", "trader", "both", "venue")
 
@@ -281,7 +282,7 @@ class Daemon:
         from engine.sim.testkit import DEFAULT_PRICES, account_config, symbol_config  # noqa: PLC0415
 
         cfg, v = self.config, self.config.venue
-        demo_exchanges = ("binance", "okx")  # one engine: an OKX pair is the same book
+        demo_exchanges = ("binance", "okx", "bybit")  # one engine: the same books in every dialect
         pairs = {s.pair for s in cfg.feed.subscriptions if s.exchange in demo_exchanges} | \
             {s.pair for s in cfg.trader.strategies if s.exchange in demo_exchanges} or {"BTC/USDT"}
         # An OKX strategy or subscription (or venue.okx.enabled): the OKX dialect too.
@@ -295,6 +296,9 @@ class Daemon:
             v, port=_free_port(), market="synthetic", symbols=symbols,
             usdm=dataclasses.replace(v.usdm, enabled=usdm, port=_free_port()),
             okx=dataclasses.replace(v.okx, enabled=okx, port=_free_port()),
+            bybit=dataclasses.replace(v.bybit, port=_free_port(), enabled=v.bybit.enabled or any(
+                s.exchange == "bybit" for s in cfg.trader.strategies) or any(
+                s.exchange == "bybit" for s in cfg.feed.subscriptions)),
             accounts=v.accounts or (account_config(DEMO_ACCOUNT),),
             synthetic=dataclasses.replace(v.synthetic, start_prices={
                 **prices, **v.synthetic.start_prices}))
@@ -326,6 +330,9 @@ class Daemon:
                 cfg.exchanges.get("okx", ExchangeConfig()), enabled=True, spot=ends,
                 futures=ends, api_key_env=DEMO_OKX_ENV[0], api_secret_env=DEMO_OKX_ENV[1],
                 passphrase_env=DEMO_OKX_ENV[2])
+        if venue_config.bybit.enabled:
+            exchanges["bybit"] = _demo_bybit(cfg.exchanges.get("bybit", ExchangeConfig()),
+                                             venue_config.bybit.port, account)
         self.config = dataclasses.replace(cfg, exchanges=exchanges)
 
     # ------------------------------------------------------------ lifecycle
@@ -449,6 +456,14 @@ class Daemon:
                     lines += [f"  okx key:  account={k.account} api_key={k.api_key} "
                               f"passphrase={k.passphrase} (local test credential; secret in "
                               f"venue.okx.keys)" for k in okx.keys.values()][:1]
+                bybit = getattr(c.venue, "bybit", None)
+                if bybit is not None:  # Bybit v5 dialect, its own port; keys in Bybit's shape
+                    lines.append(f"  bybit:    REST {bybit.url}/v5  public {bybit.ws_url}/v5/public/"
+                                 f"spot|linear  private {bybit.ws_url}/v5/private  "
+                                 f"trade {bybit.ws_url}/v5/trade")
+                    # the API key only: secrets never go to logs (docs/venue.md derives it)
+                    lines += [f"  bybit:    account {name} key={key} (local test credential; "
+                              f"secret: docs/venue.md)" for name, (key, _) in bybit.keys.items()]
         if self.missing:
             lines.append(f"  NOT BUILT YET (this role runs without them): {', '.join(self.missing)}")
         lines.append(f"  http:     {self.http.url if self.http else 'disabled'}")
@@ -495,9 +510,11 @@ class _VenueComponent:
     def status(self) -> dict:
         usdm = getattr(self.venue, "usdm", None)
         okx = getattr(self.venue, "okx", None)
+        bybit = getattr(self.venue, "bybit", None)
         return {"rest": self.venue.rest_url, "ws": self.venue.ws_url,
                 **({"usdm_rest": usdm.url, "usdm_ws": usdm.ws_url} if usdm else {}),
-                **({"okx_rest": okx.url, "okx_ws": okx.ws_url} if okx else {})}
+                **({"okx_rest": okx.url, "okx_ws": okx.ws_url} if okx else {}),
+                **({"bybit_rest": bybit.url, "bybit_ws": bybit.ws_url} if bybit else {})}
 
 
 def _fan_out(listeners: list[Callable[[Any], None]]) -> Callable[[Any], None] | None:
@@ -515,6 +532,21 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _demo_bybit(bybit: ExchangeConfig, port: int, account: Any) -> ExchangeConfig:
+    """--demo: exchange ``bybit`` on the venue's Bybit dialect, with the demo
+    account's Bybit-shaped keys (handed over by env var name, like any key)."""
+    from engine.sim.bybit.context import bybit_credentials  # noqa: PLC0415 - demo only
+
+    os.environ[DEMO_BYBIT_KEY_ENV], os.environ[DEMO_BYBIT_SECRET_ENV] = bybit_credentials(
+        account.api_key, account.api_secret)
+    rest, ws = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
+    return dataclasses.replace(bybit, enabled=True,
+                               spot=EndpointConfig(rest, f"{ws}/v5/public/spot"),
+                               futures=EndpointConfig(rest, f"{ws}/v5/public/linear"),
+                               api_key_env=DEMO_BYBIT_KEY_ENV,
+                               api_secret_env=DEMO_BYBIT_SECRET_ENV)
 
 
 def _is_local(url: str) -> bool:

@@ -266,6 +266,21 @@ class OkxVenueConfig:
 
 
 @dataclass(frozen=True)
+class BybitVenueConfig:
+    """The local venue's Bybit v5 dialect (docs/venue.md): spot on the venue's
+    spot books, linear on the perpetual books the USD-M dialect uses; its own
+    port, the same matching engine and ledger."""
+
+    enabled: bool = False  # config.yaml turns it on for --role venue
+    port: int = 8768  # 0 picks a free port (so does venue.port 0)
+    # Bybit's per-UID /v5/order/create limits (rate-limit page): lower to test 10006.
+    spot_orders_per_s: int = 20
+    linear_orders_per_s: int = 10
+    # Bybit's IP limit: 600 requests per 5 s window per IP (HTTP 403 past it).
+    ip_requests_per_5s: int = 600
+
+
+@dataclass(frozen=True)
 class LocalVenueConfig:
     host: str = "127.0.0.1"
     port: int = 8765
@@ -281,6 +296,7 @@ class LocalVenueConfig:
     orders_per_day: int = 200_000
     usdm: UsdmVenueConfig = UsdmVenueConfig()
     okx: OkxVenueConfig = OkxVenueConfig()  # OKX v5 dialect (engine/sim/okx)
+    bybit: BybitVenueConfig = BybitVenueConfig()
     # Browser Origins a WebSocket upgrade may carry besides the venue's own host
     # (SDKs send none); any other Origin is refused with 403 on every dialect.
     ws_origins: tuple[str, ...] = ()

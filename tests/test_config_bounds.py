@@ -31,13 +31,14 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "SyntheticMarketConfig": ("venue", "synthetic"), "TraderConfig": ("trader",),
     "RiskConfig": ("trader", "risk"), "FuturesTradeConfig": ("trader", "futures"),
     "UsdmVenueConfig": ("venue", "usdm"), "OkxVenueConfig": ("venue", "okx"),
+    "BybitVenueConfig": ("venue", "bybit"),
 }
 # Keys where 0 is allowed, and what it means (checked in test_config_zero_means_what_it_says
 # or, for the store, in tests/store/).
 ZERO_MEANS = {
     ("HttpConfig", "port"): "a free port", ("LocalVenueConfig", "port"): "a free port",
     ("UsdmVenueConfig", "port"): "a free port", ("OkxVenueConfig", "port"): "a free port",
-    ("LocalVenueConfig", "http_port"): "a free port",
+    ("LocalVenueConfig", "http_port"): "a free port", ("BybitVenueConfig", "port"): "a free port",
     ("HttpConfig", "rate_limit_per_s"): "no rate limit", ("HttpConfig", "max_body_bytes"): "no body",
     ("FuturesTradeConfig", "leverage"): "leave the account's leverage",
     ("ExchangeConfig", "max_pairs_per_connection"): "the driver's documented limit",

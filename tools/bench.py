@@ -19,9 +19,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 BENCHES = {
     "book": ["bench_book"],
     "feed": ["bench_feed", "bench_venues", "bench_feed_socket"],
-    "match": ["bench_match", "bench_match_usdm", "bench_match_okx"],
+    "match": ["bench_match", "bench_match_usdm", "bench_match_okx", "bench_match_bybit"],
     "store": ["bench_store"],
-    "trader": ["bench_trader", "bench_trader_strategy", "bench_trader_usdm", "bench_trader_okx"],
+    "trader": ["bench_trader", "bench_trader_strategy", "bench_trader_usdm", "bench_trader_okx",
+               "bench_trader_bybit"],
     "api": ["bench_api"],
     # ours vs cryptofeed and the order-book C extension (bench-only installs)
     "peers": ["bench_peers"],

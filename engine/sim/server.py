@@ -22,6 +22,7 @@ from loguru import logger
 from engine.clock import SYSTEM, Clock
 from engine.config import LocalVenueConfig
 from engine.sim.amounts import FeeRate, config_units
+from engine.sim.bybit.service import BybitDialect
 from engine.sim.exchange import Exchange, Published
 from engine.sim.filters import SymbolSpec, amount_decimals_for
 from engine.sim.ledger import Ledger
@@ -80,6 +81,7 @@ class LocalVenue:
         self.exchange: Exchange | None = None
         self.usdm: UsdmDialect | None = None  # the Binance USD-M dialect, when enabled
         self.okx: OkxDialect | None = None  # the OKX v5 dialect, when enabled
+        self.bybit: BybitDialect | None = None  # the Bybit v5 dialect, when enabled
         self.market: SyntheticMarket | Replayer | None = None
         self._store: StateStore | None = None
         self._loop: NetLoop | None = None
@@ -99,6 +101,8 @@ class LocalVenue:
                 loop = self._make_network(exchange, specs)
                 usdm = self._make_usdm(exchange, specs, saved)
                 okx = self._make_okx(exchange, specs, saved, usdm)
+                bybit = BybitDialect(self.config, exchange, specs, usdm) \
+                    if self.config.bybit.enabled else None
             except BaseException:
                 store.close()
                 raise
@@ -113,7 +117,11 @@ class LocalVenue:
                     usdm.start()
                 if okx is not None:
                     okx.start()
+                if bybit is not None:
+                    bybit.start()
             except OSError:
+                if usdm is not None:
+                    usdm.stop(1.0)
                 loop.stop(1.0)
                 if usdm is not None:
                     usdm.loop.stop(1.0)
@@ -121,6 +129,7 @@ class LocalVenue:
                 raise
             self.usdm = usdm
             self.okx = okx
+            self.bybit = bybit
             self.exchange, self._store, self._loop, self.market = exchange, store, loop, market
             self.rest_url = f"http://{self.config.host}:{loop.port}"
             self.ws_url = f"ws://{self.config.host}:{loop.port}"
@@ -175,8 +184,10 @@ class LocalVenue:
     def _make_usdm(self, exchange: Exchange, specs: dict[str, SymbolSpec],
                    saved: SavedState) -> UsdmDialect | None:
         """The USD-M dialect on its own port; the spot streams keep to spot
-        symbols. Open perpetual orders come back; positions do not (yet)."""
-        if not self.config.usdm.enabled:
+        symbols. Open perpetual orders come back; positions do not (yet).
+        The Bybit dialect's linear category trades these same perpetuals, so
+        it brings them (and the USD-M port) up too."""
+        if not (self.config.usdm.enabled or self.config.bybit.enabled):
             return None
         spot_listeners = list(exchange.listeners)
         exchange.listeners[:] = [_only(set(specs), x) for x in spot_listeners]
@@ -220,6 +231,8 @@ class LocalVenue:
                 self.usdm.stop(share)
             if self.okx is not None:
                 self.okx.stop(share)
+            if self.bybit is not None:
+                self.bybit.stop(share)
             if self._loop is not None:
                 self._loop.stop(share)
             if self._store is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from engine.config import (
+    BybitVenueConfig,
     LocalVenueConfig,
     SyntheticMarketConfig,
     UsdmVenueConfig,
@@ -44,9 +45,11 @@ def venue_config(symbols: Iterable[str | VenueSymbolConfig] = ("BTCUSDT",),
                  start_prices: dict[str, str] | None = None, tick_ms: int = 50,
                  levels: int = 10, volatility_bps: float = 5.0, seed: int = 1,
                  replay_file: str = "", state_path: str = "venue.sqlite",
-                 host: str = "127.0.0.1", usdm: bool = False) -> LocalVenueConfig:
+                 host: str = "127.0.0.1", usdm: bool = False,
+                 bybit: bool = False) -> LocalVenueConfig:
     """Defaults: BTCUSDT, no market makers, a free port, accounts alice and bob;
-    ``usdm`` adds the Binance USD-M dialect (a perpetual per USDT symbol)."""
+    ``usdm`` adds the Binance USD-M dialect (a perpetual per USDT symbol);
+    ``bybit`` the Bybit v5 dialect (spot + linear on those perpetuals), free port."""
     chosen = tuple(s if isinstance(s, VenueSymbolConfig) else symbol_config(s) for s in symbols)
     prices = start_prices if start_prices is not None else {
         s.symbol: DEFAULT_PRICES.get(s.symbol, "100") for s in chosen}
@@ -58,4 +61,5 @@ def venue_config(symbols: Iterable[str | VenueSymbolConfig] = ("BTCUSDT",),
         symbols=chosen,
         accounts=tuple(accounts) if accounts is not None else (account_config("alice"),
                                                                account_config("bob")),
-        usdm=UsdmVenueConfig(enabled=usdm))  # the Binance USD-M dialect on a free port
+        usdm=UsdmVenueConfig(enabled=usdm),  # the Binance USD-M dialect on a free port
+        bybit=BybitVenueConfig(enabled=bybit, port=0))

@@ -1,6 +1,7 @@
 """The order socket of a venue whose private stream is not on its WebSocket
-API (Binance USD-M: user data by listenKey, orders over ``ws-fapi``): one
-authenticated-per-request WebSocket API connection kept open, its frames read
+API (Binance USD-M: user data by listenKey, orders over ``ws-fapi``; Bybit:
+a private socket, orders over ``/v5/trade`` after ``auth``): one
+authenticated WebSocket API connection kept open, its frames read
 here, handed to the session as the fast path for orders, cancels and lookups.
 While it is down the session sends over REST. Owns that socket and thread only.
 
@@ -66,12 +67,17 @@ class OrderSocketKeeper:
                     enable_multithread=True)
                 ws.settimeout(1.0)
                 socket = WsApiSocket(ws, self.session.driver, lambda event: None)
+                self._logon(ws, socket)
                 socket.mark_ready()
                 self.session.ws = socket
                 self.connects += 1
                 self.up.set()
                 log.info("order socket up venue={} connects={}", self.venue, self.connects)
+                driver, last_ping = self.session.driver, time.monotonic()
                 while not self._stop.is_set():
+                    if driver.ws_ping_s and time.monotonic() - last_ping >= driver.ws_ping_s:
+                        ws.send(driver.ws_ping_frame())  # the venue cuts a silent socket
+                        last_ping = time.monotonic()
                     try:
                         opcode, frame = ws.recv_data_frame(True)
                     except websocket.WebSocketTimeoutException:
@@ -93,6 +99,29 @@ class OrderSocketKeeper:
             failures = 0 if time.monotonic() - started > 30.0 else failures + 1
             cap = min(RECONNECT_MAX_S, RECONNECT_MIN_S * 2 ** min(failures, 10))
             self._stop.wait(random.uniform(RECONNECT_MIN_S / 2, cap))  # noqa: S311 - jitter
+
+    def _logon(self, ws: websocket.WebSocket, socket: WsApiSocket) -> None:
+        """Authenticate the socket where the driver logs on (Bybit ``auth``);
+        Binance signs each request and has nothing to do here."""
+        session = self.session
+        logon = session.driver.ws_logon(session.now_ms(), session.request_id())
+        if logon is None:
+            return
+
+        def recv() -> bytes | str | None:
+            try:
+                opcode, frame = ws.recv_data_frame(True)
+            except websocket.WebSocketTimeoutException:
+                return None
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                raise ConnectionError("venue closed the order socket")
+            return frame.data if opcode in (websocket.ABNF.OPCODE_TEXT,
+                                            websocket.ABNF.OPCODE_BINARY) else None
+
+        reply = socket.subscribe(logon, CONNECT_TIMEOUT_S, recv)
+        if reply.kind != "ok":
+            raise ConnectionError(f"order socket logon refused: {reply.status} {reply.code} "
+                                  f"{reply.message}")
 
     def health(self) -> list[Health]:
         # REST carries the orders while it is down: degraded speed, not a fault.

@@ -12,6 +12,8 @@ from engine.venues.binance_trade import BinanceSpotTrade
 from engine.venues.binance_usdm_trade import BinanceUsdmTrade
 from engine.venues.bitget import BitgetDriver
 from engine.venues.bybit import BybitDriver
+from engine.venues.bybit_trade import BybitSpotTrade
+from engine.venues.bybit_trade_linear import BybitLinearTrade
 from engine.venues.coinbase import CoinbaseDriver
 from engine.venues.coinex import CoinexDriver
 from engine.venues.gate import GateDriver
@@ -61,6 +63,8 @@ TRADING_DRIVERS: dict[tuple[str, Market], type[TradingDriver]] = {
     ("binance", Market.FUTURES): BinanceUsdmTrade,
     ("okx", Market.SPOT): OkxSpotTrade,
     ("okx", Market.FUTURES): OkxSwapTrade,
+    ("bybit", Market.SPOT): BybitSpotTrade,
+    ("bybit", Market.FUTURES): BybitLinearTrade,
 }
 
 
