@@ -13,8 +13,8 @@ from engine.trade.actions import Outcome
 from engine.trade.service import TraderService
 from engine.trade.session import TIME_SYNC_S
 from tests.trade.fault_proxy import FaultProxy
-from tests.trade.test_executor import collect, new_orders, settled
 from tests.trade.rig import Orders
+from tests.trade.test_executor import collect, new_orders, settled
 
 
 class SkewedClock(Clock):
