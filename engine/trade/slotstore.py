@@ -14,7 +14,7 @@ from typing import Any
 
 from engine.model import Side
 from engine.store.migrations import migrate
-from engine.store.taskdb import TaskDb
+from engine.store.taskdb import SQLITE, TaskDb
 from engine.strategies.base import ZERO, SlotInfo, SlotState
 
 COLUMNS = ("STRATEGY_ID, SLOT_ID, VENUE, TRADE_PAIR, STATE, GENERATION, CLIENT_ORDER_ID, "
@@ -86,6 +86,8 @@ class SlotStore:
     def ensure_schema(self) -> None:
         if not self._migrated:
             migrate(self.db)
+            if self.db.dialect is SQLITE:  # kill-safe without an fsync per slot change,
+                self.db.execute("PRAGMA synchronous=NORMAL")  # as the order intents (orders.py)
             self._migrated = True
 
     def close(self) -> None:
