@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,9 @@ def _point_ccxt(exchange: Any, venue: LocalVenue) -> None:
         for name in ("linear", "option", "optionMarket", "optionPrivate"):
             ws[name] = ws[name].replace("wss://fstream.binance.com", venue.usdm.ws_url)
         ws["ws-api"]["linear"] = venue.usdm.ws_url + "/ws-fapi/v1"
+
+
+ACCOUNT = "alice"  # the venue account whose key ccxt uses
 
 
 def _ccxt_options() -> dict:
@@ -114,9 +118,17 @@ def test_ccxt_pro_watches_book_trades_orders_and_positions(venue: LocalVenue) ->
                 book = await within(exchange.watch_order_book(SYMBOL), "watch_order_book")
             assert book["nonce"] > first and book["bids"][0][0] < book["asks"][0][0]
             assert await within(exchange.watch_trades(SYMBOL), "watch_trades")
+            assert venue.usdm is not None
+            hub = venue.usdm.hub
+            streams_before = len(hub.user_conns.get(ACCOUNT, ()))
             orders = asyncio.ensure_future(exchange.watch_orders(SYMBOL))
             positions = asyncio.ensure_future(exchange.watch_positions([SYMBOL]))
-            await asyncio.sleep(1)
+            # Order only once ccxt's user stream is attached (listenKey fetched and
+            # socket open: seconds on a busy host), or its update would go to nobody.
+            deadline = time.monotonic() + 60
+            while len(hub.user_conns.get(ACCOUNT, ())) <= streams_before:
+                assert time.monotonic() < deadline, "ccxt.pro's user stream never attached"
+                await asyncio.sleep(0.05)
             placed = await within(exchange.create_order(SYMBOL, "market", "sell", 0.02),
                                   "create_order")
             seen = await within(orders, "watch_orders")
@@ -206,11 +218,16 @@ def test_python_binance_futures_rest_streams_and_ws_api(venue: LocalVenue,
         client.futures_account_balance()
     client = Client("alice-key", "alice-secret", ping=False)
     client.FUTURES_URL = venue.usdm.url + "/fapi"
+    # The venue is shared by this module's tests (in whatever order a worker runs
+    # them): the position moves by this order's quantity from where it was.
+    before = sum(Decimal(p["positionAmt"]) for p in
+                 client.futures_position_information(symbol="BTCUSDT"))
     placed = client.futures_create_order(symbol="BTCUSDT", side="SELL", type="MARKET",
                                          quantity="0.01")
     assert placed["status"] == "FILLED"
     position = client.futures_position_information(symbol="BTCUSDT")
-    assert [p["positionAmt"] for p in position] == ["-0.01000"]
+    assert len(position) == 1 and Decimal(position[0]["positionAmt"]) == before - Decimal("0.01")
+    assert len(position[0]["positionAmt"].split(".")[1]) == 5, position  # the symbol's precision
     assert client.futures_get_position_mode() == {"dualSidePosition": False}
     assert any(r["incomeType"] == "COMMISSION" for r in client.futures_income_history())
 
