@@ -325,6 +325,8 @@ class Dispatcher:
             return
         session = self.sessions[action.venue]
         session.maybe_sync_time()
+        if job.attempts == 0:  # so that reconcile after a kill knows the cancel was ours
+            self.store.note_cancel(action.venue, action.client_order_id)
         reply = self._send(job, session.cancel_order(action.pair, action.client_order_id))
         if reply.kind == "ok":
             self._apply_order(session, reply.body)

@@ -371,6 +371,20 @@ class OrderStore:
                                  "TRADE_PAIR = ?", (venue, pair))
         return int(rows[0][0] or 0) if rows else 0
 
+    def note_cancel(self, venue: str, client_order_id: str) -> None:
+        """A cancel of ours is about to leave (committed first, like an intent)."""
+        with self._lock, self.db.transaction():
+            self.db.execute("DELETE FROM TRADER_CANCELS WHERE VENUE = ? AND CLIENT_ORDER_ID = ?",
+                            (venue, client_order_id))
+            self.db.execute("INSERT INTO TRADER_CANCELS (VENUE, CLIENT_ORDER_ID, SENT_MS) VALUES "
+                            "(?, ?, ?)", (venue, client_order_id, self._now_ms()))
+
+    def cancel_sent(self, venue: str, client_order_id: str) -> bool:
+        """Whether we asked the venue to cancel this order (any incarnation)."""
+        with self._lock:
+            return bool(self.db.query("SELECT 1 FROM TRADER_CANCELS WHERE VENUE = ? AND "
+                                      "CLIENT_ORDER_ID = ?", (venue, client_order_id)))
+
     def set_flag(self, name: str, value: str | None) -> None:
         with self._lock:
             if value is None:

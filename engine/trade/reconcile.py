@@ -207,7 +207,9 @@ class Reconciler:
             if record.state in (st.INTENT, st.UNKNOWN):
                 kind = "adopted"
             elif update.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED):
-                kind = "canceled_elsewhere"
+                # Ours if we had sent a cancel (it landed while we were away).
+                kind = "canceled_by_us" if self.store.cancel_sent(self.venue, cid) \
+                    else "canceled_elsewhere"
             else:
                 kind = "filled_while_away"
             report.differences.append(Difference(kind, pair, cid, f"{record.state} -> "

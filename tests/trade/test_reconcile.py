@@ -62,6 +62,28 @@ def test_small_drift_is_corrected_and_logged(start_trader: Callable[..., TraderS
     assert again.risk.check_place(orders.place(Side.BUY, "100")) is None
 
 
+def test_a_cancel_in_flight_at_a_kill_is_ours_not_drift(start_trader: Callable[..., TraderService],
+                                                         alice: BinanceClient) -> None:
+    """The dispatcher commits a cancel before sending it; the venue cancels, and
+    the process dies before the answer is recorded. On restart that order is
+    known as canceled at our request: caught up, not drift, no halt."""
+    trader = start_trader()
+    orders = Orders()
+    grid = [orders.place(Side.BUY, str(29000 - i), "0.01") for i in range(10)]
+    place_all(trader, grid)
+    trader.stop(3.0)
+    mine, theirs = grid[0].client_order_id, grid[1].client_order_id
+    trader.store.note_cancel("binance", mine)  # what dispatch.cancel commits first
+    cancel_by_hand(alice, mine)  # the request landed; its answer was never recorded
+    cancel_by_hand(alice, theirs)  # and one canceled by someone else: still drift
+    again = start_trader()
+    report = again.reports["binance"]
+    kinds = sorted(d.kind for d in report.differences)
+    assert kinds == ["canceled_by_us", "canceled_elsewhere"], report.text()
+    assert [d.kind for d in report.drift] == ["canceled_elsewhere"]
+    assert again.store.get("binance", mine).state == "canceled"
+
+
 def test_large_drift_halts_with_a_clear_report(start_trader: Callable[..., TraderService],
                                                alice: BinanceClient) -> None:
     trader = start_trader()
