@@ -67,6 +67,7 @@ class Job:
     checked: bool = False  # risk looked at this job (once per send, before its token)
     prepared_ms: int = 0  # the timestamp ``request`` is signed with (= SENT_MS)
     on_absent: str = "resend"  # resolve jobs: resend | report | split (an amend)
+    sent_over: str = ""  # transport of the last send: rest | ws ("" if never sent)
 
     @property
     def venue(self) -> str:
@@ -125,12 +126,12 @@ class Dispatcher:
         code = reply.code if reply is not None else 0
         text = reason or (f"{reply.code} {reply.message}".strip() if reply is not None else "")
         self.report(ActionResult(job.action, outcome, code, text, venue_order_id, job.fallback,
-                                 max(1, job.attempts),
-                                 job.request.transport if job.request is not None else ""))
+                                 max(1, job.attempts), job.sent_over))
 
     def _send(self, job: Job, request: SignedRequest) -> Reply:
         session = self.sessions[job.venue]
         job.attempts += 1
+        job.sent_over = request.transport
         self.counts["sent"] += 1
         if request.counts_order:  # a new order: spend its token at the wire
             stamp = self.take_token(job.venue)

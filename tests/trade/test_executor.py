@@ -56,6 +56,8 @@ def test_place_is_acknowledged_recorded_and_rests_on_the_venue(
     trader.executor.submit(order)
     result = settled(results, order.client_order_id)
     assert result.outcome == Outcome.ACKNOWLEDGED and result.venue_order_id
+    # The result names the path the order went over (the trader metrics' label).
+    assert result.path == ("ws" if transport == "ws_api" else "rest"), result
     record = trader.store.get("binance", order.client_order_id)
     assert record.state == "open" and record.price == "29000.00"
     assert [o["clientOrderId"] for o in open_orders(alice)] == [order.client_order_id]
