@@ -185,7 +185,13 @@ def test_pybit_websockets_public_private_and_trade(venue: LocalVenue,
         public.orderbook_stream(50, "BTCUSDT", lambda m: got.put(("book", m)))
         public.trade_stream("BTCUSDT", lambda m: got.put(("trade", m)))
         private.order_stream(lambda m: got.put(("order", m)))
-        time.sleep(0.5)  # pybit subscribes asynchronously
+        assert venue.bybit is not None
+        hub = venue.bybit.hub  # pybit authenticates and subscribes asynchronously
+
+        def subscribed() -> bool:
+            topics = [t for s in list(hub.sessions.values()) for t in s.topics]
+            return {"order", "orderbook.50.BTCUSDT", "publicTrade.BTCUSDT"} <= set(topics)
+        eventually(subscribed, timeout=30, message="pybit never subscribed")
         price = f"{_best_bid(venue, 'BTCUSDT-PERP') * 0.9:.2f}"
         trading.place_order(lambda m: got.put(("placed", m)), category="linear",
                             symbol="BTCUSDT", side="Buy", orderType="Limit", qty="0.01",
