@@ -20,7 +20,8 @@ LAYERS: dict[str, set[str]] = {
     "model_trade": {"model"},  # trading values + the TradingDriver contract (venues and trade share it)
     "clock": set(),
     "config_checks": set(),  # the bounds and cross-key checks engine/config.py applies
-    "config": {"config_checks"},
+    "config_convert": {"config_checks"},  # YAML mapping <-> frozen dataclasses, schema-blind
+    "config": {"config_checks", "config_convert"},
     "lifecycle": set(),
     "logconfig": set(),
     "entry": set(),  # console scripts: finds run.py and tools/, imports no engine package
@@ -36,6 +37,6 @@ LAYERS: dict[str, set[str]] = {
     "api": {"model", "config", "lifecycle", "book", "app"},
     # the API's views over the trader and the task DB (what api reads, wired by app)
     "api_views": {"api", "store"},
-    "app": {"model", "model_trade", "config", "clock", "lifecycle", "logconfig", "book", "venues",
+    "app": {"model", "model_trade", "config", "config_convert", "clock", "lifecycle", "logconfig", "book", "venues",
             "feed", "store", "strategies", "trade", "sim", "api", "api_views"},
 }

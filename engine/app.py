@@ -29,7 +29,8 @@ from engine.book.core import check_core, core_name, make_writer
 from engine.book.reader import BookReader
 from engine.book.store import BookStore
 from engine.book.writer import BookWriter
-from engine.config import Config, EndpointConfig, ExchangeConfig, SubscriptionConfig, to_public_dict
+from engine.config import Config, EndpointConfig, ExchangeConfig, SubscriptionConfig
+from engine.config_convert import to_public_dict
 from engine.feed.limiter import RestLimiter
 from engine.feed.service import FeedService
 from engine.lifecycle import Component, Health
