@@ -21,14 +21,15 @@ LAYERS: dict[str, set[str]] = {
     "clock": set(),
     "config_checks": set(),  # the bounds and cross-key checks engine/config.py applies
     "config_convert": {"config_checks"},  # YAML mapping <-> frozen dataclasses, schema-blind
-    "config": {"config_checks", "config_convert"},
+    "config_storage": set(),  # the storage: section's dataclasses
+    "config": {"config_checks", "config_convert", "config_storage"},
     "lifecycle": set(),
     "logconfig": set(),
     "entry": set(),  # console scripts: finds run.py and tools/, imports no engine package
     "book": {"model"},
     "venues": {"model", "model_trade", "config", "clock"},  # a driver may be handed a Clock; it never reads the wall
     "feed": {"model", "config", "clock", "lifecycle", "book", "venues"},
-    "store": {"model", "config", "clock", "lifecycle"},
+    "store": {"model", "config", "config_storage", "clock", "lifecycle"},
     "strategies": {"model"},
     # trade uses sim's matching core for paper mode (orders matched against a live book)
     # trade is venue-neutral: drivers come from app.py (venues.TRADING_DRIVERS), never imported
