@@ -1,9 +1,8 @@
 """One WebSocket connection on its own thread: connect, subscribe, heartbeats,
 stall detection, reconnect with capped backoff + full jitter, resubscribe, a
 planned make-before-break rotation before the venue's lifetime cut (its steps in
-rotating.py), and hand
-every frame to the router. Owns the socket; it never parses a frame (the driver
-does, via the router) and knows nothing venue-specific.
+rotating.py), and hand every frame to the router. Owns the socket; it never
+parses a frame (the driver does, via the router) and knows nothing venue-specific.
 
   pool ── add/remove/resubscribe ──► outbox ──(paced)──► socket
                                        ▲ wake pipe          │ frame
