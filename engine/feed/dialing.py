@@ -22,7 +22,7 @@ from engine.venues.base import Driver, Heartbeat, Subscription
 
 
 class RotationPlan(NamedTuple):
-    """When a session replaces its socket before the venue cuts it (pool.rotation_plan)."""
+    """When a session replaces its socket before the venue cuts it (venue_feed.rotation_plan)."""
 
     after_s: float = math.inf  # session age at which to start; inf: never
     overlap_s: float = 0.0  # both sockets carry the stream this long
