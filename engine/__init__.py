@@ -31,11 +31,11 @@ LAYERS: dict[str, set[str]] = {
     "feed": {"model", "config", "clock", "lifecycle", "book", "venues"},
     "store": {"model", "config", "config_storage", "clock", "lifecycle"},
     "strategies": {"model"},
-    # trade uses sim's matching core for paper mode (orders matched against a live book)
     # trade is venue-neutral: drivers come from app.py (venues.TRADING_DRIVERS), never imported
-    "trade": {"model", "model_trade", "config", "clock", "lifecycle", "book", "store", "strategies", "sim"},
-    "sim": {"model", "config", "clock", "lifecycle"},
-    "api": {"model", "config", "lifecycle", "book", "app"},
+    "trade": {"model", "model_trade", "config", "clock", "lifecycle", "book", "store", "strategies"},
+    # sim.paper mirrors a live book (book) and asks the live venue's rules through its driver
+    "sim": {"model", "model_trade", "config", "clock", "lifecycle", "book"},
+    "api": {"model", "config", "lifecycle", "book"},
     # the API's views over the trader and the task DB (what api reads, wired by app)
     "api_views": {"api", "store"},
     "app": {"model", "model_trade", "config", "config_convert", "clock", "lifecycle", "logconfig", "book", "venues",

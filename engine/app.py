@@ -36,12 +36,12 @@ from engine.feed.service import FeedService
 from engine.lifecycle import Component, Health
 from engine.model import Market
 from engine.model_trade import TradingEndpoints, trading_venue
+from engine.sim.paper import PaperVenue, live_pairs
 from engine.store.history import HistoryStore
 from engine.store.recorder import Recorder
 from engine.store.taskdb import TaskDb
 from engine.store.tasks import TaskFetcher
 from engine.trade.metrics import TraderMetrics
-from engine.trade.paper import PaperVenue, live_pairs
 from engine.trade.pool import StrategyPool, pool_settings
 from engine.trade.service import TraderService
 from engine.trade.slots import SlotManager
