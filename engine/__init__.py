@@ -38,6 +38,8 @@ LAYERS: dict[str, set[str]] = {
     "api": {"model", "config", "lifecycle", "book"},
     # the API's views over the trader and the task DB (what api reads, wired by app)
     "api_views": {"api", "store"},
-    "app": {"model", "model_trade", "config", "config_convert", "clock", "lifecycle", "logconfig", "book", "venues",
+    # the local venues a daemon runs inside itself (venue role, --demo, paper)
+    "app_venues": {"model", "model_trade", "config", "lifecycle", "book", "sim", "venues"},
+    "app": {"app_venues", "model", "model_trade", "config", "config_convert", "clock", "lifecycle", "logconfig", "book", "venues",
             "feed", "store", "strategies", "trade", "sim", "api", "api_views"},
 }
