@@ -7,7 +7,7 @@ parses a frame (the driver does, via the router) and knows nothing venue-specifi
   pool ── add/remove/resubscribe ──► outbox ──(paced)──► socket
                                        ▲ wake pipe          │ frame
   router.on_frame(conn_id, frame, recv_ns) ◄────────────────┘ replies ─► outbox
-        └─ its on_event hook (health.data_marking_hook) marks frames that carried data
+        └─ also says whether the frame carried data: only those reset the stall clock
 
 Only this connection's thread touches the socket; other threads queue frames
 and wake it through a socket pair, so select() covers both.
@@ -38,7 +38,7 @@ from engine.feed.dialing import (
     connect_target,
     open_socket,
 )
-from engine.feed.health import ConnectionStats, ConnState, frame_mark, socket_backlog_bytes
+from engine.feed.health import ConnectionStats, ConnState, socket_backlog_bytes
 from engine.feed.limiter import RestLimiter, WindowLimiter
 from engine.feed.rotating import RotatingSession
 from engine.venues.base import Driver, Subscription
@@ -77,10 +77,11 @@ class ConnectionSettings:
 
 
 class FrameSink(Protocol):
-    """What a connection feeds: engine.feed.sync.FeedRouter implements it. Its
-    on_event hook must be health.data_marking_hook(...), or every session stalls."""
+    """What a connection feeds: engine.feed.sync.FeedRouter implements it."""
 
-    def on_frame(self, conn_id: str, frame: str | bytes, recv_ns: int) -> list[str]: ...
+    def on_frame(self, conn_id: str, frame: str | bytes, recv_ns: int) -> tuple[list[str], bool]:
+        """(replies to send, whether the frame carried market data or a venue event)."""
+        ...
 
     def on_reconnect(self, pairs: list[str]) -> None: ...
 
@@ -306,8 +307,6 @@ class Connection(RotatingSession):
         capture = self._capture
         latency = stats.latency
         on_frame = self.sink.on_frame
-        mark = frame_mark
-        mark.data = False
         max_bytes = settings.max_frame_bytes
         while True:  # per socket: a rotation swaps in the new one and goes round again
             sock = ws.sock
@@ -384,12 +383,11 @@ class Connection(RotatingSession):
                     stats.messages += 1
                     if capture is not None:
                         capture.write(recv_ns, "ws", self.conn_id, self.url, frame)
-                    replies = on_frame(self.conn_id, frame, recv_ns)
+                    replies, had_data = on_frame(self.conn_id, frame, recv_ns)
                     latency.observe_ns(time.time_ns() - recv_ns)
                     if rotation is not None and rotation.routed is not None:
                         rotation.routed.add(frame)
-                    if mark.data:  # it carried market data or a venue event
-                        mark.data = False
+                    if had_data:  # market data or a venue event, not a pong or an ack
                         stats.last_message = last_data = last_frame
                     if replies:
                         self._outbox.extend(replies)

@@ -32,7 +32,6 @@ from engine.feed.health import (
     MetricRows,
     ResyncTracker,
     connection_health,
-    data_marking_hook,
     is_synced,
 )
 from engine.feed.limiter import RestLimiter, WindowLimiter
@@ -106,7 +105,7 @@ class FeedPool:
                 request_snapshot=lambda pair: self._fetch_snapshot(feed, pair),
                 request_resubscribe=lambda pair: self._resubscribe(feed, pair),
                 request_reconnect=self._reconnect,
-                on_event=data_marking_hook(self.on_event))  # the connections' stall clock
+                on_event=self.on_event)
             if type(driver).snapshot_request is not Driver.snapshot_request:
                 feed.limiter = self._rest_limiter(driver)
                 feed.fetcher = SnapshotFetcher(

@@ -15,7 +15,7 @@ import websocket
 from loguru import logger
 
 from engine.feed.dialing import Rotation, RotationFailed, RotationPlan, close_reason, close_socket, dial
-from engine.feed.health import ConnectionStats, frame_mark
+from engine.feed.health import ConnectionStats
 from engine.feed.limiter import RestLimiter, WindowLimiter
 from engine.venues.base import Driver, ResyncMethod, Subscription
 
@@ -145,8 +145,8 @@ class RotatingSession:
             self.stats.messages += 1
             if self._capture is not None:
                 self._capture.write(recv_ns, "ws", self.conn_id, self.url, frame)
-            self._outbox.extend(self.sink.on_frame(self.conn_id, frame, recv_ns))
-        frame_mark.data = False  # the new socket's stall clock starts afresh anyway
+            self._outbox.extend(self.sink.on_frame(self.conn_id, frame, recv_ns)[0])
+        # Whether they carried data does not matter: the new socket's stall clock starts afresh.
         self.stats.rotations += 1
         self.stats.connected_since = rotation.connected_at
         log.info("ws rotated conn={} venue={} held_frames={} added={} removed={}", self.conn_id,

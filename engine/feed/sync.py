@@ -29,7 +29,7 @@ API (stable; the connection layer codes against it)::
                       request_reconnect=None, on_event=None, buffer_limit=BUFFER_LIMIT)
   router.add_book(pair) -> int          register a subscribed pair (BookStore index);
                                         books are also created on their first message
-  router.on_frame(conn_id, frame, recv_ns) -> list[str]   replies to send back
+  router.on_frame(conn_id, frame, recv_ns) -> (replies to send back, had data)
   router.on_snapshot_response(pair, body, recv_ns, url="") -> None
   router.on_snapshot_failed(pair, reason="") -> None   asks again via request_snapshot
   router.on_subscribed(pairs) -> None   the venue confirmed these pairs' book streams are
@@ -348,7 +348,10 @@ class FeedRouter:
                     self.books[pair] = book
         return book
 
-    def on_frame(self, conn_id: str, frame: str | bytes, recv_ns: int) -> list[str]:
+    def on_frame(self, conn_id: str, frame: str | bytes, recv_ns: int) -> tuple[list[str], bool]:
+        """Route one frame; returns (replies to send, whether it carried market
+        data or a venue event: the connection's stall clock counts only those,
+        not pongs, acks or errors)."""
         parsed = self.driver.parse(frame, recv_ns)
         if parsed.conn_seq >= 0:  # the venue numbers this socket's messages (Coinbase)
             rule = self._conn_rules.get(conn_id)
@@ -360,8 +363,11 @@ class FeedRouter:
                 parsed = rule.admit(parsed)
         books = self.books
         on_event = self.on_event
+        had_data = False
         for event in parsed.events:
             kind = event.__class__
+            if kind is not FeedError:
+                had_data = True
             if kind is BookDelta:
                 book = books.get(event.pair) or self._checked_book(event.pair)  # type: ignore[union-attr]
                 if book is not None:
@@ -384,7 +390,7 @@ class FeedRouter:
             self.on_subscribed(parsed.subscribed)
         if parsed.reconnect and self.request_reconnect is not None:
             self.request_reconnect(conn_id)
-        return parsed.replies
+        return parsed.replies, had_data
 
     def on_snapshot_response(self, pair: str, body: str | bytes, recv_ns: int, url: str = "") -> None:
         book = self._checked_book(pair)
