@@ -173,6 +173,7 @@ class Dispatcher:
             self._result(job, Outcome.REJECTED, reason=f"local: {exc}")
             return False
         session = self.sessions[order.venue]
+        session.maybe_sync_time()  # due every TIME_SYNC_S and after a -1021; before signing
         sent_ms = session.now_ms()
         replaces = job.action.client_order_id if isinstance(job.action, AmendOrder) else ""
         record, fresh = self.store.record_intent(order, sent_ms, replaces=replaces)
@@ -287,6 +288,7 @@ class Dispatcher:
             return
         job.lookups += 1
         self.counts["lookups"] += 1
+        session.maybe_sync_time()  # the proof below compares venue times
         reply = session.query_order(order.pair, order.client_order_id)
         if reply.kind == "ok":
             self._record_outcome(job, self._apply_order(session, reply.body))
@@ -322,6 +324,7 @@ class Dispatcher:
             self._result(job, Outcome.REJECTED, reason=f"already {record.state}")
             return
         session = self.sessions[action.venue]
+        session.maybe_sync_time()
         reply = self._send(job, session.cancel_order(action.pair, action.client_order_id))
         if reply.kind == "ok":
             self._apply_order(session, reply.body)
@@ -353,6 +356,7 @@ class Dispatcher:
                          f"nothing to amend: {old.state if old else 'not our order'}")
             return
         session = self.sessions[action.venue]
+        session.maybe_sync_time()
         sent_ms = session.now_ms()
         record, fresh = self.store.record_intent(new, sent_ms, replaces=old.client_order_id)
         if not fresh:

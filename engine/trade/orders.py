@@ -21,7 +21,7 @@ from decimal import Decimal
 from engine.clock import SYSTEM, Clock
 from engine.model import Market, OrderStatus, OrderUpdate, Side
 from engine.model_trade import Fill
-from engine.store.taskdb import TaskDb
+from engine.store.taskdb import SQLITE, TaskDb
 from engine.trade.actions import PlaceOrder
 
 # States, in the order an order moves through them. An update never moves an
@@ -133,6 +133,15 @@ class OrderStore:
 
     def load(self) -> list[OrderRecord]:
         """Read every live order (and nothing else) into memory; returns them."""
+        if self.db.dialect is SQLITE:
+            # WAL + synchronous=NORMAL: a COMMIT has reached the WAL file (the OS
+            # page cache) when it returns, so every intent survives a kill of
+            # this process (SIGKILL, OOM, crash); only power loss or a kernel
+            # crash can lose the last commits, never corrupting the file (docs/
+            # trading.md "Durability"). FULL adds an fsync to every intent on the
+            # decision-to-wire path: ~0.2 ms idle, 10-30 ms p99 on a busy disk.
+            # Per connection: a reconnect falls back to FULL (slower, safe).
+            self.db.execute("PRAGMA synchronous=NORMAL")
         rows = self.db.query(f"SELECT {_COLUMNS} FROM TRADER_ORDERS WHERE STATE IN (?, ?, ?, ?)",
                              tuple(sorted(LIVE)))
         with self._lock:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 from typing import Any, Protocol
 
 import requests
@@ -29,6 +28,10 @@ WEIGHT_WAIT_S = 5.0
 # carry our time plus this offset, so a drifting host clock never trips
 # recvWindow. Shorter costs weight; longer risks drift.
 TIME_SYNC_S = 600.0
+# After a failed re-sync, wait this long before asking again: the executor
+# calls maybe_sync_time before its sends, and a venue that does not answer
+# must not cost every send a timeout. Shorter fixes a bad offset sooner.
+TIME_SYNC_RETRY_S = 30.0
 
 
 class WeightBudget(Protocol):
@@ -69,7 +72,8 @@ class VenueSession:
         self.name = name or driver.venue
         self._local = threading.local()
         self.offset_ms = 0  # venue clock - our clock
-        self._synced_at = -TIME_SYNC_S
+        self._next_sync_ns = 0  # monotonic ns: maybe_sync_time re-reads the venue clock then
+        self.time_syncs = 0  # successful reads of the venue clock
         self.used_weight = 0  # the venue's own count, from its last reply
         self.usage: dict[str, int] = {}  # every usage counter the venue reported, latest
         self._ids = itertools.count(1)  # WS API request ids; next() is atomic, any thread
@@ -86,12 +90,31 @@ class VenueSession:
         """The venue's clock as we best know it (signing timestamps)."""
         return self.clock.now_ns() // 1_000_000 + self.offset_ms
 
-    def sync_time(self) -> None:
+    def sync_time(self) -> bool:
+        """Read the venue clock now (REST); True if the offset was updated."""
+        self._next_sync_ns = self.clock.monotonic_ns() + int(TIME_SYNC_RETRY_S * 1e9)
         reply = self.call(self.driver.server_time())
         server_ms = self.driver.server_time_ms(reply.body) if reply.kind == "ok" else None
-        if server_ms is not None:
-            self.offset_ms = server_ms - self.clock.now_ns() // 1_000_000
-            self._synced_at = time.monotonic()
+        if server_ms is None:
+            log.warning("venue clock not read venue={} reply={} {} {}", self.name, reply.status,
+                        reply.code, reply.message)
+            return False
+        offset = server_ms - self.clock.now_ns() // 1_000_000
+        if abs(offset - self.offset_ms) >= 500:
+            log.info("venue clock offset venue={} offset_ms={} was={}", self.name, offset,
+                     self.offset_ms)
+        self.offset_ms = offset
+        self.time_syncs += 1
+        self._next_sync_ns = self.clock.monotonic_ns() + int(TIME_SYNC_S * 1e9)
+        return True
+
+    def maybe_sync_time(self) -> bool:
+        """Re-read the venue clock if it is due: every TIME_SYNC_S, at once after
+        a -1021, TIME_SYNC_RETRY_S after a failed read. The executor calls it
+        before it signs (never between an order's token and its write)."""
+        if self.clock.monotonic_ns() < self._next_sync_ns:
+            return False
+        return self.sync_time()
 
     # ------------------------------------------- transport choice (WS API | REST)
 
@@ -134,10 +157,6 @@ class VenueSession:
         if self.ws_ready():
             return self.call(self.driver.ws_open_orders(pair, now, self.request_id()))
         return self.call(self.driver.open_orders(pair, now))
-
-    def maybe_sync_time(self) -> None:
-        if time.monotonic() - self._synced_at >= TIME_SYNC_S:
-            self.sync_time()
 
     def call(self, request: SignedRequest, timeout_s: float | None = None) -> Reply:
         """Send ``request`` once; never raises for network trouble."""
@@ -183,7 +202,7 @@ class VenueSession:
             log.warning("venue throttled us venue={} status={} code={} pause_s={:.1f}",
                         self.name, reply.status, reply.code, pause)
         if reply.code == -1021:
-            self._synced_at = -TIME_SYNC_S  # our clock drifted: resync before the next send
+            self._next_sync_ns = 0  # our clock drifted: re-read before the next signing
         if reply.kind != "ok":
             kind = ReplyKind(reply.kind).value  # a plain str key: /status is JSON
             self.failures[kind] = self.failures.get(kind, 0) + 1
@@ -199,6 +218,7 @@ class VenueSession:
                 "ws_api_up": self.ws_ready(), "venue_usage": dict(self.usage),
                 "failures": dict(self.failures),
                 "venue_used_weight_1m": self.used_weight, "clock_offset_ms": self.offset_ms,
+                "clock_syncs": self.time_syncs,
                 "weight_paused_s": round(self.limiter.banned_for(), 3)}
 
 

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-RESPOND = "respond"  # answer without forwarding: the venue never saw it
+RESPOND = "respond"  # answer (after `delay_s`) without forwarding: the venue never saw it
 FORWARD_THEN_RESPOND = "forward_then_respond"  # venue processed it; client sees `status`
 FORWARD_THEN_HANG = "forward_then_hang"  # venue processed it; client times out
 HOLD_THEN_FORWARD = "hold_then_forward"  # reaches the venue `delay_s` late
@@ -149,6 +149,7 @@ class FaultProxy:
                 with self._lock:
                     self.log.append((method, path, fault.action if fault else ""))
                 if fault is not None and fault.action == RESPOND:
+                    time.sleep(fault.delay_s)  # a late answer (0: at once)
                     client.sendall(_response(fault.status, fault.body, fault.headers))
                     continue
                 if fault is not None and fault.action == HOLD_THEN_FORWARD:
@@ -269,6 +270,7 @@ class _WsApiPipe:
             if fault is not None and fault.action == DROP:
                 raise ConnectionError("fault: dropped before forwarding")
             if fault is not None and fault.action == RESPOND:
+                time.sleep(fault.delay_s)  # a late answer (0: at once)
                 self.to_client(_ws_answer(request_id, fault))
                 continue
             if fault is not None and fault.action == HOLD_THEN_FORWARD:

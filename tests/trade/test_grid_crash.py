@@ -58,10 +58,7 @@ def child(data_dir: str, rest: str, ws: str, transport: str) -> None:
         done.set()
     signal.signal(signal.SIGTERM, graceful)
     done.wait()
-    stack.pool.set_strategies([])
-    deadline = time.monotonic() + 10
-    while not stack.trader.executor.idle() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    stack.drain(10.0)
     stack.stop()
 
 
@@ -77,14 +74,7 @@ def start_child(tmp_path: Path, rest: str, ws: str, n: int,
     return proc, json.loads(line)
 
 
-# KNOWN DEFECT (issue 10, open): over the WebSocket API a SIGKILL at some
-# moments leaves a slot's order recorded "rejected" while the venue holds it
-# (failed 2 of 3 runs on 2026-12-06, e.g. ('grid1', 20, 'Egrid1-k-1')). Kept
-# running and reported (XFAIL / XPASS) until the dispatcher's WS path is fixed;
-# the REST variant must pass.
-@pytest.mark.parametrize("transport", ["rest", pytest.param("ws_api", marks=pytest.mark.xfail(
-    reason="issue 10: WS-API SIGKILL can leave an order recorded rejected that the venue "
-           "holds", strict=False))])
+@pytest.mark.parametrize("transport", ["rest", "ws_api"])
 def test_grid_crash_sigkill_at_random_moments_leaves_no_duplicate_no_orphan(tmp_path: Path,
                                                                            transport: str):
     venue = synthetic_venue(tmp_path / "venue")

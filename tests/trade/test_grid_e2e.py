@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from decimal import Decimal as D
 from pathlib import Path
@@ -134,6 +135,25 @@ class Stack:
         component.start()
         self.started.append(component)
         return component
+
+    def drain(self, timeout_s: float = 10.0) -> bool:
+        """A graceful end of trading: no new decisions (the strategy source and
+        the pool stop), while the slots stay attached so the outcome of every
+        order still in flight is booked into its slot; then wait until the
+        executor is idle. (``pool.set_strategies([])`` would detach the slots:
+        a detached strategy's slots are hands-off, so an answer that lands
+        after it leaves its slot pointing at a dead order until the next
+        attach.) True if the executor went idle within ``timeout_s``."""
+        self.slots.on_change = lambda strategy_id: None  # the pool's wake-up pipe closes
+        for component in (self.source, self.pool):
+            component.stop(5.0)
+            self.started.remove(component)
+        deadline = time.monotonic() + timeout_s
+        while not self.trader.executor.idle():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
 
     def stop(self) -> None:
         for component in reversed(self.started):

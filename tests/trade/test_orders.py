@@ -146,3 +146,36 @@ def test_both_dialects_create_the_same_trader_columns(mariadb, tmp_path: Path) -
         assert lite_columns == my_columns and lite_columns, table
     lite.close()
     my.close()
+
+
+def test_sqlite_intent_survives_a_sigkill_right_after_its_commit(tmp_path: Path) -> None:
+    """synchronous=NORMAL (no fsync per intent, docs/trading.md "Durability"):
+    the COMMIT is in the WAL when record_intent returns, so a process killed
+    at once (before any checkpoint or close) leaves it for the next start."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    child = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from engine.model import Side\n"
+        "from engine.store.migrations import migrate\n"
+        "from engine.trade.orders import OrderStore\n"
+        "from tests.store.test_taskdb_fixtures import open_db, sqlite_config\n"
+        "from tests.trade.rig import Orders\n"
+        "db = open_db(sqlite_config(Path(sys.argv[1])))\n"
+        "migrate(db)\n"
+        "store = OrderStore(db, 'd1')\n"
+        "store.load()\n"
+        "assert db.query('PRAGMA synchronous') == [(1,)], db.query('PRAGMA synchronous')\n"
+        "store.record_intent(Orders().place(Side.BUY, '29000.00', slot=7), sent_ms=456)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n")
+    proc = subprocess.run([sys.executable, "-c", child, str(tmp_path)], capture_output=True,
+                          cwd=Path(__file__).resolve().parents[2], timeout=120)
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    db = open_db(sqlite_config(tmp_path))
+    try:
+        assert [(r.slot_id, r.state, r.sent_ms) for r in OrderStore(db, "d1").load()] == \
+            [(7, "intent", 456)]
+    finally:
+        db.close()
