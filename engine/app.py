@@ -220,13 +220,13 @@ class Daemon:
             f"{trading_venue(s.exchange, s.market)}:{s.pair}" for s in cfg.trader.strategies)))
         trading = dataclasses.replace(cfg, exchanges=exchanges, trader=dataclasses.replace(
             cfg.trader, venues=self._trade_venues(), pairs=pairs))
-        self.slots = SlotManager(TaskDb.from_config(cfg))
-        self.trader = TraderService(trading, self.id, self._weight_budget, make_trading_driver,
-                                    books=self.book_reader,
-                                    slots_for=self.slots.slots_for, credentials=credentials)
-        self.slots.service = self.trader
+        trader = self.trader = TraderService(
+            trading, self.id, self._weight_budget, make_trading_driver, books=self.book_reader,
+            slots_for=self._slots_on, credentials=credentials)
+        self.slots = SlotManager(TaskDb.from_config(cfg), trader.store, trader.positions,
+                                 trader.instruments, lambda: trader.executor)
+        # The pool listens to the slots' changes while it runs (StrategyPool.start/stop).
         self.pool = StrategyPool(segment_name(cfg), self.slots, pool_settings(cfg))
-        self.slots.on_change = self.pool.notify
         self.strategies = StrategySource(
             cfg.trader.strategies, self.pool.set_strategies, rules_from(self.trader), self.id,
             trade_tasks=self.tasks.trade_tasks if self.tasks is not None else None,
@@ -234,6 +234,10 @@ class Daemon:
         metrics = TraderMetrics(self.registry, self.trader, self.slots.status)
         self.components += [*self.paper.values(), self.trader, metrics, self.slots, self.pool,
                             self.strategies]
+
+    def _slots_on(self, venue: str) -> int:
+        """Grid slots on ``venue``: the trader's reconcile tolerance, asked at its start."""
+        return self.slots.slots_for(venue) if self.slots is not None else 0
 
     def _ensure_book(self, venue: str, market: str, pair: str) -> None:
         """A strategy's pair is carried by the feed (a no-op once it is)."""

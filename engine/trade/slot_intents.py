@@ -11,7 +11,6 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
 
 from loguru import logger
 
@@ -25,7 +24,8 @@ from engine.trade.actions import (
     make_client_order_id,
     parse_client_order_id,
 )
-from engine.trade.orders import OrderRecord
+from engine.trade.executor import Executor
+from engine.trade.orders import OrderRecord, OrderStore
 from engine.trade.slotstore import Slot, SlotStore
 from engine.trade.strategy import StrategySpec
 
@@ -75,7 +75,8 @@ class Duplicate(Exception):
 class SlotIntents:
     # SlotManager's state these steps use (set in its __init__).
     store: SlotStore
-    service: Any
+    orders: OrderStore
+    _executor: Callable[[], Executor | None]
     _lock: threading.RLock
     _strategies: dict[str, ManagedStrategy]
 
@@ -161,7 +162,7 @@ class SlotIntents:
         return make_client_order_id(strategy.spec.strategy_id, None, generation)
 
     def _owned(self, strategy: ManagedStrategy, cid: str) -> OrderRecord:
-        record = self.service.store.get(strategy.spec.account, cid)
+        record = self.orders.get(strategy.spec.account, cid)
         if record is None or record.strategy_id != strategy.spec.strategy_id:
             raise Refused(f"{cid} is not an order of this strategy")
         if not record.live:
@@ -217,4 +218,6 @@ class SlotIntents:
 
     def _submit(self, action: PlaceOrder | CancelOrder | AmendOrder) -> None:
         """Hand to the executor; only ever after the slot change is committed."""
-        self.service.executor.submit(action)
+        executor = self._executor()
+        assert executor is not None, "the slot manager starts after the TraderService"
+        executor.submit(action)

@@ -44,7 +44,10 @@ from engine.trade.actions import (
     make_client_order_id,
     parse_client_order_id,
 )
-from engine.trade.orders import OrderRecord
+from engine.trade.executor import Executor
+from engine.trade.instruments import Instruments
+from engine.trade.orders import OrderRecord, OrderStore
+from engine.trade.positions import PositionBook
 from engine.trade.slot_intents import Duplicate, ManagedStrategy, SlotIntents
 from engine.trade.slotstore import Slot, SlotStore
 from engine.trade.strategy import OwnState, StrategySpec, setting
@@ -66,11 +69,18 @@ class SlotManager(SlotIntents):
 
     name = "slots"
 
-    def __init__(self, db: TaskDb, service: Any = None, clock: Clock = SYSTEM) -> None:
-        """``service``: the started TraderService (executor, store, positions)."""
+    def __init__(self, db: TaskDb, orders: OrderStore, positions: PositionBook,
+                 instruments: Instruments, executor: Callable[[], Executor | None],
+                 clock: Clock = SYSTEM) -> None:
+        """The trader's collaborators (TraderService.store, .positions,
+        .instruments); ``executor`` gives the trader's executor, which exists
+        once the TraderService started (before this one starts)."""
         self.store = SlotStore(db)
         self.db = db
-        self.service = service
+        self.orders = orders
+        self.positions = positions
+        self.instruments = instruments
+        self._executor = executor
         self.clock = clock
         self._lock = threading.RLock()
         self._strategies: dict[str, ManagedStrategy] = {}
@@ -79,7 +89,7 @@ class SlotManager(SlotIntents):
         self._order_infos: dict[str, tuple[OrderRecord, OrderInfo]] = {}
         self._stop = threading.Event()
         self._keeper: threading.Thread | None = None
-        self.on_change: Callable[[str], None] = lambda strategy_id: None
+        self._listeners: tuple[Callable[[str], None], ...] = ()  # replaced whole, read lock-free
         self.cycles_booked = 0
 
     # ------------------------------------------------------------- lifecycle
@@ -88,11 +98,11 @@ class SlotManager(SlotIntents):
         return self.clock.now_ns() // 1_000_000
 
     def start(self) -> None:
-        assert self.service is not None and self.service.executor is not None, \
-            "start the TraderService first"
+        executor = self._executor()
+        assert executor is not None, "start the TraderService first"
         self.store.ensure_schema()
-        self.service.executor.on_update(self.on_update)
-        self.service.executor.on_result(self.on_result)
+        executor.on_update(self.on_update)
+        executor.on_result(self.on_result)
         self._keeper = threading.Thread(target=self._keep, name="slot-keeper", daemon=True)
         self._keeper.start()
 
@@ -120,8 +130,7 @@ class SlotManager(SlotIntents):
                                                        spec.pair, self._now_ms())
             slots = self.store.slots(spec.strategy_id)
             base, _, quote = spec.pair.partition("/")
-            instrument = self.service.instruments.find(spec.account, spec.pair) \
-                if self.service is not None else None
+            instrument = self.instruments.find(spec.account, spec.pair)
             if instrument is not None:
                 base, quote = instrument.base, instrument.quote
             strategy = self._strategies[spec.strategy_id] = ManagedStrategy(
@@ -140,6 +149,18 @@ class SlotManager(SlotIntents):
         """Stop managing a strategy (its lease moved on); its orders stay."""
         with self._lock:
             self._strategies.pop(strategy_id, None)
+
+    def listen(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(strategy_id)`` after each change of a strategy's slots
+        or orders (the strategy pool's notify, while it runs)."""
+        self._listeners = (*self._listeners, listener)
+
+    def unlisten(self, listener: Callable[[str], None]) -> None:
+        self._listeners = tuple(x for x in self._listeners if x != listener)
+
+    def _changed(self, strategy_id: str) -> None:
+        for listener in self._listeners:
+            listener(strategy_id)
 
     def slots_for(self, venue: str) -> int:
         """Slots on ``venue`` (reconcile's tolerance denominator); works before start()."""
@@ -167,7 +188,7 @@ class SlotManager(SlotIntents):
             if also is not None:
                 also()
         strategy.remember(slot)
-        self.on_change(slot.strategy_id)
+        self._changed(slot.strategy_id)
 
     # -------------------------------------------------------- order changes
 
@@ -190,7 +211,7 @@ class SlotManager(SlotIntents):
                     log.warning("fills for a slot order that is not current client_order_id={}",
                                 record.client_order_id)
                 self._touch(strategy)
-            self.on_change(parts.strategy_id)  # its orders changed, whatever else did
+            self._changed(parts.strategy_id)  # its orders changed, whatever else did
 
     def on_result(self, result: ActionResult) -> None:
         """Executor listener: a REJECTED place means the order is dead for good."""
@@ -205,7 +226,7 @@ class SlotManager(SlotIntents):
             slot = strategy.slots.get(order.slot_id)
             if slot is not None and slot.client_order_id == order.client_order_id:
                 self._given_up.add(order.client_order_id)
-                self._advance(strategy, slot, self.service.store.get(slot.venue,
+                self._advance(strategy, slot, self.orders.get(slot.venue,
                                                                      order.client_order_id),
                               reason=result.reason)
 
@@ -338,7 +359,7 @@ class SlotManager(SlotIntents):
         strategy = self._strategies[slot.strategy_id]
         if not slot.client_order_id:
             return  # a LOCKED slot waiting to re-arm its exit: the keeper does it
-        store = self.service.store
+        store = self.orders
         record = store.get(slot.venue, slot.client_order_id)
         if record is not None and Decimal(record.filled) > slot.order_filled:
             since = max(0, (record.created_ms or slot.updated_ms) - 60_000)
@@ -372,7 +393,7 @@ class SlotManager(SlotIntents):
             slots = tuple(infos[k] for k in sorted(infos))
             orders = []
             cache = self._order_infos
-            for r in self.service.store.live_orders(spec.account):
+            for r in self.orders.live_orders(spec.account):
                 if r.strategy_id != strategy_id:
                     continue
                 cached = cache.get(r.client_order_id)
@@ -384,7 +405,7 @@ class SlotManager(SlotIntents):
             if len(cache) > 4 * len(orders) + 1000:
                 live = {o.client_order_id for o in orders}
                 self._order_infos = {c: v for c, v in cache.items() if c in live}
-        p = self.service.positions.position(spec.account, spec.pair)
+        p = self.positions.position(spec.account, spec.pair)
         return OwnState(tuple(orders), slots,
                         PositionInfo(p.quantity, p.average_price, p.realized_pnl))
 
