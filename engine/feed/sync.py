@@ -29,7 +29,8 @@ API (stable; the connection layer codes against it)::
                       request_reconnect=None, on_event=None, buffer_limit=BUFFER_LIMIT)
   router.add_book(pair) -> int          register a subscribed pair (BookStore index);
                                         books are also created on their first message
-  router.on_frame(conn_id, frame, recv_ns) -> (replies to send back, had data)
+  router.on_frame(conn_id, frame, recv_ns) -> (replies to send back, had data: not a pong,
+                                        an ack or a FeedError; the stall clock counts it)
   router.on_snapshot_response(pair, body, recv_ns, url="") -> None
   router.on_snapshot_failed(pair, reason="") -> None   asks again via request_snapshot
   router.on_subscribed(pairs) -> None   the venue confirmed these pairs' book streams are
@@ -349,9 +350,6 @@ class FeedRouter:
         return book
 
     def on_frame(self, conn_id: str, frame: str | bytes, recv_ns: int) -> tuple[list[str], bool]:
-        """Route one frame; returns (replies to send, whether it carried market
-        data or a venue event: the connection's stall clock counts only those,
-        not pongs, acks or errors)."""
         parsed = self.driver.parse(frame, recv_ns)
         if parsed.conn_seq >= 0:  # the venue numbers this socket's messages (Coinbase)
             rule = self._conn_rules.get(conn_id)
@@ -361,13 +359,10 @@ class FeedRouter:
                     self._conn_rules[conn_id] = rule
             if rule is not None:
                 parsed = rule.admit(parsed)
-        books = self.books
-        on_event = self.on_event
-        had_data = False
+        books, on_event, had_data = self.books, self.on_event, False
         for event in parsed.events:
             kind = event.__class__
-            if kind is not FeedError:
-                had_data = True
+            had_data |= kind is not FeedError  # data or a venue event: the stall clock's input
             if kind is BookDelta:
                 book = books.get(event.pair) or self._checked_book(event.pair)  # type: ignore[union-attr]
                 if book is not None:
