@@ -40,6 +40,7 @@ LAYERS: dict[str, set[str]] = {
     "api_views": {"api", "store"},
     # the local venues a daemon runs inside itself (venue role, --demo, paper)
     "app_venues": {"model", "model_trade", "config", "lifecycle", "book", "sim", "venues"},
-    "app": {"app_venues", "model", "model_trade", "config", "config_convert", "clock", "lifecycle", "logconfig", "book", "venues",
-            "feed", "store", "strategies", "trade", "sim", "api", "api_views"},
+    "app": {"model", "model_trade", "config", "config_convert", "clock", "lifecycle", "logconfig",
+            "book", "venues", "feed", "store", "strategies", "trade", "sim", "api", "api_views",
+            "app_venues"},
 }
