@@ -12,10 +12,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from loguru import logger
 
@@ -25,23 +23,24 @@ from engine.api.http import HttpServer
 from engine.api.metrics import HealthCollector, new_registry
 from engine.api.streams import StreamHub
 from engine.api_views import TasksFromDb, TraderView
+from engine.app_venues import Credentials, VenueComponent, demo_venue, is_local, paper_venues, venue_role
 from engine.book.core import check_core, core_name, make_writer
 from engine.book.reader import BookReader
 from engine.book.store import BookStore
 from engine.book.writer import BookWriter
-from engine.config import Config, EndpointConfig, ExchangeConfig, SubscriptionConfig, to_public_dict
+from engine.config import Config, EndpointConfig, SubscriptionConfig
+from engine.config_convert import to_public_dict
 from engine.feed.limiter import RestLimiter
 from engine.feed.service import FeedService
 from engine.lifecycle import Component, Health
-from engine.model import Market
-from engine.model_trade import TradingEndpoints, trading_venue
+from engine.model_trade import trading_venue
+from engine.sim.paper import PaperVenue
 from engine.store.history import HistoryStore
 from engine.store.recorder import Recorder
 from engine.store.taskdb import TaskDb
 from engine.store.tasks import TaskFetcher
 from engine.trade.gate import TradingGate
 from engine.trade.metrics import TraderMetrics
-from engine.trade.paper import PaperVenue, live_pairs
 from engine.trade.pool import StrategyPool, pool_settings
 from engine.trade.service import TraderService
 from engine.trade.slots import SlotManager
@@ -49,12 +48,6 @@ from engine.trade.sources import StrategySource, rules_from
 from engine.venues import DRIVERS, make_trading_driver
 
 log = logger.bind(component="app")
-
-# --demo: the local venue's first account (config venue.accounts, else a
-# throwaway "demo" one) is handed to the trader by env var name, like any key.
-DEMO_ACCOUNT, DEMO_KEY_ENV, DEMO_SECRET_ENV = "demo", "ENGINE_DEMO_KEY", "ENGINE_DEMO_SECRET"
-DEMO_OKX_ENV = ("ENGINE_DEMO_OKX_KEY", "ENGINE_DEMO_OKX_SECRET", "ENGINE_DEMO_OKX_PASSPHRASE")
-DEMO_BYBIT_KEY_ENV, DEMO_BYBIT_SECRET_ENV = "ENGINE_DEMO_BYBIT_KEY", "ENGINE_DEMO_BYBIT_SECRET"
 
 ROLES = ("monitor", "trader", "both", "venue")
 
@@ -144,6 +137,9 @@ class Daemon:
         self.pool: StrategyPool | None = None
         self.strategies: StrategySource | None = None
         self.paper: dict[str, PaperVenue] = {}
+        # Keys of the local venues this daemon runs itself (--demo, paper), by
+        # exchange: handed to the trader directly, never through the environment.
+        self._credentials: dict[str, Credentials] = {}
         self._trade_limiters: dict[tuple[str, str], RestLimiter] = {}
         self.recorder: Recorder | None = None
         self._trading_view: TraderView | None = None
@@ -156,7 +152,10 @@ class Daemon:
     def _build(self) -> None:
         built: set[str] = set()
         if self.demo and self.role != "venue":
-            self._build_demo_venue()  # first: the feed and the trader connect to it
+            # First: the feed and the trader connect to it.
+            demo, self.config, credentials = demo_venue(self.config, self.fresh)
+            self._credentials.update(credentials)
+            self.components.append(demo)
         if self.role != "venue":
             self.books = BooksComponent(self.config)
             self.components.append(self.books)
@@ -171,7 +170,8 @@ class Daemon:
                 built.add("recorder")
             if self.role in ("trader", "both"):
                 # Built before the feed (they take its live trades), started after it.
-                self.paper = self._paper_venues()
+                self.paper = paper_venues(self.config, self._trade_venues(), self._trade_pairs,
+                                          self.book_reader)
                 listeners += [paper.on_event for paper in self.paper.values()]
             on_event = _fan_out(listeners)
             self.feed = FeedService(self.config, self.books.started_writer, self.registry,
@@ -187,14 +187,7 @@ class Daemon:
             self._build_trader()
             built |= {"strategy-pool", "executor", "positions"}
         if self.role == "venue":
-            from engine.sim.ratelimit import Limits  # noqa: PLC0415 - venue role only
-            from engine.sim.server import LocalVenue  # noqa: PLC0415
-
-            v = self.config.venue
-            limits = Limits(weight_per_minute=v.weight_per_minute, orders_per_10s=v.orders_per_10s,
-                            orders_per_day=v.orders_per_day)
-            venue = LocalVenue(v, Path(self.config.daemon.data_dir), fresh=self.fresh, limits=limits)
-            self.components.append(_VenueComponent(venue))
+            self.components.append(venue_role(self.config, self.fresh))
             built.add("venue")
         self.missing = [p for p in ROLE_PARTS[self.role] if p not in built]
         self.registry.register(HealthCollector(self.health))
@@ -219,25 +212,24 @@ class Daemon:
         stopped in reverse."""
         cfg = self.config
         exchanges = dict(cfg.exchanges)
+        credentials = dict(self._credentials)
         for venue, paper in self.paper.items():  # the trader talks to the paper venue
-            key_env, secret_env = f"ENGINE_PAPER_{venue.upper()}_KEY", \
-                f"ENGINE_PAPER_{venue.upper()}_SECRET"
-            os.environ[key_env], os.environ[secret_env] = paper.api_key, paper.api_secret
+            credentials[venue] = (paper.api_key, paper.api_secret)
             exchanges[venue] = dataclasses.replace(
-                exchanges[venue], spot=EndpointConfig(paper.url, paper.ws), api_key_env=key_env,
-                api_secret_env=secret_env)
+                exchanges[venue], spot=EndpointConfig(paper.url, paper.ws), api_key_env="",
+                api_secret_env="")
         pairs = tuple(dict.fromkeys(cfg.trader.pairs + tuple(
             f"{trading_venue(s.exchange, s.market)}:{s.pair}" for s in cfg.trader.strategies)))
         trading = dataclasses.replace(cfg, exchanges=exchanges, trader=dataclasses.replace(
             cfg.trader, venues=self._trade_venues(), pairs=pairs))
-        self.slots = SlotManager(TaskDb.from_config(cfg))
-        self.trader = TraderService(trading, self.id, self._weight_budget, make_trading_driver,
-                                    books=self.book_reader,
-                                    slots_for=self.slots.slots_for)
-        self.slots.service = self.trader
+        trader = self.trader = TraderService(
+            trading, self.id, self._weight_budget, make_trading_driver, books=self.book_reader,
+            slots_for=self._slots_on, credentials=credentials)
+        self.slots = SlotManager(TaskDb.from_config(cfg), trader.store, trader.positions,
+                                 trader.instruments, lambda: trader.executor)
+        # The pool listens to the slots' changes while it runs (StrategyPool.start/stop).
         self.pool = StrategyPool(segment_name(cfg), self.slots, pool_settings(cfg),
-                                 gate=TradingGate(self.trader.risk.breaker.blocked))
-        self.slots.on_change = self.pool.notify
+                                 gate=TradingGate(trader.risk.breaker.blocked))
         self.strategies = StrategySource(
             cfg.trader.strategies, self.pool.set_strategies, rules_from(self.trader), self.id,
             trade_tasks=self.tasks.trade_tasks if self.tasks is not None else None,
@@ -246,94 +238,14 @@ class Daemon:
         self.components += [*self.paper.values(), self.trader, metrics, self.slots, self.pool,
                             self.strategies]
 
-    def _paper_venues(self) -> dict[str, PaperVenue]:
-        """A paper venue per traded venue with ``paper: true`` whose endpoint is
-        the live one: the live book and trades (from the feed) are mirrored into
-        a local matching engine, and nothing reaches the real venue."""
-        cfg, out = self.config, {}
-        for venue in self._trade_venues():
-            ex = cfg.exchanges.get(venue)
-            if ex is None or not ex.paper or _is_local(ex.spot.rest):
-                continue  # live trading, or already a local venue (--demo, tests)
-            if venue != "binance":  # the paper venue speaks Binance spot's dialect only
-                raise ValueError(f"exchanges.{venue}.paper: paper trading against the live "
-                                 f"book exists for binance only; point exchanges.{venue} at "
-                                 f"the local venue (--role venue) or set paper: false")
-            p = cfg.trader.paper
-            out[venue] = PaperVenue(
-                venue, "spot", partial(live_pairs, make_trading_driver(
-                    venue, Market.SPOT, TradingEndpoints(ex.spot.rest), "", ""),
-                    self._trade_pairs(venue),
-                                       p.maker_fee, p.taker_fee, cfg.venue.symbols),
-                self.book_reader, Path(cfg.daemon.data_dir), dict(p.balances), port=_free_port())
-        return out
+    def _slots_on(self, venue: str) -> int:
+        """Grid slots on ``venue``: the trader's reconcile tolerance, asked at its start."""
+        return self.slots.slots_for(venue) if self.slots is not None else 0
 
     def _ensure_book(self, venue: str, market: str, pair: str) -> None:
         """A strategy's pair is carried by the feed (a no-op once it is)."""
         if self.feed is not None and self.feed.pool is not None:
             self.feed.subscribe([SubscriptionConfig(venue, pair, market)])  # type: ignore[arg-type]
-
-    def _build_demo_venue(self) -> None:
-        """--demo: the local venue (config ``venue:``, forced to its synthetic
-        market on a free port) in this process; the feed and the trader are
-        pointed at it, trading its first account (throwaway local keys)."""
-        from engine.sim.ratelimit import Limits  # noqa: PLC0415 - demo only
-        from engine.sim.server import LocalVenue  # noqa: PLC0415
-        from engine.sim.testkit import DEFAULT_PRICES, account_config, symbol_config  # noqa: PLC0415
-
-        cfg, v = self.config, self.config.venue
-        demo_exchanges = ("binance", "okx", "bybit")  # one engine: the same books in every dialect
-        pairs = {s.pair for s in cfg.feed.subscriptions if s.exchange in demo_exchanges} | \
-            {s.pair for s in cfg.trader.strategies if s.exchange in demo_exchanges} or {"BTC/USDT"}
-        # An OKX strategy or subscription (or venue.okx.enabled): the OKX dialect too.
-        okx = v.okx.enabled or any(s.exchange == "okx" for s in cfg.trader.strategies) or \
-            any(s.exchange == "okx" for s in cfg.feed.subscriptions)
-        symbols = v.symbols or tuple(symbol_config(p.replace("/", "")) for p in sorted(pairs))
-        prices = {s.symbol: DEFAULT_PRICES.get(s.symbol, "100") for s in symbols}
-        # A futures strategy (or venue.usdm.enabled): the USD-M dialect too, on its port.
-        usdm = v.usdm.enabled or any(s.market == "futures" for s in cfg.trader.strategies)
-        venue_config = dataclasses.replace(
-            v, port=_free_port(), market="synthetic", symbols=symbols,
-            usdm=dataclasses.replace(v.usdm, enabled=usdm, port=_free_port()),
-            okx=dataclasses.replace(v.okx, enabled=okx, port=_free_port()),
-            bybit=dataclasses.replace(v.bybit, port=_free_port(), enabled=v.bybit.enabled or any(
-                s.exchange == "bybit" for s in cfg.trader.strategies) or any(
-                s.exchange == "bybit" for s in cfg.feed.subscriptions)),
-            accounts=v.accounts or (account_config(DEMO_ACCOUNT),),
-            synthetic=dataclasses.replace(v.synthetic, start_prices={
-                **prices, **v.synthetic.start_prices}))
-        limits = Limits(weight_per_minute=v.weight_per_minute, orders_per_10s=v.orders_per_10s,
-                        orders_per_day=v.orders_per_day)
-        venue = LocalVenue(venue_config, Path(cfg.daemon.data_dir), fresh=self.fresh,
-                           limits=limits)
-        self.components.append(_VenueComponent(venue))
-        account = venue_config.accounts[0]
-        os.environ[DEMO_KEY_ENV], os.environ[DEMO_SECRET_ENV] = account.api_key, account.api_secret
-        local = EndpointConfig(f"http://127.0.0.1:{venue_config.port}",
-                               f"ws://127.0.0.1:{venue_config.port}")
-        futures = EndpointConfig(f"http://127.0.0.1:{venue_config.usdm.port}",
-                                 f"ws://127.0.0.1:{venue_config.usdm.port}") if usdm else \
-            EndpointConfig()
-        binance = dataclasses.replace(cfg.exchanges.get("binance", ExchangeConfig()), enabled=True,
-                                      spot=local, futures=futures, api_key_env=DEMO_KEY_ENV,
-                                      api_secret_env=DEMO_SECRET_ENV)
-        exchanges = {**cfg.exchanges, "binance": binance}
-        if okx:  # the same account through the OKX dialect, with its OKX-shaped key
-            from engine.sim.okx.auth import keys_for  # noqa: PLC0415 - demo only
-
-            key = next(k for k in keys_for(venue_config).values() if k.account == account.name)
-            os.environ[DEMO_OKX_ENV[0]], os.environ[DEMO_OKX_ENV[1]], \
-                os.environ[DEMO_OKX_ENV[2]] = key.api_key, key.secret_key, key.passphrase
-            ends = EndpointConfig(f"http://127.0.0.1:{venue_config.okx.port}",
-                                  f"ws://127.0.0.1:{venue_config.okx.port}/ws/v5/public")
-            exchanges["okx"] = dataclasses.replace(
-                cfg.exchanges.get("okx", ExchangeConfig()), enabled=True, spot=ends,
-                futures=ends, api_key_env=DEMO_OKX_ENV[0], api_secret_env=DEMO_OKX_ENV[1],
-                passphrase_env=DEMO_OKX_ENV[2])
-        if venue_config.bybit.enabled:
-            exchanges["bybit"] = _demo_bybit(cfg.exchanges.get("bybit", ExchangeConfig()),
-                                             venue_config.bybit.port, account)
-        self.config = dataclasses.replace(cfg, exchanges=exchanges)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -442,7 +354,7 @@ class Daemon:
         if self.role in ("trader", "both"):
             lines += [f"  trading:  {line}" for line in self._trading_lines()]
         for c in self.components:
-            if isinstance(c, _VenueComponent):
+            if isinstance(c, VenueComponent):
                 lines.append(f"  venue:    REST {c.venue.rest_url}  WebSocket {c.venue.ws_url}")
                 usdm = getattr(c.venue, "usdm", None)
                 if usdm is not None:  # Binance USD-M dialect, its own port
@@ -478,43 +390,10 @@ class Daemon:
             ex = self.config.exchanges.get(s.exchange)
             where = ("PAPER: matched locally against the live book, nothing sent"
                      if s.exchange in self.paper else
-                     "local venue" if ex is not None and _is_local(ex.spot.rest) else
+                     "local venue" if ex is not None and is_local(ex.spot.rest) else
                      "LIVE: real orders")
             out.append(f"{s.id} {s.strategy} {s.exchange} {s.pair} ({where})")
         return out or ["no strategy configured (TRADE rows may add some)"]
-
-
-class _VenueComponent:
-    """Adapts the local venue (engine.sim) to the Component protocol."""
-
-    name = "venue"
-
-    def __init__(self, venue) -> None:
-        self.venue = venue
-
-    def start(self) -> None:
-        try:
-            self.venue.start()
-        except OSError as e:
-            c = self.venue.config
-            raise OSError(f"cannot listen on {c.host}:{c.port} (set by venue.host/venue.port): "
-                          f"{e.strerror or e}") from e
-
-    def stop(self, timeout_s: float) -> None:
-        self.venue.stop(timeout_s)
-
-    def health(self) -> list[Health]:
-        ok, reason = self.venue.health()
-        return [Health(self.name, ok, reason)]
-
-    def status(self) -> dict:
-        usdm = getattr(self.venue, "usdm", None)
-        okx = getattr(self.venue, "okx", None)
-        bybit = getattr(self.venue, "bybit", None)
-        return {"rest": self.venue.rest_url, "ws": self.venue.ws_url,
-                **({"usdm_rest": usdm.url, "usdm_ws": usdm.ws_url} if usdm else {}),
-                **({"okx_rest": okx.url, "okx_ws": okx.ws_url} if okx else {}),
-                **({"bybit_rest": bybit.url, "bybit_ws": bybit.ws_url} if bybit else {})}
 
 
 def _fan_out(listeners: list[Callable[[Any], None]]) -> Callable[[Any], None] | None:
@@ -526,32 +405,6 @@ def _fan_out(listeners: list[Callable[[Any], None]]) -> Callable[[Any], None] | 
         for listener in listeners:
             listener(event)
     return each
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _demo_bybit(bybit: ExchangeConfig, port: int, account: Any) -> ExchangeConfig:
-    """--demo: exchange ``bybit`` on the venue's Bybit dialect, with the demo
-    account's Bybit-shaped keys (handed over by env var name, like any key)."""
-    from engine.sim.bybit.context import bybit_credentials  # noqa: PLC0415 - demo only
-
-    os.environ[DEMO_BYBIT_KEY_ENV], os.environ[DEMO_BYBIT_SECRET_ENV] = bybit_credentials(
-        account.api_key, account.api_secret)
-    rest, ws = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
-    return dataclasses.replace(bybit, enabled=True,
-                               spot=EndpointConfig(rest, f"{ws}/v5/public/spot"),
-                               futures=EndpointConfig(rest, f"{ws}/v5/public/linear"),
-                               api_key_env=DEMO_BYBIT_KEY_ENV,
-                               api_secret_env=DEMO_BYBIT_SECRET_ENV)
-
-
-def _is_local(url: str) -> bool:
-    """An endpoint on this host: the local venue (demo, tests), never a live one."""
-    return bool(url) and urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
 
 
 def _stop_component(component: Component, timeout_s: float, failed: list[str]) -> None:

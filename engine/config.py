@@ -9,18 +9,16 @@ are never stored here: the config names the environment variable holding them
 from __future__ import annotations
 
 import dataclasses
-import enum
 import os
-import types
-import typing
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-from engine.config_checks import ConfigError, check_consistency, check_field, check_venues, shown
+from engine.config_checks import ConfigError, check_consistency, check_trader, check_venues
+from engine.config_convert import build
+from engine.config_storage import StorageConfig
 
 __all__ = ["ConfigError", "check_venues"]  # re-exported: callers import them from here
 
@@ -137,58 +135,6 @@ class FeedConfig:
     record_rotate_mb: int = 256
     record_rotate_s: int = 3600
     subscriptions: tuple[SubscriptionConfig, ...] = ()
-
-
-@dataclass(frozen=True)
-class TaskDbConfig:
-    backend: Literal["sqlite", "mysql"] = "sqlite"
-    path: str = "tasks.sqlite"  # relative to data_dir
-    host: str = "127.0.0.1"
-    port: int = 3306
-    user: str = "engine"
-    database: str = "engine"
-    password_env: str = "ENGINE_MYSQL_PASSWORD"
-    poll_s: float = 5.0
-    # Renewed every min(poll_s, lease_s/3): shorter = faster takeover of a dead
-    # daemon's tasks, but more renew writes and leases lost over short DB hiccups.
-    lease_s: float = 30.0
-    capacity: int = 0  # most MONITORING tasks this daemon claims; 0 = books.capacity
-    retry_max_s: float = 30.0  # backoff cap while the DB is down
-    timeout_s: float = 10.0  # MySQL connect/read/write timeout, SQLite busy wait
-
-
-@dataclass(frozen=True)
-class HistoryConfig:
-    backend: Literal["chdb", "clickhouse", "none"] = "chdb"
-    path: str = "history.chdb"  # chdb directory, relative to data_dir
-    host: str = "127.0.0.1"
-    port: int = 9000
-    user: str = "default"
-    database: str = "engine"
-    password_env: str = "ENGINE_CLICKHOUSE_PASSWORD"
-    # Recorder: events wait in a bounded queue; a full queue drops (counted,
-    # alerted) rather than slowing the feed. Bigger = more memory, fewer drops.
-    queue_events: int = 100_000
-    batch_rows: int = 50_000  # rows per insert; bigger = faster, longer at risk
-    batch_interval_s: float = 1.0  # flush at least this often
-    snapshot_interval_s: float = 60.0  # periodic book snapshots; 0 = only at resyncs
-    spill_dir: str = "spill"  # relative to data_dir: batches wait here while the store is down
-    spill_max_mb: int = 1024  # spill bound; past it events are dropped (counted)
-    spill_alert_fraction: float = 0.8  # health degrades when the spill is this full
-    memory_batches: int = 4  # batches held in memory before spilling
-    retry_min_s: float = 0.5  # store retry backoff
-    retry_max_s: float = 10.0
-    # Write-ahead journal: a killed process loses only events still queued
-    # (docs/history.md, Crash loss); off, also the batch being built and those
-    # in memory. fsync every journal_fsync_s (0: every write) for power loss.
-    journal: bool = True
-    journal_fsync_s: float = 1.0
-
-
-@dataclass(frozen=True)
-class StorageConfig:
-    tasks: TaskDbConfig = TaskDbConfig()
-    history: HistoryConfig = HistoryConfig()
 
 
 @dataclass(frozen=True)
@@ -447,140 +393,23 @@ class Config:
 # ------------------------------------------------------------------- validation
 
 
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if dataclasses.is_dataclass(tp):
-        return "a mapping"
-    if origin in (tuple, list):
-        return "a list"
-    if origin is dict:
-        return "a mapping"
-    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
-        tp, getattr(tp, "__name__", str(tp)))
-
-
-def _convert(value: Any, tp: Any, path: str) -> Any:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        if value not in typing.get_args(tp):
-            raise ConfigError(f"{path}: {value!r} is not {_type_name(tp)}")
-        return value
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None:
-            return None
-        return _convert(value, args[0], path)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
-        return _build(tp, value, path)
-    if origin is tuple or origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{path}: expected a list, got {value!r}")
-        item_tp = typing.get_args(tp)[0]
-        return tuple(_convert(v, item_tp, f"{path}[{i}]") for i, v in enumerate(value))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
-        key_tp, val_tp = typing.get_args(tp)
-        return {str(k): _convert(v, val_tp, f"{path}.{k}") for k, v in value.items()}
-    if tp is Any:  # free-form (strategy params): the strategy validates them
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{path}: {value!r} is not true or false")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{path}: {shown(value)} is not an integer")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{path}: {shown(value)} is not a number")
-        try:
-            number = float(value)
-        except OverflowError:  # an integer beyond float range
-            raise ConfigError(f"{path}: {shown(value)} is not a finite number") from None
-        if not number - number == 0:  # NaN, inf, -inf
-            raise ConfigError(f"{path}: {shown(value)} is not a finite number")
-        return number
-    if tp is str:
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise ConfigError(f"{path}: {value!r} is not a string")
-        return str(value)
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        try:
-            return tp(value)
-        except ValueError:
-            raise ConfigError(f"{path}: {value!r} is not one of {[m.value for m in tp]}") from None
-    raise ConfigError(f"{path}: unsupported type {tp}")  # a bug in this module
-
-
-def _build(cls: Any, data: dict, path: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        where = f"{path}." if path else ""
-        raise ConfigError(
-            f"{where}{unknown[0]}: unknown key (expected one of: {', '.join(sorted(fields))})")
-    kwargs = {}
-    for name, f in fields.items():
-        key_path = f"{path}.{name}" if path else name
-        if name not in data:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ConfigError(f"{key_path}: missing (expected {_type_name(hints[name])})")
-            continue
-        value = _convert(data[name], hints[name], key_path)
-        check_field(cls.__name__, name, value, key_path, hints[name] is int)
-        kwargs[name] = value
-    return cls(**kwargs)
-
-
 def parse(data: Any, source: str = "") -> Config:
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"top level: expected a mapping, got {type(data).__name__}")
-    config = _build(Config, data, "")
+    config = build(Config, data, "")
     for i, sub in enumerate(config.feed.subscriptions):
         if sub.exchange not in config.exchanges:
             raise ConfigError(
                 f"feed.subscriptions[{i}].exchange: {sub.exchange!r} is not configured under "
                 f"exchanges (have: {', '.join(sorted(config.exchanges)) or 'none'})")
-    _check_trader(config)
+    check_trader(config)
     check_consistency(config)
     symbols = {s.symbol for s in config.venue.symbols}
     if len(symbols) != len(config.venue.symbols):
         raise ConfigError("venue.symbols: a symbol is listed twice")
     return dataclasses.replace(config, source=source)
-
-
-def _check_trader(config: Config) -> None:
-    t = config.trader
-    for i, venue in enumerate(t.venues):
-        if venue not in config.exchanges:
-            raise ConfigError(f"trader.venues[{i}]: {venue!r} is not configured under exchanges")
-    for i, pair in enumerate(t.pairs):
-        venue, _, rest = pair.partition(":")
-        if venue not in t.venues or rest.count("/") != 1:
-            raise ConfigError(f"trader.pairs[{i}]: {pair!r} is not venue:BASE/QUOTE with the "
-                              f"venue in trader.venues")
-    money = {"trader.risk.max_order_notional": t.risk.max_order_notional,
-             "trader.risk.max_daily_loss": t.risk.max_daily_loss,
-             "trader.risk.max_position_default": t.risk.max_position_default,
-             **{f"trader.risk.max_position.{k}": v for k, v in t.risk.max_position.items()}}
-    for path, value in money.items():
-        if value == "":
-            continue
-        try:
-            ok = Decimal(value).is_finite() and Decimal(value) >= 0
-        except InvalidOperation:
-            ok = False
-        if not ok:
-            raise ConfigError(f"{path}: {value!r} is not a non-negative decimal string")
 
 
 def load(path: str | os.PathLike) -> Config:
@@ -594,22 +423,3 @@ def load(path: str | os.PathLike) -> Config:
     except yaml.YAMLError as e:
         raise ConfigError(f"{p}: not valid YAML: {e}") from None
     return parse(data, source=str(p))
-
-
-def to_public_dict(obj: Any) -> Any:
-    """The config as plain data for /status. Holds env var *names*, never values;
-    local venue account secrets are masked."""
-    if dataclasses.is_dataclass(obj):
-        out = {}
-        for f in dataclasses.fields(obj):
-            value = getattr(obj, f.name)
-            if f.name in ("api_secret", "api_key") and isinstance(value, str):
-                out[f.name] = "***" if value else ""
-            else:
-                out[f.name] = to_public_dict(value)
-        return out
-    if isinstance(obj, (list, tuple)):
-        return [to_public_dict(v) for v in obj]
-    if isinstance(obj, dict):
-        return {k: to_public_dict(v) for k, v in obj.items()}
-    return obj

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 INT64_MAX = (1 << 63) - 1
@@ -207,6 +208,32 @@ def check_consistency(config: Any) -> None:
             raise ConfigError(
                 f"trader.orders_per_s: {t.orders_per_s!r} is above what {venue} (trader.venues[{i}]) "
                 f"allows: {limit[0]} orders per {limit[1]:g} s, so at most {limit[0] / limit[1]:g} per s")
+
+
+def check_trader(config: Any) -> None:
+    """The trader section against the exchanges; risk limits are decimal strings."""
+    t = config.trader
+    for i, venue in enumerate(t.venues):
+        if venue not in config.exchanges:
+            raise ConfigError(f"trader.venues[{i}]: {venue!r} is not configured under exchanges")
+    for i, pair in enumerate(t.pairs):
+        venue, _, rest = pair.partition(":")
+        if venue not in t.venues or rest.count("/") != 1:
+            raise ConfigError(f"trader.pairs[{i}]: {pair!r} is not venue:BASE/QUOTE with the "
+                              f"venue in trader.venues")
+    money = {"trader.risk.max_order_notional": t.risk.max_order_notional,
+             "trader.risk.max_daily_loss": t.risk.max_daily_loss,
+             "trader.risk.max_position_default": t.risk.max_position_default,
+             **{f"trader.risk.max_position.{k}": v for k, v in t.risk.max_position.items()}}
+    for path, value in money.items():
+        if value == "":
+            continue
+        try:
+            ok = Decimal(value).is_finite() and Decimal(value) >= 0
+        except InvalidOperation:
+            ok = False
+        if not ok:
+            raise ConfigError(f"{path}: {value!r} is not a non-negative decimal string")
 
 
 def check_venues(config: Any, streams_per_connection: dict[str, int]) -> None:

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from engine import config as cfg
+from engine.config_convert import to_public_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,7 +73,7 @@ def test_config_secret_reads_env_and_never_prints_value(monkeypatch):
 
 def test_config_public_dict_masks_venue_credentials():
     c = cfg.load(ROOT / "config.yaml")
-    public = cfg.to_public_dict(c)
+    public = to_public_dict(c)
     account = public["venue"]["accounts"][0]
     assert account["api_secret"] == "***" and account["api_key"] == "***"
     assert public["exchanges"]["binance"]["api_secret_env"] == "BINANCE_API_SECRET"

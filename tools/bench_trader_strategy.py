@@ -59,7 +59,10 @@ from engine.strategies.base import (  # noqa: E402
     money,
 )
 from engine.trade.actions import PlaceOrder  # noqa: E402
+from engine.trade.instruments import Instruments  # noqa: E402
+from engine.trade.orders import OrderStore  # noqa: E402
 from engine.trade.pool import PoolSettings, StrategyPool  # noqa: E402
+from engine.trade.positions import PositionBook  # noqa: E402
 from engine.trade.service import TraderService  # noqa: E402
 from engine.trade.settings import RiskConfig, TraderConfig  # noqa: E402
 from engine.trade.slots import SlotManager  # noqa: E402
@@ -153,12 +156,12 @@ def decision_to_wire(tmp: Path, samples: int, interval_s: float, workers: int
                                make_trading_driver, books=lambda: reader, settings=settings)
         trader.start()
         started.append(trader)
-        slots = SlotManager(TaskDb.from_config(config), trader)
+        slots = SlotManager(TaskDb.from_config(config), trader.store, trader.positions,
+                            trader.instruments, lambda: trader.executor)
         slots.start()
         started.append(slots)
         pool = StrategyPool(store.name, slots, PoolSettings(
             workers=workers, strategy_modules=("bench_trader_strategy",)))
-        slots.on_change = pool.notify
         pool.start()
         started.append(pool)
         written: dict[Decimal, float] = {}
@@ -210,7 +213,9 @@ def decision_to_wire(tmp: Path, samples: int, interval_s: float, workers: int
 
 def slot_access(tmp: Path, count: int) -> Iterator[dict]:
     config = config_mod.parse({"daemon": {"data_dir": str(tmp / "slots")}})
-    slots = SlotManager(TaskDb.from_config(config))
+    db = TaskDb.from_config(config)
+    # Only slot reads and commits are timed: no executor, no orders, no positions.
+    slots = SlotManager(db, OrderStore(db, "bench"), PositionBook(), Instruments(), lambda: None)
     slots.store.ensure_schema()
     commits: list[float] = []
     for i in range(count):

@@ -64,7 +64,7 @@ TOOL_WEIGHT_FRACTION = 0.1
 # codes): an authentication problem, never drift.
 AUTH_CODES = {-2014, -2015, -1022, -2008}
 EXIT_OK, EXIT_USAGE, EXIT_DRIFT, EXIT_AUTH = 0, 2, 3, 4
-PAPER_ACCOUNT = "paper"  # engine.trade.paper.ACCOUNT: the account the paper trader uses
+PAPER_ACCOUNT = "paper"  # engine.sim.paper.ACCOUNT: the account the paper trader uses
 # Seconds to ask the live venue for a paper pair's rules before falling back to
 # venue.symbols: short, since the tool may run offline.
 PAPER_RULES_TIMEOUT_S = 5.0
@@ -150,8 +150,8 @@ def paper_endpoint(config: config_mod.Config, venue: str, pairs: tuple[str, ...]
                    store: OrderStore) -> Endpoint | None:
     """The paper account as the daemon left it, served on a free local port;
     None when the paper venue never saved anything."""
+    from engine.sim.paper import live_pairs  # noqa: PLC0415
     from engine.sim.server import LocalVenue  # noqa: PLC0415 - paper only
-    from engine.trade.paper import live_pairs  # noqa: PLC0415
 
     exchange, paper = config.exchanges[venue], trader_settings(config).paper
     state = Path(config.daemon.data_dir) / f"paper_{venue}.sqlite"

@@ -19,7 +19,7 @@ from engine.api.views import TasksView, TradingView
 from engine.config import HttpConfig
 
 if TYPE_CHECKING:
-    from engine.app import Daemon
+    from engine.api.views import DaemonView
 
 log = logger.bind(component="http")
 
@@ -70,7 +70,7 @@ def open_paths(router: Router, paths: tuple[str, ...]) -> None:
         router.rebuild()
 
 
-def hub_for(daemon: Daemon, trading_view: Callable[[], TradingView | None]
+def hub_for(daemon: DaemonView, trading_view: Callable[[], TradingView | None]
             ) -> streams.StreamHub:
     """Built with the daemon (the feed's event hook needs it), started with HTTP.
     Also registers the server's Prometheus collector (once per daemon)."""
@@ -79,7 +79,7 @@ def hub_for(daemon: Daemon, trading_view: Callable[[], TradingView | None]
                              interval_ms=daemon.config.http.ws_interval_ms)
 
 
-def build(daemon: Daemon, trading_view: Callable[[], TradingView | None],
+def build(daemon: DaemonView, trading_view: Callable[[], TradingView | None],
           tasks_view: Callable[[], TasksView | None], hub: streams.StreamHub) -> HttpServer:
     cfg = daemon.config.http
     settings = server_settings(cfg)

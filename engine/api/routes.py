@@ -1,5 +1,6 @@
 """The core routes: /health, /status, /metrics and the live book views.
-Each handler reads components through the Daemon object it is given."""
+Each handler reads components through the DaemonView it is given (app.py's
+Daemon); the API never imports the app."""
 
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ from engine.api.params import BadRequest, int_param
 from engine.book.store import UnknownBook
 
 if TYPE_CHECKING:
-    from engine.app import Daemon
+    from engine.api.views import DaemonView
 
 MAX_BOOK_DEPTH = 5000
 
 
-def install(router: Router, daemon: Daemon) -> None:
+def install(router: Router, daemon: DaemonView) -> None:
     def health(_: Request) -> Response:
         checks = daemon.health()
         bad = [h for h in checks if not h.ok]

@@ -7,7 +7,42 @@ Every value that is money is a decimal string, as the trader keeps it."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from engine.api.http import HttpServer
+    from engine.api.market import MarketHistory
+    from engine.book.reader import BookReader
+    from engine.config import Config
+    from engine.lifecycle import Health
+
+class DaemonView(Protocol):
+    """What the core routes and the front door read of the daemon (engine.app.Daemon
+    implements it): the API never imports the app that wires it."""
+
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def registry(self) -> CollectorRegistry: ...
+
+    @property
+    def http(self) -> HttpServer | None: ...
+
+    @property
+    def history(self) -> MarketHistory | None: ...
+
+    def health(self) -> list[Health]: ...
+
+    def status(self) -> dict: ...
+
+    def book_reader(self) -> BookReader | None: ...
+
 
 # A change the trader reports: ("order", {...order...}) or ("fill", {...fill...}).
 ChangeListener = Callable[[str, dict[str, Any]], None]

@@ -1,13 +1,13 @@
 """One WebSocket connection on its own thread: connect, subscribe, heartbeats,
 stall detection, reconnect with capped backoff + full jitter, resubscribe, a
-planned make-before-break rotation before the venue's lifetime cut, and hand
-every frame to the router. Owns the socket; it never parses a frame (the driver
-does, via the router) and knows nothing venue-specific.
+planned make-before-break rotation before the venue's lifetime cut (its steps in
+rotating.py), and hand every frame to the router. Owns the socket; it never
+parses a frame (the driver does, via the router) and knows nothing venue-specific.
 
   pool ── add/remove/resubscribe ──► outbox ──(paced)──► socket
                                        ▲ wake pipe          │ frame
   router.on_frame(conn_id, frame, recv_ns) ◄────────────────┘ replies ─► outbox
-        └─ its on_event hook (health.data_marking_hook) marks frames that carried data
+        └─ also says whether the frame carried data: only those reset the stall clock
 
 Only this connection's thread touches the socket; other threads queue frames
 and wake it through a socket pair, so select() covers both.
@@ -33,14 +33,15 @@ from engine.feed.dialing import (
     Rotation,
     RotationFailed,
     RotationPlan,
+    close_reason,
     close_socket,
     connect_target,
-    dial,
     open_socket,
 )
-from engine.feed.health import ConnectionStats, ConnState, frame_mark, socket_backlog_bytes
+from engine.feed.health import ConnectionStats, ConnState, socket_backlog_bytes
 from engine.feed.limiter import RestLimiter, WindowLimiter
-from engine.venues.base import Driver, ResyncMethod, Subscription
+from engine.feed.rotating import RotatingSession
+from engine.venues.base import Driver, Subscription
 
 log = logger.bind(component="feed")
 
@@ -76,10 +77,11 @@ class ConnectionSettings:
 
 
 class FrameSink(Protocol):
-    """What a connection feeds: engine.feed.sync.FeedRouter implements it. Its
-    on_event hook must be health.data_marking_hook(...), or every session stalls."""
+    """What a connection feeds: engine.feed.sync.FeedRouter implements it."""
 
-    def on_frame(self, conn_id: str, frame: str | bytes, recv_ns: int) -> list[str]: ...
+    def on_frame(self, conn_id: str, frame: str | bytes, recv_ns: int) -> tuple[list[str], bool]:
+        """(replies to send, whether the frame carried market data or a venue event)."""
+        ...
 
     def on_reconnect(self, pairs: list[str]) -> None: ...
 
@@ -88,7 +90,7 @@ class _SessionEnd(Exception):
     """The current WebSocket session is over; the message says why."""
 
 
-class Connection:
+class Connection(RotatingSession):
     """A WebSocket carrying some pairs of one driver (venue + market)."""
 
     def __init__(self, conn_id: str, url: str, driver: Driver, sink: FrameSink,
@@ -305,8 +307,6 @@ class Connection:
         capture = self._capture
         latency = stats.latency
         on_frame = self.sink.on_frame
-        mark = frame_mark
-        mark.data = False
         max_bytes = settings.max_frame_bytes
         while True:  # per socket: a rotation swaps in the new one and goes round again
             sock = ws.sock
@@ -383,17 +383,16 @@ class Connection:
                     stats.messages += 1
                     if capture is not None:
                         capture.write(recv_ns, "ws", self.conn_id, self.url, frame)
-                    replies = on_frame(self.conn_id, frame, recv_ns)
+                    replies, had_data = on_frame(self.conn_id, frame, recv_ns)
                     latency.observe_ns(time.time_ns() - recv_ns)
                     if rotation is not None and rotation.routed is not None:
                         rotation.routed.add(frame)
-                    if mark.data:  # it carried market data or a venue event
-                        mark.data = False
+                    if had_data:  # market data or a venue event, not a pong or an ack
                         stats.last_message = last_data = last_frame
                     if replies:
                         self._outbox.extend(replies)
                 elif opcode == websocket.ABNF.OPCODE_CLOSE:
-                    raise _SessionEnd(f"closed by venue: {_close_reason(data)}")
+                    raise _SessionEnd(f"closed by venue: {close_reason(data)}")
 
     def _flush(self, ws: websocket.WebSocket, now: float) -> float:
         """Send queued frames the venue's rate allows; returns when to try again."""
@@ -419,109 +418,6 @@ class Connection:
             self.stats.sent += 1
         return math.inf if not outbox else now + (1.0 - self._tokens) / rate
 
-    # ------------------------------------------ planned rotation (owner thread)
-
-    def _rotate(self, ws: websocket.WebSocket, now: float,
-                plan: RotationPlan) -> tuple[websocket.WebSocket | None, float]:
-        """Make-before-break: dial a second socket, subscribe it, hold its frames for
-        the overlap, close the old one, route the held frames (books continue by
-        sequence, or reseed from the new subscribe's snapshot: no resync). On
-        failure the old socket carries on and it is retried; a venue cut first is
-        a reconnect. Returns (the new socket after a handover, else None; when to
-        call again)."""
-        rotation = self._rotation
-        if rotation is None:
-            wait = self._connect_limiter.try_acquire(1) if self._connect_limiter else 0.0
-            if wait > 0:
-                return None, now + min(wait, 1.0)
-            log.info("ws rotating before the venue's lifetime cut conn={} venue={} age_s={:.1f}",
-                     self.conn_id, self.driver.venue, now - self.stats.connected_since)
-            self._rotation = Rotation(dial(self.url, self.settings.connect_timeout_s, self._wake,
-                                             self.driver, self._rest_limiter))
-            return None, math.inf  # the dialer wakes this thread
-        try:
-            if rotation.ws is None:
-                if not rotation.dialing.done():
-                    return None, math.inf
-                if (error := rotation.dialing.exception()) is not None:
-                    raise RotationFailed(f"connect failed: {type(error).__name__}: {error}")
-                rotation.ws = rotation.dialing.result()
-                rotation.ws.settimeout(self._frame_timeout_s)
-                rotation.connected_at = now
-                if self.driver.resync is ResyncMethod.REST:
-                    rotation.routed = set()
-                with self._lock:
-                    rotation.subs = dict(self._subs)
-                    if rotation.subs:
-                        rotation.outbox.extend(self.driver.subscribe(list(rotation.subs.values())))
-            if rotation.outbox:
-                next_send = self._send(rotation.ws, rotation.outbox, now)
-                if rotation.outbox:
-                    return None, next_send
-            if rotation.handover_at == math.inf:  # subscribed: the overlap starts now
-                rotation.handover_at = now + plan.overlap_s
-            if now < rotation.handover_at:
-                return None, rotation.handover_at
-        except (RotationFailed, websocket.WebSocketException, OSError) as e:
-            return None, self._abort_rotation(str(e), now, plan)
-        return self._handover(ws, rotation), rotation.connected_at + plan.after_s
-
-    def _hold_frame(self, rotation: Rotation) -> None:
-        """Read one frame of the replacement socket into its held list."""
-        assert rotation.ws is not None, "only a dialed replacement is watched"
-        try:
-            opcode, data = rotation.ws.recv_data(control_frame=True)  # answers WS pings
-        except (websocket.WebSocketException, OSError) as e:
-            raise RotationFailed(f"{type(e).__name__}: {e}") from e
-        if opcode == websocket.ABNF.OPCODE_CLOSE:
-            raise RotationFailed(f"closed by venue: {_close_reason(data)}")
-        if opcode == websocket.ABNF.OPCODE_TEXT or opcode == websocket.ABNF.OPCODE_BINARY:
-            self.stats.bytes += len(data)
-            if len(data) > self.settings.max_frame_bytes:
-                self.stats.oversized += 1
-            elif opcode == websocket.ABNF.OPCODE_TEXT:
-                rotation.held.append((data.decode("utf-8", "replace"), time.time_ns()))
-            else:
-                rotation.held.append((data, time.time_ns()))
-
-    def _abort_rotation(self, reason: str, now: float, plan: RotationPlan) -> float:
-        rotation, self._rotation = self._rotation, None
-        if rotation is not None:
-            rotation.abandon()
-        log.warning("ws rotation failed conn={} venue={} reason={} retry_in_s={:.1f}",
-                    self.conn_id, self.driver.venue, reason, plan.retry_s)
-        return now + plan.retry_s
-
-    def _handover(self, old: websocket.WebSocket, rotation: Rotation) -> websocket.WebSocket:
-        """Close the old socket, then route the held frames: the books see the old
-        socket's frames, then the new one's, never interleaved."""
-        new = rotation.ws
-        assert new is not None, "handover only after the replacement subscribed"
-        self._rotation, self._ws = None, new
-        close_socket(old, 0)  # no wait for the venue's close frame: it would delay the held frames
-        with self._lock:  # pairs added or removed since the replacement subscribed
-            added = [s for p, s in self._subs.items() if p not in rotation.subs]
-            removed = [s for p, s in rotation.subs.items() if p not in self._subs]
-            # Queued for the old socket: pings, replies, resubscribes (the new
-            # subscribe brought snapshots) and subscription changes (diffed here).
-            self._outbox.clear()
-            self._resub.clear()
-            self._outbox.extend(self.driver.unsubscribe(removed) if removed else ())
-            self._outbox.extend(self.driver.subscribe(added) if added else ())
-        for frame, recv_ns in rotation.held:  # held on purpose: no latency sample
-            if rotation.routed is not None and frame in rotation.routed:
-                continue
-            self.stats.messages += 1
-            if self._capture is not None:
-                self._capture.write(recv_ns, "ws", self.conn_id, self.url, frame)
-            self._outbox.extend(self.sink.on_frame(self.conn_id, frame, recv_ns))
-        frame_mark.data = False  # the new socket's stall clock starts afresh anyway
-        self.stats.rotations += 1
-        self.stats.connected_since = rotation.connected_at
-        log.info("ws rotated conn={} venue={} held_frames={} added={} removed={}", self.conn_id,
-                 self.driver.venue, len(rotation.held), len(added), len(removed))
-        return new
-
 
 def _first_due(interval_s: float | None) -> float:
     return math.inf if not interval_s else time.monotonic() + interval_s
@@ -533,10 +429,3 @@ def _drain(sock: socket.socket) -> None:
             pass
     except (BlockingIOError, OSError):
         pass
-
-
-def _close_reason(data: bytes) -> str:
-    if len(data) >= 2:
-        code = int.from_bytes(data[:2], "big")
-        return f"{code} {data[2:].decode('utf-8', 'replace')}".strip()
-    return "no status"

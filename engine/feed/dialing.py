@@ -22,7 +22,7 @@ from engine.venues.base import Driver, Heartbeat, Subscription
 
 
 class RotationPlan(NamedTuple):
-    """When a session replaces its socket before the venue cuts it (pool.rotation_plan)."""
+    """When a session replaces its socket before the venue cuts it (venue_feed.rotation_plan)."""
 
     after_s: float = math.inf  # session age at which to start; inf: never
     overlap_s: float = 0.0  # both sockets carry the stream this long
@@ -115,3 +115,11 @@ def close_socket(ws: websocket.WebSocket, timeout_s: float) -> None:
     except Exception:  # noqa: BLE001 - already broken
         pass
     ws.shutdown()  # close() skips the socket when the venue closed first
+
+
+def close_reason(data: bytes) -> str:
+    """A WebSocket close frame's payload as 'code reason'."""
+    if len(data) >= 2:
+        code = int.from_bytes(data[:2], "big")
+        return f"{code} {data[2:].decode('utf-8', 'replace')}".strip()
+    return "no status"

@@ -14,7 +14,7 @@ import termios
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,7 +26,6 @@ from prometheus_client.core import (
 )
 
 from engine.lifecycle import Health
-from engine.model import Event, FeedError
 
 # Log-spaced histogram buckets 5% wide: quantiles within 5% from ~600 ints per
 # connection; finer costs memory per connection, coarser blurs the p99.
@@ -114,41 +113,11 @@ class ConnectionStats:
     rotations: int = 0  # planned replacements before the venue's lifetime cut
     created: float = field(default_factory=time.monotonic)
     connected_since: float = 0.0  # monotonic, start of the current/last session
-    last_message: float = 0.0  # monotonic, last frame carrying data (frame_mark); 0 = none yet
+    last_message: float = 0.0  # monotonic, last frame carrying data (router.on_frame says); 0 = none yet
     last_disconnect: str = ""
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     # monotonic times of recent data-stall verdicts: what the stall clock decided
     stalls: deque[float] = field(default_factory=lambda: deque(maxlen=64))
-
-
-class FrameMark(threading.local):
-    """Per thread: the frame being dispatched yielded market data or a venue
-    event. Set by the router's on_event hook, read and cleared by the connection
-    thread, whose stall clock counts only such frames (not pongs or acks)."""
-
-    data = False
-
-
-frame_mark = FrameMark()
-
-
-def data_marking_hook(on_event: Callable[[Event], None] | None) -> Callable[[Event], None]:
-    """The router's on_event for frames from connections: marks the frame as data
-    (a FeedError does not count), then calls ``on_event``. The router reports
-    events, not the driver's Parsed results, so this is how a connection tells a
-    data frame from a pong or an ack. Costs about 0.2 us per frame."""
-    mark = frame_mark
-    if on_event is None:
-        def hook(event: Event) -> None:
-            if event.__class__ is not FeedError:
-                mark.data = True
-        return hook
-
-    def chained(event: Event) -> None:
-        if event.__class__ is not FeedError:
-            mark.data = True
-        on_event(event)
-    return chained
 
 
 def socket_backlog_bytes(sock: socket.socket | None) -> int:

@@ -15,7 +15,8 @@ from prometheus_client import CollectorRegistry
 from engine.book.writer import BookWriter
 from engine.config import Config
 from engine.feed.capture import CaptureWriter
-from engine.feed.pool import FeedPool, InstrumentsUnavailable, PoolFull
+from engine.feed.pool import FeedPool, PoolFull
+from engine.feed.venue_feed import InstrumentsUnavailable
 from engine.lifecycle import Health
 from engine.model import Market
 from engine.venues import make_driver

@@ -29,7 +29,8 @@ API (stable; the connection layer codes against it)::
                       request_reconnect=None, on_event=None, buffer_limit=BUFFER_LIMIT)
   router.add_book(pair) -> int          register a subscribed pair (BookStore index);
                                         books are also created on their first message
-  router.on_frame(conn_id, frame, recv_ns) -> list[str]   replies to send back
+  router.on_frame(conn_id, frame, recv_ns) -> (replies to send back, had data: not a pong,
+                                        an ack or a FeedError; the stall clock counts it)
   router.on_snapshot_response(pair, body, recv_ns, url="") -> None
   router.on_snapshot_failed(pair, reason="") -> None   asks again via request_snapshot
   router.on_subscribed(pairs) -> None   the venue confirmed these pairs' book streams are
@@ -348,7 +349,7 @@ class FeedRouter:
                     self.books[pair] = book
         return book
 
-    def on_frame(self, conn_id: str, frame: str | bytes, recv_ns: int) -> list[str]:
+    def on_frame(self, conn_id: str, frame: str | bytes, recv_ns: int) -> tuple[list[str], bool]:
         parsed = self.driver.parse(frame, recv_ns)
         if parsed.conn_seq >= 0:  # the venue numbers this socket's messages (Coinbase)
             rule = self._conn_rules.get(conn_id)
@@ -358,10 +359,10 @@ class FeedRouter:
                     self._conn_rules[conn_id] = rule
             if rule is not None:
                 parsed = rule.admit(parsed)
-        books = self.books
-        on_event = self.on_event
+        books, on_event, had_data = self.books, self.on_event, False
         for event in parsed.events:
             kind = event.__class__
+            had_data |= kind is not FeedError  # data or a venue event: the stall clock's input
             if kind is BookDelta:
                 book = books.get(event.pair) or self._checked_book(event.pair)  # type: ignore[union-attr]
                 if book is not None:
@@ -384,7 +385,7 @@ class FeedRouter:
             self.on_subscribed(parsed.subscribed)
         if parsed.reconnect and self.request_reconnect is not None:
             self.request_reconnect(conn_id)
-        return parsed.replies
+        return parsed.replies, had_data
 
     def on_snapshot_response(self, pair: str, body: str | bytes, recv_ns: int, url: str = "") -> None:
         book = self._checked_book(pair)

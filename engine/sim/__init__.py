@@ -8,7 +8,8 @@ format, for tests, paper trading and replay backtests (docs/venue.md).
   I/O and threads:               store/history (SQLite), netloop (sockets),
       rest/rest_market/rest_trade (handlers), streams/periodic (WebSocket),
       ws_api/ws_api_session/ws_api_methods (WebSocket API, /ws-api/v3),
-      synthetic/replay (liquidity), server.LocalVenue (wiring), testkit
+      synthetic/replay (liquidity), server.LocalVenue (wiring), testkit,
+      paper (a local venue mirroring a live book: paper trading, wired by app.py)
   derivatives core (venue-neutral, pure): settlement (the engine's hook),
       positions, margin, derivatives (PerpSettlement), funding, liquidation
   dialects: usdm/ (Binance USD-M futures: REST, streams, user stream,

@@ -8,7 +8,7 @@ as an OpResult (executions, trades, prevented matches, touched balances).
 
   submit ─► check_request (filters) ─► stateful checks ─► lock funds ─► NEW
         └► stop types: wait in triggers.StopBook until a trade reaches them
-        └► others: _execute ─► _match ─► _fill (ledger, trade, executions)
+        └► others: _execute ─► _match ─► _fill (ledger, trade, executions; crossing.py)
                               └► rest (GTC) | expire (IOC, FOK, MARKET)
   every trade widens the symbol's traded price range ─► _run_triggers
 """
@@ -21,7 +21,8 @@ from collections.abc import Iterable
 
 from engine.sim import orders as o
 from engine.sim.amounts import FeeRate
-from engine.sim.book import BookSide, Level, OrderBook
+from engine.sim.book import OrderBook
+from engine.sim.crossing import Crossing
 from engine.sim.filters import SymbolSpec, check_request
 from engine.sim.ledger import Ledger
 from engine.sim.orders import BUY, Execution, Order, OrderRequest, PreventedMatch, Rejected, Trade
@@ -53,7 +54,7 @@ class OpResult:
         self.canceled: list[Order] = []
 
 
-class MatchingEngine:
+class MatchingEngine(Crossing):
     def __init__(self, specs: Iterable[SymbolSpec], ledger: Ledger,
                  default_stp: str = o.DEFAULT_STP, id_seed: int = 0) -> None:
         self.specs = {spec.symbol: spec for spec in specs}
@@ -324,115 +325,6 @@ class MatchingEngine:
             else:
                 qty = taker.remaining if taker.remaining < maker.remaining else maker.remaining
             self._fill(spec, book, side, level, maker, taker, price, qty, now_ms)
-
-    def _fill(self, spec: SymbolSpec, book: OrderBook, side: BookSide, level: Level,
-              maker: Order, taker: Order, price: int, qty: int, now_ms: int) -> None:
-        notional = price * qty * spec.notional_scale
-        base = qty * spec.base_scale
-        symbol = spec.symbol
-        trade_id = self.next_trade_id[symbol]
-        self.next_trade_id[symbol] = trade_id + 1
-        overrides = self.fee_overrides
-        maker_rate = overrides[maker.account][0] if maker.account in overrides else spec.maker_fee
-        taker_rate = overrides[taker.account][1] if taker.account in overrides else spec.taker_fee
-        ledger = self.ledger
-        if maker.side == BUY:
-            buyer, seller, buyer_rate, seller_rate = maker, taker, maker_rate, taker_rate
-        else:
-            buyer, seller, buyer_rate, seller_rate = taker, maker, taker_rate, maker_rate
-        settle = self.settlement.get(symbol) if self.settlement else None
-        if settle is None:
-            buyer_fee = buyer_rate.of(base) if buyer_rate else 0
-            seller_fee = seller_rate.of(notional) if seller_rate else 0
-            ledger.spend_locked(buyer.account, spec.quote, notional)
-            buyer.locked -= notional
-            ledger.credit(buyer.account, spec.base, base, buyer_fee)
-            ledger.spend_locked(seller.account, spec.base, base)
-            seller.locked -= base
-            ledger.credit(seller.account, spec.quote, notional, seller_fee)
-        else:  # both fees in the settlement asset; positions instead of a swap
-            buyer_fee, seller_fee = settle.fill(buyer, seller, buyer_rate, seller_rate, price,
-                                                qty, notional, maker is buyer, trade_id, now_ms)
-
-        maker.executed_qty += qty
-        maker.cum_quote += notional
-        maker.remaining -= qty
-        maker.update_ms = now_ms
-        maker.status = o.FILLED if maker.remaining == 0 else o.PARTIALLY_FILLED
-        side.reduce(level, maker, qty)
-        book.changed = True
-        if maker.remaining == 0:
-            self._close(maker)
-
-        taker.executed_qty += qty
-        taker.cum_quote += notional
-        taker.update_ms = now_ms
-        if taker.orig_quote_qty:
-            taker.quote_remaining -= notional
-            done = taker.quote_remaining < price * spec.step * spec.notional_scale
-            if done:
-                taker.orig_qty = taker.executed_qty
-        else:
-            taker.remaining -= qty
-            done = taker.remaining == 0
-        taker.status = o.FILLED if done else o.PARTIALLY_FILLED
-
-        maker_is_buyer = maker is buyer
-        maker_fee, taker_fee = (buyer_fee, seller_fee) if maker_is_buyer else (seller_fee,
-                                                                                 buyer_fee)
-        maker_asset, taker_asset = ((spec.base, spec.quote) if maker_is_buyer
-                                    else (spec.quote, spec.base))
-        self._report(maker, o.EXEC_TRADE, now_ms, qty, price, maker_fee, maker_asset, trade_id,
-                     True)
-        self._report(taker, o.EXEC_TRADE, now_ms, qty, price, taker_fee, taker_asset, trade_id,
-                     False)
-        self._result.trades.append(Trade(
-            symbol, trade_id, price, qty, notional, now_ms,
-            buyer.order_id, seller.order_id, buyer.account, seller.account, maker_is_buyer,
-            buyer_fee, seller_fee, taker.order_id))
-        self.last_price[symbol] = price
-        span = self._ranges.get(symbol)
-        if span is None:
-            self._ranges[symbol] = [price, price]
-        elif price < span[0]:
-            span[0] = price
-        elif price > span[1]:
-            span[1] = price
-
-    def _prevent(self, taker: Order, maker: Order, side: BookSide, level: Level,
-                 book: OrderBook, now_ms: int) -> bool:
-        """Self-trade prevention by the taker's mode; True if the taker expired."""
-        mode = taker.stp_mode
-        symbol = taker.symbol
-        match_id = self.next_prevented_id[symbol]
-        self.next_prevented_id[symbol] = match_id + 1
-        maker_prevented = taker_prevented = 0
-        if mode == o.EXPIRE_MAKER or mode == o.EXPIRE_BOTH:
-            maker_prevented = maker.remaining
-            side.remove(maker)
-            book.changed = True
-            maker.prevented_qty += maker_prevented
-            maker.prevented_match_id = match_id
-            maker.remaining = 0
-            maker.status = o.EXPIRED_IN_MATCH
-            maker.update_ms = now_ms
-            self._close(maker)
-            self._report(maker, o.EXEC_TRADE_PREVENTION, now_ms, last_prevented=maker_prevented)
-        if mode == o.EXPIRE_TAKER or mode == o.EXPIRE_BOTH:
-            taker_prevented = taker.remaining
-            taker.prevented_qty += taker_prevented
-            taker.prevented_match_id = match_id
-            taker.remaining = 0
-            taker.quote_remaining = 0
-            taker.status = o.EXPIRED_IN_MATCH
-            taker.update_ms = now_ms
-            if taker.orig_quote_qty:
-                taker.orig_qty = taker.executed_qty
-            self._report(taker, o.EXEC_TRADE_PREVENTION, now_ms, last_prevented=taker_prevented)
-        if taker is self._result.order:
-            self._result.prevented.append(PreventedMatch(
-                match_id, maker.order_id, level.price, taker_prevented, maker_prevented))
-        return taker.status == o.EXPIRED_IN_MATCH
 
     def _run_triggers(self, now_ms: int) -> None:
         """Fire stops the op's trades reached; their trades may fire more."""

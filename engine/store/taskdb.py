@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.config import Config, Secret, TaskDbConfig
+from engine.config import Config, Secret
+from engine.config_storage import TaskDbConfig
 
 # Connect, read and write timeout for MySQL, busy wait for SQLite. Short: a
 # poll that hangs on a dead server delays the outage report by this much;

@@ -4,6 +4,7 @@ send intents back; the daemon side assigns strategies to workers, routes
 intents to the slot manager and state back to the workers, restarts a crashed
 worker (its strategies move at once), and moves strategies away from a worker
 stuck in a slow one. Owns the processes and their pipes; decides no trades.
+The worker processes' own loop is pool_worker.py.
 
  daemon (router thread)                          worker process (spawn) x N
    set_strategies ─ attach ─ ("add", spec) ──► inbox (mp.Queue) ─► hosted strategies
@@ -18,12 +19,9 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import queue
-import signal
 import threading
 import time
-import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol
@@ -33,11 +31,11 @@ from loguru import logger
 from engine.lifecycle import Health
 from engine.strategies.base import Intent
 from engine.trade.gate import TradingGate
-from engine.trade.strategy import OwnState, StrategySpec, build, load_modules, make_view
+from engine.trade.pool_worker import BUSY_CODE, BUSY_SINCE_NS, DECISIONS, worker_main
+from engine.trade.strategy import OwnState, StrategySpec, load_modules
 
 log = logger.bind(component="strategy-pool")
 
-_BUSY_CODE, _BUSY_SINCE_NS, _DECISIONS = 0, 1, 2  # worker's shared counters
 # A strategy's last exception shows on /health this long. Longer keeps a rare
 # failure visible; shorter lets health recover sooner once the cause is gone.
 ERROR_SHOWN_S = 300.0
@@ -96,110 +94,11 @@ class IntentSink(Protocol):
 
     def snapshot(self, strategy_id: str) -> OwnState: ...
 
+    def listen(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(strategy_id)`` when a strategy's slots or orders change."""
+        ...
 
-# --------------------------------------------------------------------- worker
-
-
-@dataclass
-class _Hosted:
-    code: int
-    spec: StrategySpec
-    strategy: Any
-    state: OwnState
-    indexes: list[int | None]
-    versions: list[int] = field(default_factory=list)
-    changed: bool = True
-    next_wake: float = 0.0
-    seq: int = 0  # intents batches sent
-    ack: int = 0  # the last batch the daemon has answered
-    wait_until: float = 0.0
-
-
-def worker_main(index: int, segment: str, inbox: Any, conn: Connection, busy: Any,
-                settings: PoolSettings, parent_pid: int) -> None:
-    """A worker process: runs its strategies until told to stop (or orphaned)."""
-    from engine.book.reader import BookReader  # noqa: PLC0415 - numpy only in workers
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when workers stop
-    load_modules(settings.strategy_modules)
-    reader: BookReader | None = None
-    hosted: dict[str, _Hosted] = {}
-    conn.send(("ready", index, os.getpid()))
-    next_beat = 0.0
-    while True:
-        while True:
-            try:
-                message = inbox.get_nowait()
-            except queue.Empty:
-                break
-            kind = message[0]
-            if kind == "stop":
-                return
-            if kind == "add":
-                _, code, spec, ack, state = message
-                hosted[spec.strategy_id] = _Hosted(code, spec, build(spec), state,
-                                                   [None] * len(spec.books), ack=ack, seq=ack)
-            elif kind == "remove":
-                hosted.pop(message[1], None)
-            elif kind == "state":
-                h = hosted.get(message[1])
-                if h is not None:
-                    h.ack, h.state, h.changed = max(h.ack, message[2]), message[3], True
-        now = time.monotonic()
-        if now >= next_beat:
-            if os.getppid() != parent_pid:
-                return  # the daemon is gone
-            conn.send(("beat", index, len(hosted)))
-            next_beat = now + settings.heartbeat_s
-        if reader is None:
-            try:
-                reader = BookReader.attach(segment)
-            except FileNotFoundError:
-                time.sleep(0.05)
-                continue
-        ran = False
-        for h in list(hosted.values()):
-            if h.seq > h.ack and now < h.wait_until:
-                continue
-            ran = _maybe_decide(h, reader, conn, busy, settings, now) or ran
-        if not ran:
-            time.sleep(settings.poll_s)
-
-
-def _maybe_decide(h: _Hosted, reader: Any, conn: Connection, busy: Any,
-                  settings: PoolSettings, now: float) -> bool:
-    """Decide once if a watched book moved (or state changed, or it is time)."""
-    for n, key in enumerate(h.spec.books):
-        if h.indexes[n] is None:
-            h.indexes[n] = reader.store.keys().get(key)
-    versions = [reader.version(i) if i is not None else -1 for i in h.indexes]
-    if versions == h.versions and not h.changed and now < h.next_wake:
-        return False
-    books = {}
-    for key, i in zip(h.spec.books, h.indexes):
-        if i is not None:
-            try:
-                books[key] = reader.read(i, settings.book_depth)  # the newest version only
-            except Exception:  # noqa: BLE001, S112 - a torn read: next loop reads again
-                continue
-    h.versions = [books[k].version if k in books else -1 for k in h.spec.books]
-    h.changed, h.next_wake = False, now + h.strategy.wake_s
-    busy[_BUSY_SINCE_NS] = time.monotonic_ns()
-    busy[_BUSY_CODE] = h.code
-    try:
-        intents = list(h.strategy.decide(make_view(h.spec, time.time_ns(), books, h.state)))
-    except Exception:  # noqa: BLE001 - a strategy bug is reported, the worker lives on
-        conn.send(("error", h.spec.strategy_id, traceback.format_exc(limit=8)))
-        intents = []
-    finally:
-        busy[_BUSY_CODE] = 0
-        busy[_DECISIONS] += 1
-    if intents:
-        own = books.get(h.spec.key)
-        h.seq += 1
-        h.wait_until = time.monotonic() + settings.ack_timeout_s
-        conn.send(("intents", h.spec.strategy_id, h.seq, own.recv_ns if own else 0, intents))
-    return True
+    def unlisten(self, listener: Callable[[str], None]) -> None: ...
 
 
 # --------------------------------------------------------------------- daemon
@@ -220,7 +119,7 @@ class _Worker:
 
 class StrategyPool:
     """A lifecycle Component. ``set_strategies`` is the whole wanted set;
-    ``notify(strategy_id)`` (the sink's on_change) pushes fresh state."""
+    ``notify(strategy_id)`` (a listener of the sink while the pool runs) pushes fresh state."""
 
     name = "strategy-pool"
 
@@ -274,6 +173,7 @@ class StrategyPool:
                 self._receive(self._worker_of(conn))
         self._router = threading.Thread(target=self._route, name="strategy-router", daemon=True)
         self._router.start()
+        self.sink.listen(self.notify)
         log.info("strategy pool started workers={} segment={}", len(self._workers), self.segment)
 
     def _spawn(self, index: int) -> _Worker:
@@ -289,6 +189,7 @@ class StrategyPool:
         return _Worker(index, self._incarnations, process, inbox, receive, busy)
 
     def stop(self, timeout_s: float) -> None:
+        self.sink.unlisten(self.notify)  # before the wake-up pipe closes
         self._stop.set()
         self._wake()
         if self._router is not None:
@@ -455,7 +356,7 @@ class StrategyPool:
                 if worker.process.exitcode is not None:
                     self._restart(worker, f"exit code {worker.process.exitcode}")
                     continue
-                code, since = worker.busy[_BUSY_CODE], worker.busy[_BUSY_SINCE_NS]
+                code, since = worker.busy[BUSY_CODE], worker.busy[BUSY_SINCE_NS]
                 busy_s = (time.monotonic_ns() - since) / 1e9 if code else 0.0
                 sid = self._codes.get(code, "")
                 if busy_s > self.settings.hung_strategy_s:
@@ -546,7 +447,7 @@ class StrategyPool:
             return {"workers": [{"index": w.index, "pid": w.process.pid,
                                  "alive": w.process.is_alive(), "ready": w.ready,
                                  "strategies": sorted(w.strategies),
-                                 "decisions": int(w.busy[_DECISIONS]),
+                                 "decisions": int(w.busy[DECISIONS]),
                                  "stuck_on": w.stuck_on or None} for w in self._workers],
                     "restarts": self.restarts, "decisions_routed": self.decisions_routed,
                     "refusals": self.refusals, "quarantined": dict(self._quarantined),

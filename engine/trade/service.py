@@ -14,7 +14,7 @@ from __future__ import annotations
 import hmac
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -76,13 +76,17 @@ class TraderService:
                  make_driver: DriverFactory,
                  books: Callable[[], BookReader | None] | None = None,
                  settings: TraderConfig | None = None, db: TaskDb | None = None,
-                 slots_for: Callable[[str], int] | None = None) -> None:
+                 slots_for: Callable[[str], int] | None = None,
+                 credentials: Mapping[str, tuple[str, ...]] | None = None) -> None:
         """``weight_budget_for`` hands out the venue's shared REST weight budget
         (app.py: the feed's limiter for that venue host). ``books`` gives the
         BookStore reader; None turns the book checks off (tests, tools).
         ``slots_for(venue)``: the grid slots on that venue, the denominator of
-        the reconcile tolerance (default: our tracked orders)."""
+        the reconcile tolerance (default: our tracked orders). ``credentials``:
+        exchange -> (API key, secret) of a local venue the daemon runs itself
+        (--demo, paper), used instead of the exchange's *_env variables."""
         self.config = config
+        self._credentials = dict(credentials or {})
         self.daemon_id = daemon_id
         self.settings = settings or trader_settings(config)
         self.weight_budget_for = weight_budget_for
@@ -136,18 +140,26 @@ class TraderService:
             raise ValueError(f"exchanges.{name}.paper is true but {market.value}.rest points at "
                              f"the live venue: point {market.value}.rest/ws at the local venue, "
                              f"or set paper: false to trade real money")
-        key, secret = Secret(exchange.api_key_env), Secret(exchange.api_secret_env)
-        if not key or not secret:
-            raise ValueError(f"exchanges.{name}: api_key_env {exchange.api_key_env!r} and "
-                             f"api_secret_env {exchange.api_secret_env!r} must name set "
-                             f"environment variables")
-        # A passphrase (OKX keys have one) only where the exchange names one:
-        # a driver factory for a venue without passphrases never sees the keyword.
-        extra = {"passphrase": Secret(exchange.passphrase_env).get()} \
-            if exchange.passphrase_env else {}
+        # A passphrase (OKX keys have one) only where the exchange or the local
+        # credentials name one: a driver factory for a venue without passphrases
+        # never sees the keyword.
+        extra: dict[str, str] = {}
+        if name in self._credentials:  # a local venue of this daemon: no env var
+            api_key, api_secret, *more = self._credentials[name]
+            if more:
+                extra["passphrase"] = more[0]
+        else:
+            key, secret = Secret(exchange.api_key_env), Secret(exchange.api_secret_env)
+            if not key or not secret:
+                raise ValueError(f"exchanges.{name}: api_key_env {exchange.api_key_env!r} and "
+                                 f"api_secret_env {exchange.api_secret_env!r} must name set "
+                                 f"environment variables")
+            api_key, api_secret = key.get(), secret.get()
+            if exchange.passphrase_env:
+                extra["passphrase"] = Secret(exchange.passphrase_env).get()
         try:
             driver = self.make_driver(name, market, TradingEndpoints(
-                ends.rest, ends.ws, ends.ws_api), key.get(), secret.get(), **extra)
+                ends.rest, ends.ws, ends.ws_api), api_key, api_secret, **extra)
         except ValueError as exc:
             raise ValueError(f"trader.venues: {exc}") from None
         per_minute = tightest_rate(driver.default_rate_limits, RateLimitKind.REQUEST_WEIGHT) * 60

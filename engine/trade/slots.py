@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -28,31 +27,28 @@ from loguru import logger
 
 from engine.clock import SYSTEM, Clock
 from engine.lifecycle import Health
-from engine.model import Market, Side
-from engine.model_trade import PositionSide
+from engine.model import Side
 from engine.store.taskdb import TaskDb
 from engine.strategies.base import (
     ZERO,
-    Amend,
-    Cancel,
-    Intent,
     OrderInfo,
-    Place,
     PositionInfo,
-    SlotInfo,
     SlotState,
 )
 from engine.trade import orders as st
 from engine.trade.actions import (
     ActionResult,
     AmendOrder,
-    CancelOrder,
     Outcome,
     PlaceOrder,
     make_client_order_id,
     parse_client_order_id,
 )
-from engine.trade.orders import OrderRecord
+from engine.trade.executor import Executor
+from engine.trade.instruments import Instruments
+from engine.trade.orders import OrderRecord, OrderStore
+from engine.trade.positions import PositionBook
+from engine.trade.slot_intents import Duplicate, ManagedStrategy, SlotIntents
 from engine.trade.slotstore import Slot, SlotStore
 from engine.trade.strategy import OwnState, StrategySpec, setting
 
@@ -66,57 +62,34 @@ KEEPER_S = 0.2
 # A slot whose order ended but whose fills have not all arrived after this
 # long shows on /health (the user stream's catch-up should bring them).
 FILLS_WAIT_ALERT_S = 60.0
-MAX_SLOTS = 10_000  # per strategy: a runaway strategy cannot fill the table
-@dataclass
-class _Strategy:
-    spec: StrategySpec
-    base: str
-    quote: str
-    slots: dict[int, Slot]
-    generation: int
-    activity_ms: int
-    rearm_ms: int  # spec's rearm_s
-    idle_alert_ms: int
-    refused: int = 0
-    last_refusal: str = ""
-    # Derived from `slots`, kept in step by _remember: what each slot looks
-    # like to the worker, which slot holds each level, and the free slots.
-    infos: dict[int, SlotInfo] = field(default_factory=dict)
-    levels: dict[Decimal, int] = field(default_factory=dict)
-    free: set[int] = field(default_factory=set)
-
-    def remember(self, slot: Slot) -> None:
-        before = self.slots.get(slot.slot_id)
-        if before is not None and self.levels.get(before.entry_price) == slot.slot_id:
-            del self.levels[before.entry_price]
-        self.slots[slot.slot_id] = slot
-        self.infos[slot.slot_id] = slot.info()
-        if slot.state != FREE or slot.rearm_ms:
-            self.levels[slot.entry_price] = slot.slot_id
-        (self.free.add if slot.state == FREE else self.free.discard)(slot.slot_id)
-
-
-class SlotManager:
+class SlotManager(SlotIntents):
     """A lifecycle Component (start after the TraderService). Thread-safe:
     intents come from the pool's router thread, order changes from the
     executor and user-stream threads; one lock serializes them with the DB."""
 
     name = "slots"
 
-    def __init__(self, db: TaskDb, service: Any = None, clock: Clock = SYSTEM) -> None:
-        """``service``: the started TraderService (executor, store, positions)."""
+    def __init__(self, db: TaskDb, orders: OrderStore, positions: PositionBook,
+                 instruments: Instruments, executor: Callable[[], Executor | None],
+                 clock: Clock = SYSTEM) -> None:
+        """The trader's collaborators (TraderService.store, .positions,
+        .instruments); ``executor`` gives the trader's executor, which exists
+        once the TraderService started (before this one starts)."""
         self.store = SlotStore(db)
         self.db = db
-        self.service = service
+        self.orders = orders
+        self.positions = positions
+        self.instruments = instruments
+        self._executor = executor
         self.clock = clock
         self._lock = threading.RLock()
-        self._strategies: dict[str, _Strategy] = {}
+        self._strategies: dict[str, ManagedStrategy] = {}
         self._given_up: set[str] = set()  # client ids the executor reported REJECTED
         self._waiting: dict[tuple[str, int], int] = {}  # slot -> since when fills are missing
         self._order_infos: dict[str, tuple[OrderRecord, OrderInfo]] = {}
         self._stop = threading.Event()
         self._keeper: threading.Thread | None = None
-        self.on_change: Callable[[str], None] = lambda strategy_id: None
+        self._listeners: tuple[Callable[[str], None], ...] = ()  # replaced whole, read lock-free
         self.cycles_booked = 0
 
     # ------------------------------------------------------------- lifecycle
@@ -125,11 +98,11 @@ class SlotManager:
         return self.clock.now_ns() // 1_000_000
 
     def start(self) -> None:
-        assert self.service is not None and self.service.executor is not None, \
-            "start the TraderService first"
+        executor = self._executor()
+        assert executor is not None, "start the TraderService first"
         self.store.ensure_schema()
-        self.service.executor.on_update(self.on_update)
-        self.service.executor.on_result(self.on_result)
+        executor.on_update(self.on_update)
+        executor.on_result(self.on_result)
         self._keeper = threading.Thread(target=self._keep, name="slot-keeper", daemon=True)
         self._keeper.start()
 
@@ -157,11 +130,10 @@ class SlotManager:
                                                        spec.pair, self._now_ms())
             slots = self.store.slots(spec.strategy_id)
             base, _, quote = spec.pair.partition("/")
-            instrument = self.service.instruments.find(spec.account, spec.pair) \
-                if self.service is not None else None
+            instrument = self.instruments.find(spec.account, spec.pair)
             if instrument is not None:
                 base, quote = instrument.base, instrument.quote
-            strategy = self._strategies[spec.strategy_id] = _Strategy(
+            strategy = self._strategies[spec.strategy_id] = ManagedStrategy(
                 spec, base, quote, {}, generation, activity,
                 int(setting(spec, "rearm_s", 5.0) * 1000),
                 int(setting(spec, "idle_alert_s", 3600.0) * 1000))
@@ -177,6 +149,18 @@ class SlotManager:
         """Stop managing a strategy (its lease moved on); its orders stay."""
         with self._lock:
             self._strategies.pop(strategy_id, None)
+
+    def listen(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(strategy_id)`` after each change of a strategy's slots
+        or orders (the strategy pool's notify, while it runs)."""
+        self._listeners = (*self._listeners, listener)
+
+    def unlisten(self, listener: Callable[[str], None]) -> None:
+        self._listeners = tuple(x for x in self._listeners if x != listener)
+
+    def _changed(self, strategy_id: str) -> None:
+        for listener in self._listeners:
+            listener(strategy_id)
 
     def slots_for(self, venue: str) -> int:
         """Slots on ``venue`` (reconcile's tolerance denominator); works before start()."""
@@ -194,144 +178,9 @@ class SlotManager:
         found = self._strategies.get(strategy_id)
         return found.slots.get(slot_id) if found is not None else None
 
-    # --------------------------------------------------------------- intents
-
-    def handle(self, strategy_id: str, intents: Iterable[Intent]) -> list[str]:
-        """Carry out a strategy's intents; the refusals, as reasons (logged, counted)."""
-        refusals: list[str] = []
-        with self._lock:
-            strategy = self._strategies.get(strategy_id)
-            if strategy is None:
-                return [f"strategy {strategy_id} is not attached"]
-            for intent in intents:
-                try:
-                    if isinstance(intent, Place) and intent.exit_price is not None:
-                        self._open_slot(strategy, intent)
-                    elif isinstance(intent, Place):
-                        self._place_plain(strategy, intent)
-                    elif isinstance(intent, Cancel):
-                        self._cancel(strategy, intent)
-                    elif isinstance(intent, Amend):
-                        self._amend(strategy, intent)
-                    else:
-                        raise _Refused(f"not an intent: {intent!r}")
-                except _Refused as refusal:
-                    strategy.refused += 1
-                    strategy.last_refusal = str(refusal)
-                    refusals.append(str(refusal))
-        for reason in refusals:
-            log.debug("intent refused strategy={} reason={}", strategy_id, reason)
-        return refusals
-
-    def _open_slot(self, strategy: _Strategy, intent: Place) -> None:
-        spec, rules = strategy.spec, strategy.spec.rules
-        assert intent.exit_price is not None
-        price = rules.price(intent.price, intent.side)
-        exit_side = Side.SELL if intent.side == Side.BUY else Side.BUY
-        exit_price = rules.price(intent.exit_price, exit_side)
-        quantity = rules.quantity(intent.quantity)
-        if not rules.tradable(price, quantity):
-            raise _Refused(f"{quantity} at {price} is below the venue's minimums")
-        now = self._now_ms()
-        holder = strategy.slots.get(strategy.levels.get(price, -1))
-        if holder is not None and holder.entry_price == price and \
-                (holder.state != FREE or holder.rearm_ms > now):
-            raise _Refused(f"level {price} is busy (slot {holder.slot_id} {holder.state.value})")
-        free = strategy.slots[min(strategy.free)] if strategy.free else None
-        if free is None:
-            if len(strategy.slots) >= MAX_SLOTS:
-                raise _Refused(f"{MAX_SLOTS} slots already")
-            slot_id = max(strategy.slots, default=-1) + 1
-            free = Slot(spec.strategy_id, slot_id, spec.account, spec.pair)
-        generation = free.generation + 1
-        cid = make_client_order_id(spec.strategy_id, free.slot_id, generation)
-        opened = dataclasses.replace(
-            free, state=PENDING, generation=generation, client_order_id=cid,
-            entry_side=intent.side, entry_price=price, exit_price=exit_price, quantity=quantity,
-            order_filled=ZERO, bought=ZERO, sold=ZERO, proceeds=ZERO, rearm_ms=0, reason="",
-            updated_ms=now)
-        self._commit(strategy, opened, insert=free.slot_id not in strategy.slots)
-        self._submit(self._order(opened, intent.side, price, quantity, intent.post_only))
-
-    def _place_plain(self, strategy: _Strategy, intent: Place) -> None:
-        rules = strategy.spec.rules
-        price, quantity = rules.price(intent.price, intent.side), rules.quantity(intent.quantity)
-        if not rules.tradable(price, quantity):
-            raise _Refused(f"{quantity} at {price} is below the venue's minimums")
-        cid = self._next_plain_id(strategy)
-        spec = strategy.spec
-        self._submit(PlaceOrder(cid, spec.account, Market(spec.market), spec.pair, intent.side,
-                                price, quantity, post_only=intent.post_only,
-                                strategy_id=spec.strategy_id))
-
-    def _next_plain_id(self, strategy: _Strategy) -> str:
-        generation = strategy.generation + 1
-        self.store.set_generation(strategy.spec.strategy_id, generation, self._now_ms())
-        strategy.generation = generation
-        return make_client_order_id(strategy.spec.strategy_id, None, generation)
-
-    def _owned(self, strategy: _Strategy, cid: str) -> OrderRecord:
-        record = self.service.store.get(strategy.spec.account, cid)
-        if record is None or record.strategy_id != strategy.spec.strategy_id:
-            raise _Refused(f"{cid} is not an order of this strategy")
-        if not record.live:
-            raise _Refused(f"{cid} is already {record.state}")
-        return record
-
-    def _cancel(self, strategy: _Strategy, intent: Cancel) -> None:
-        cid = intent.client_order_id
-        parts = parse_client_order_id(cid)
-        spec = strategy.spec
-        if parts is not None and parts.slot_id is not None:
-            slot = strategy.slots.get(parts.slot_id)
-            if slot is None or slot.client_order_id != cid:
-                raise _Refused(f"{cid} is not a slot's current order")
-            if slot.state != PENDING:
-                raise _Refused(f"{cid} is slot {slot.slot_id}'s exit; exits are the slot's")
-            if slot.reason == "closing":
-                return  # already asked
-            self._commit(strategy, dataclasses.replace(slot, reason="closing",
-                                                       updated_ms=self._now_ms()))
-        else:
-            self._owned(strategy, cid)
-        self._submit(CancelOrder(cid, spec.account, Market(spec.market), spec.pair,
-                                 spec.strategy_id, parts.slot_id if parts else None))
-
-    def _amend(self, strategy: _Strategy, intent: Amend) -> None:
-        parts = parse_client_order_id(intent.client_order_id)
-        if parts is not None and parts.slot_id is not None:
-            raise _Refused("slot orders are not amended: cancel the entry, open another slot")
-        record = self._owned(strategy, intent.client_order_id)
-        rules, spec = strategy.spec.rules, strategy.spec
-        price = rules.price(intent.price, record.side)
-        quantity = rules.quantity(intent.quantity)
-        if not rules.tradable(price, quantity):
-            raise _Refused(f"{quantity} at {price} is below the venue's minimums")
-        replacement = PlaceOrder(self._next_plain_id(strategy), spec.account, Market(spec.market),
-                                 spec.pair, record.side, price, quantity,
-                                 post_only=intent.post_only, strategy_id=spec.strategy_id)
-        self._submit(AmendOrder(intent.client_order_id, replacement))
-
-    def _order(self, slot: Slot, side: Side, price: Decimal, quantity: Decimal,
-               post_only: bool) -> PlaceOrder:
-        """Futures: a slot is its entry's position side; its exit is reduce-only
-        unless the grid is neutral (long and short slots net out in one-way mode)."""
-        spec = self._strategies[slot.strategy_id].spec
-        futures = Market(spec.market) == Market.FUTURES
-        return PlaceOrder(slot.client_order_id, slot.venue, Market(spec.market), slot.pair, side,
-                          price, quantity, post_only=post_only, strategy_id=slot.strategy_id,
-                          slot_id=slot.slot_id, reduce_only=futures and side != slot.entry_side
-                          and spec.params.get("direction", "long") != "neutral",
-                          position_side=(PositionSide.LONG if slot.entry_side == Side.BUY else
-                                         PositionSide.SHORT) if futures else PositionSide.BOTH)
-
-    def _submit(self, action: PlaceOrder | CancelOrder | AmendOrder) -> None:
-        """Hand to the executor; only ever after the slot change is committed."""
-        self.service.executor.submit(action)
-
     # ----------------------------------------------------------- persistence
 
-    def _commit(self, strategy: _Strategy, slot: Slot, insert: bool = False,
+    def _commit(self, strategy: ManagedStrategy, slot: Slot, insert: bool = False,
                 also: Callable[[], None] | None = None) -> None:
         """Write the slot (and ``also``'s statements) in one transaction, then memory."""
         with self.db.transaction():
@@ -339,7 +188,7 @@ class SlotManager:
             if also is not None:
                 also()
         strategy.remember(slot)
-        self.on_change(slot.strategy_id)
+        self._changed(slot.strategy_id)
 
     # -------------------------------------------------------- order changes
 
@@ -362,7 +211,7 @@ class SlotManager:
                     log.warning("fills for a slot order that is not current client_order_id={}",
                                 record.client_order_id)
                 self._touch(strategy)
-            self.on_change(parts.strategy_id)  # its orders changed, whatever else did
+            self._changed(parts.strategy_id)  # its orders changed, whatever else did
 
     def on_result(self, result: ActionResult) -> None:
         """Executor listener: a REJECTED place means the order is dead for good."""
@@ -377,16 +226,16 @@ class SlotManager:
             slot = strategy.slots.get(order.slot_id)
             if slot is not None and slot.client_order_id == order.client_order_id:
                 self._given_up.add(order.client_order_id)
-                self._advance(strategy, slot, self.service.store.get(slot.venue,
+                self._advance(strategy, slot, self.orders.get(slot.venue,
                                                                      order.client_order_id),
                               reason=result.reason)
 
-    def _touch(self, strategy: _Strategy) -> None:
+    def _touch(self, strategy: ManagedStrategy) -> None:
         now = self._now_ms()
         self.store.touch(strategy.spec.strategy_id, now)
         strategy.activity_ms = now
 
-    def _apply_fill(self, strategy: _Strategy, slot: Slot, fill: Any) -> Slot:
+    def _apply_fill(self, strategy: ManagedStrategy, slot: Slot, fill: Any) -> Slot:
         """Book one fill of the slot's current order (once: keyed by trade id)."""
         price, qty, fee = Decimal(fill.price), Decimal(fill.quantity), Decimal(fill.fee)
         base_fee = fee if fill.fee_asset == strategy.base else ZERO
@@ -408,16 +257,16 @@ class SlotManager:
 
         def record_fill() -> None:
             if not self.store.add_fill(slot, fill, now):
-                raise _Duplicate
+                raise Duplicate
             self.store.touch(slot.strategy_id, now)
         try:
             self._commit(strategy, after, also=record_fill)
-        except _Duplicate:
+        except Duplicate:
             return slot
         strategy.activity_ms = now
         return after
 
-    def _advance(self, strategy: _Strategy, slot: Slot, record: OrderRecord | None,
+    def _advance(self, strategy: ManagedStrategy, slot: Slot, record: OrderRecord | None,
                  reason: str = "") -> None:
         """Move ``slot`` on if its current order is over and all its fills are in."""
         if slot.state == FREE or not slot.client_order_id:
@@ -456,7 +305,7 @@ class SlotManager:
         else:
             self._book_cycle(strategy, slot)
 
-    def _place_exit(self, strategy: _Strategy, slot: Slot) -> None:
+    def _place_exit(self, strategy: ManagedStrategy, slot: Slot) -> None:
         generation = slot.generation + 1
         locked = dataclasses.replace(
             slot, state=LOCKED, generation=generation, order_filled=ZERO, rearm_ms=0, reason="",
@@ -468,7 +317,7 @@ class SlotManager:
         self._submit(self._order(locked, side, slot.exit_price,
                                  strategy.spec.rules.quantity(slot.held), post_only=False))
 
-    def _book_cycle(self, strategy: _Strategy, slot: Slot) -> None:
+    def _book_cycle(self, strategy: ManagedStrategy, slot: Slot) -> None:
         """The exit sold all it could: book proceeds - cost of what was sold."""
         carry = slot.held
         carry_cost = (slot.cost * carry / (carry + slot.sold)).quantize(Decimal("1e-12")) \
@@ -510,7 +359,7 @@ class SlotManager:
         strategy = self._strategies[slot.strategy_id]
         if not slot.client_order_id:
             return  # a LOCKED slot waiting to re-arm its exit: the keeper does it
-        store = self.service.store
+        store = self.orders
         record = store.get(slot.venue, slot.client_order_id)
         if record is not None and Decimal(record.filled) > slot.order_filled:
             since = max(0, (record.created_ms or slot.updated_ms) - 60_000)
@@ -544,7 +393,7 @@ class SlotManager:
             slots = tuple(infos[k] for k in sorted(infos))
             orders = []
             cache = self._order_infos
-            for r in self.service.store.live_orders(spec.account):
+            for r in self.orders.live_orders(spec.account):
                 if r.strategy_id != strategy_id:
                     continue
                 cached = cache.get(r.client_order_id)
@@ -556,7 +405,7 @@ class SlotManager:
             if len(cache) > 4 * len(orders) + 1000:
                 live = {o.client_order_id for o in orders}
                 self._order_infos = {c: v for c, v in cache.items() if c in live}
-        p = self.service.positions.position(spec.account, spec.pair)
+        p = self.positions.position(spec.account, spec.pair)
         return OwnState(tuple(orders), slots,
                         PositionInfo(p.quantity, p.average_price, p.realized_pnl))
 
@@ -589,11 +438,3 @@ class SlotManager:
                 "refused": s.refused, "last_refusal": s.last_refusal,
                 "idle_s": (self._now_ms() - s.activity_ms) // 1000}
                 for sid, s in self._strategies.items()}
-
-
-class _Refused(Exception):
-    pass
-
-
-class _Duplicate(Exception):
-    pass

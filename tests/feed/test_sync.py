@@ -507,3 +507,17 @@ def test_router_okx_unchained_update_not_seen_before_is_gap(store):
     stats = router.stats("BTC/USDT")
     assert (stats["state"], stats["gaps"], stats["resyncs"]) == ("resyncing", 1, 1)
     assert resub == ["BTC/USDT"]
+
+
+def test_router_on_frame_says_which_frames_carried_data(store):
+    """The connection's stall clock counts only frames with market data or a
+    venue event: a subscribe ack or an unparseable frame is not data."""
+    router = FeedRouter(make_driver("binance", "spot"), BookWriter(store))
+    replies, had_data = router.on_frame("c", subscribe_ack(router, ["A/USDT"]), 0)
+    assert (replies, had_data) == ([], False)
+    assert router.on_frame("c", "not json at all", 0)[1] is False
+    assert router.errors == 1  # the bad frame was a FeedError, counted
+    delta = '{"e":"depthUpdate","E":1,"s":"AUSDT","U":10,"u":11,"b":[["1","1"]],"a":[]}'
+    assert router.on_frame("c", delta, 0)[1] is True
+    trade = ('{"e":"trade","E":1,"s":"AUSDT","t":7,"p":"1.5","q":"2","T":1,"m":true}')
+    assert router.on_frame("c", trade, 0)[1] is True

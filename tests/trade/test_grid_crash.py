@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import config as config_mod
 from engine.book.store import BookStore, BookStoreError
+from engine.config_storage import TaskDbConfig
 from engine.store.taskdb import TaskDb
 from engine.trade.actions import parse_client_order_id
 from tests.sim.binance_client import BinanceClient
@@ -222,7 +222,7 @@ def test_role_both_sigkilled_at_random_moments_restarts_clean(tmp_path: Path):
             daemon.send_signal(signal.SIGKILL if n < ROUNDS else signal.SIGTERM)
             assert daemon.wait(60) in (0, -signal.SIGKILL)
         check_venue_against_db(BinanceClient(rest, "alice-key", "alice-secret"),
-                               TaskDb(config_mod.TaskDbConfig(), tmp_path / "trader"))
+                               TaskDb(TaskDbConfig(), tmp_path / "trader"))
     finally:
         venue.send_signal(signal.SIGTERM)
         venue.wait(30)

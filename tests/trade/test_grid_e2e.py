@@ -31,6 +31,7 @@ from engine import config as config_mod
 from engine.book.reader import BookReader
 from engine.book.store import BookStore
 from engine.book.writer import BookWriter
+from engine.config_storage import TaskDbConfig
 from engine.feed.limiter import RestLimiter
 from engine.feed.service import FeedService
 from engine.sim.server import LocalVenue
@@ -114,16 +115,17 @@ class Stack:
         self.feed = self._start(FeedService(self.config, lambda: writer, on_event=on_event))
         if self.trade_at is not None:
             self._start(self.trade_at)
-        self.slots = SlotManager(TaskDb.from_config(self.config))
-        self.trader = self._start(TraderService(
+        self.trader = TraderService(
             self.trading, self.daemon_id,
             lambda venue, market, weight: RestLimiter(weight, 60.0, fraction=1.0),
             make_trading_driver, books=lambda: reader, settings=dataclasses.replace(SETTINGS, order_transport=self.transport),
-            slots_for=self.slots.slots_for))
-        self.slots.service = self.trader
+            slots_for=lambda venue: self.slots.slots_for(venue))  # asked at its start
+        self.slots = SlotManager(TaskDb.from_config(self.config), self.trader.store,
+                                 self.trader.positions, self.trader.instruments,
+                                 lambda: self.trader.executor)
+        self._start(self.trader)
         self._start(self.slots)
         self.pool = StrategyPool(segment, self.slots, PoolSettings(workers=self.workers))
-        self.slots.on_change = self.pool.notify
         self._start(self.pool)
         strategies = [ConfiguredStrategy("grid1", "grid", "binance", "spot", "BTC/USDT",
                                          self.params)] if self.params else []
@@ -144,7 +146,6 @@ class Stack:
         a detached strategy's slots are hands-off, so an answer that lands
         after it leaves its slot pointing at a dead order until the next
         attach.) True if the executor went idle within ``timeout_s``."""
-        self.slots.on_change = lambda strategy_id: None  # the pool's wake-up pipe closes
         for component in (self.source, self.pool):
             component.stop(5.0)
             self.started.remove(component)
@@ -280,7 +281,7 @@ def test_role_both_demo_completes_twenty_grid_cycles_with_pnl_from_the_venue(tmp
     venue.start()
     try:
         profit, venue_pnl, carried, count = cycle_pnl_from_venue(
-            TaskDb(config_mod.TaskDbConfig(), tmp_path / "data"),
+            TaskDb(TaskDbConfig(), tmp_path / "data"),
             BinanceClient(venue.rest_url, "demo-key", "demo-secret"))
     finally:
         venue.stop()

@@ -75,16 +75,17 @@ class FuturesStack:
         self.started.append(_Closer(self.books))
         reader, writer = BookReader(self.books), BookWriter(self.books)
         self.feed = self._start(FeedService(self.config, lambda: writer))
-        self.slots = SlotManager(TaskDb.from_config(self.config))
-        self.trader = self._start(TraderService(
+        self.trader = TraderService(
             self.config, "fgrid-e2e",
             lambda venue, market, weight: RestLimiter(weight, 60.0, fraction=1.0),
             make_trading_driver, books=lambda: reader, settings=self.settings,
-            slots_for=self.slots.slots_for))
-        self.slots.service = self.trader
+            slots_for=lambda venue: self.slots.slots_for(venue))  # asked at its start
+        self.slots = SlotManager(TaskDb.from_config(self.config), self.trader.store,
+                                 self.trader.positions, self.trader.instruments,
+                                 lambda: self.trader.executor)
+        self._start(self.trader)
         self._start(self.slots)
         self.pool = StrategyPool(segment, self.slots, PoolSettings(workers=2))
-        self.slots.on_change = self.pool.notify
         self._start(self.pool)
         self.source = self._start(StrategySource(self.strategies, self.pool.set_strategies,
                                                  rules_from(self.trader), "fgrid-e2e"))

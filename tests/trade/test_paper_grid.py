@@ -10,8 +10,8 @@ import socket
 from pathlib import Path
 
 from engine.model_trade import TradingEndpoints
+from engine.sim.paper import PaperVenue, live_pairs
 from engine.store.taskdb import TaskDb
-from engine.trade.paper import PaperVenue, live_pairs
 from engine.venues import make_trading_driver
 from tests.sim.binance_client import BinanceClient
 from tests.support.eventually import eventually

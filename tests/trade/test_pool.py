@@ -11,7 +11,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 
 import pytest
@@ -40,6 +40,12 @@ class RecordingSink:
         self.seen.setdefault(spec.strategy_id, [])
 
     def detach(self, strategy_id: str) -> None:
+        pass
+
+    def listen(self, listener: Callable[[str], None]) -> None:
+        pass  # its strategies' state never changes
+
+    def unlisten(self, listener: Callable[[str], None]) -> None:
         pass
 
     def handle(self, strategy_id: str, intents: Iterable[Intent]) -> list[str]:

@@ -40,7 +40,8 @@ def slots_for(start_trader: Callable[..., TraderService]
     def start(trader: TraderService | None = None, **params: object
               ) -> tuple[TraderService, SlotManager]:
         trader = trader or start_trader(direct=True)
-        manager = SlotManager(TaskDb.from_config(trader.config), trader)
+        manager = SlotManager(TaskDb.from_config(trader.config), trader.store, trader.positions,
+                              trader.instruments, lambda: trader.executor)
         manager.start()
         manager.attach(spec_for(trader, **params))
         started.append(manager)

@@ -17,7 +17,7 @@ from engine.book.writer import BookWriter
 from engine.config import VenueSymbolConfig
 from engine.model import Market, Side, Trade
 from engine.sim import orders as o
-from engine.trade.paper import PaperPair, PaperVenue, QueueModel
+from engine.sim.paper import PaperPair, PaperVenue, QueueModel
 from tests.sim.binance_client import BinanceClient
 from tests.support.eventually import eventually
 
@@ -133,7 +133,7 @@ def test_paper_live_ask_moving_onto_our_bid_fills_us_as_maker_at_our_price(live,
 
 def test_paper_rules_fall_back_to_configured_symbols_when_the_live_venue_is_away():
     from engine.model_trade import TradingEndpoints  # noqa: PLC0415
-    from engine.trade.paper import live_pairs  # noqa: PLC0415
+    from engine.sim.paper import live_pairs  # noqa: PLC0415
     from engine.venues import make_trading_driver  # noqa: PLC0415
 
     # discard port: nothing answers

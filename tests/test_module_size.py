@@ -1,0 +1,42 @@
+"""No module under engine/ passes 450 lines (STYLE.md: over 450 is a sign to
+split, over 600 a defect). Split by responsibility, not into arbitrary halves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import engine
+
+ROOT = Path(engine.__file__).parent
+MAX_LINES = 450
+
+# Modules still over the limit, each with why it is not split yet. Remove an
+# entry when its module is split; the test fails on an entry that is no longer
+# needed, so the list only shrinks.
+ALLOWED: dict[str, str] = {
+    # Market-data drivers: their shared sync rules and checksum shadow book move
+    # to engine/venues/rules.py in another branch (issue 16), which shrinks them.
+    "venues/htx.py": "shrinks when the shared sync rules move to venues/rules.py",
+    "venues/coinbase.py": "shrinks when the shared sync rules move to venues/rules.py",
+    "venues/okx.py": "shrinks when the shared sync rules move to venues/rules.py",
+    # Extended right now by the Bybit/OKX trading drivers' branches; split after they merge.
+    "model_trade.py": "the Bybit/OKX trading branches extend it now",
+    "venues/binance_usdm_trade.py": "the Bybit/OKX trading branches extend it now",
+}
+
+
+def module_lines() -> dict[str, int]:
+    return {str(p.relative_to(ROOT)): len(p.read_text().splitlines())
+            for p in ROOT.rglob("*.py")}
+
+
+def test_module_size_no_engine_module_over_the_limit() -> None:
+    over = {name: n for name, n in module_lines().items()
+            if n > MAX_LINES and name not in ALLOWED}
+    assert not over, f"modules over {MAX_LINES} lines (split them by responsibility): {over}"
+
+
+def test_module_size_allow_list_names_only_modules_still_over() -> None:
+    lines = module_lines()
+    stale = sorted(name for name in ALLOWED if lines.get(name, 0) <= MAX_LINES)
+    assert not stale, f"no longer over {MAX_LINES} lines (or gone): drop from ALLOWED: {stale}"
