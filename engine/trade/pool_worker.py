@@ -1,7 +1,8 @@
 """A strategy worker process of the pool (spawned by pool.StrategyPool): attaches
 the BookStore by name, runs its hosted strategies on the newest version of each
 watched book, sends their intents to the daemon and waits for its acknowledging
-state. Reads books and decides; never touches an order or the task DB."""
+state. Reads books and decides; never touches an order or the task DB. Also the
+pool's settings (PoolSettings), which both sides read."""
 
 from __future__ import annotations
 
@@ -12,14 +13,53 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.trade.strategy import OwnState, StrategySpec, build, load_modules, make_view
 
-if TYPE_CHECKING:
-    from engine.trade.pool import PoolSettings
-
 BUSY_CODE, BUSY_SINCE_NS, DECISIONS = 0, 1, 2  # a worker's shared counters (RawArray "q")
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    # Worker processes. Strategies in one worker run one after another, so
+    # more workers isolate slow strategies better; each costs a process and
+    # its polling. Two is the least that can move work away from a stuck one.
+    workers: int = 2
+    # Idle sleep between book-version polls: the worst-case added latency from
+    # a book change to a decision. Shorter reacts sooner and burns more CPU.
+    poll_s: float = 0.001
+    # A decision running longer than this moves the worker's other strategies
+    # to other workers; longer than hung_strategy_s kills the worker.
+    slow_strategy_s: float = 0.5
+    hung_strategy_s: float = 10.0
+    # After sending intents a strategy waits for the daemon's acknowledging
+    # state (so it never decides twice on the same stale view); at most this long.
+    ack_timeout_s: float = 2.0
+    # A strategy on this many crashed workers within crash_window_s is not
+    # run again (it would take every worker down in turn).
+    max_crashes: int = 3
+    crash_window_s: float = 300.0
+    book_depth: int = 20  # levels per side copied for each decision
+    start_timeout_s: float = 60.0  # spawn + import of a worker
+    heartbeat_s: float = 1.0
+    # Modules that register strategies from outside engine/strategies
+    # (strategy.register); every worker imports them at start.
+    strategy_modules: tuple[str, ...] = ()
+
+
+def pool_settings(config: Any) -> PoolSettings:
+    """From ``config.trader`` once engine/config.py has these keys (workers,
+    strategy_poll_s, slow_strategy_s, hung_strategy_s, strategy_modules);
+    the defaults for any it lacks."""
+    trader = getattr(config, "trader", None)
+    d = PoolSettings()
+    return PoolSettings(
+        workers=getattr(trader, "workers", d.workers),
+        poll_s=getattr(trader, "strategy_poll_s", d.poll_s),
+        slow_strategy_s=getattr(trader, "slow_strategy_s", d.slow_strategy_s),
+        hung_strategy_s=getattr(trader, "hung_strategy_s", d.hung_strategy_s),
+        strategy_modules=tuple(getattr(trader, "strategy_modules", d.strategy_modules)))
 
 
 @dataclass
