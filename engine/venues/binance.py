@@ -35,6 +35,7 @@ from engine.venues.base import (
     Verdict,
     error_parsed,
 )
+from engine.venues.rules import ContiguousIdRule
 from engine.venues.symbols import SymbolMap, split_concatenated, split_pair
 from engine.venues.wire import WireInt, fast_levels, strict_levels
 
@@ -79,28 +80,6 @@ PENDING_SUBSCRIBES = 4096
 # 3 min, pong within 10 min. The socket layer answers them; no JSON ping exists.
 SPOT_HEARTBEAT = Heartbeat(server_ping_interval_s=20.0, timeout_s=60.0)
 FUTURES_HEARTBEAT = Heartbeat(server_ping_interval_s=180.0, timeout_s=200.0)
-
-
-class BinanceSpotRule(SyncRule):
-    """Spot: drop ``u <= L``; apply when ``U <= last+1 <= u`` (the first event
-    after a snapshot brackets L+1, then each follows the previous u); a later
-    ``U`` is a gap."""
-
-    __slots__ = ("last",)
-
-    def __init__(self) -> None:
-        self.last = 0
-
-    def on_snapshot(self, snapshot: BookSnapshot) -> None:
-        self.last = snapshot.seq
-
-    def check(self, delta: BookDelta) -> Verdict:
-        if delta.last_seq <= self.last:
-            return DROP
-        if delta.first_seq > self.last + 1:
-            return GAP
-        self.last = delta.last_seq
-        return APPLY
 
 
 class BinanceFuturesRule(SyncRule):
@@ -405,4 +384,5 @@ class BinanceDriver(Driver):
             int(data["lastUpdateId"]), int(data.get("E", 0)) * MS, recv_ns)
 
     def sync_rule(self) -> SyncRule:
-        return BinanceFuturesRule() if self.futures else BinanceSpotRule()
+        # Spot: drop ``u <= L``; apply ``U <= last+1 <= u``; a later ``U`` is a gap.
+        return BinanceFuturesRule() if self.futures else ContiguousIdRule()

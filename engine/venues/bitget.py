@@ -12,9 +12,6 @@ come over the WebSocket; a resync is an unsubscribe + subscribe.
 
 from __future__ import annotations
 
-import zlib
-from bisect import bisect_left, insort
-
 import msgspec
 import orjson
 
@@ -33,6 +30,7 @@ from engine.venues.base import (
     Verdict,
     error_parsed,
 )
+from engine.venues.rules import ShadowBook, interleaved_checksum
 from engine.venues.symbols import SymbolMap, split_concatenated, split_pair
 from engine.venues.wire import WireInt, decode_levels
 
@@ -61,52 +59,7 @@ HEARTBEAT = Heartbeat(client_ping_interval_s=25.0, client_ping="ping", client_po
 def checksum(bids: list, asks: list) -> int:
     """Signed CRC32 of ``bid1px:bid1sz:ask1px:ask1sz:...`` over the top 25 levels,
     with the price and size strings exactly as sent ("0.5000", not "0.5")."""
-    parts = []
-    for i in range(CHECKSUM_LEVELS):
-        if i < len(bids):
-            parts.append(f"{bids[i][0]}:{bids[i][1]}")
-        if i < len(asks):
-            parts.append(f"{asks[i][0]}:{asks[i][1]}")
-    crc = zlib.crc32(":".join(parts).encode())
-    return crc - (1 << 32) if crc >= 1 << 31 else crc
-
-
-class _Shadow:
-    """The book as wire strings, kept only while the venue sends non-zero checksums.
-    Per side: price key -> "price:size" as sent, and the keys sorted best first
-    (bids negated); a sorted list with bisect, as in engine.book.writer."""
-
-    __slots__ = ("bid_keys", "ask_keys", "bid_text", "ask_text")
-
-    def __init__(self, bids: list, asks: list) -> None:
-        self.bid_keys: list[float] = []
-        self.ask_keys: list[float] = []
-        self.bid_text: dict[float, str] = {}
-        self.ask_text: dict[float, str] = {}
-        self.apply(bids, asks)
-
-    def apply(self, bids: list, asks: list) -> None:
-        for keys, text, levels, sign in ((self.bid_keys, self.bid_text, bids, -1.0),
-                                         (self.ask_keys, self.ask_text, asks, 1.0)):
-            for level in levels:
-                price, size = level[0], level[1]
-                key = sign * float(price)
-                if float(size) == 0.0:
-                    if text.pop(key, None) is not None:
-                        del keys[bisect_left(keys, key)]
-                else:
-                    if key not in text:
-                        insort(keys, key)
-                    text[key] = f"{price}:{size}"
-
-    def checksum(self) -> int:
-        bid_text, ask_text = self.bid_text, self.ask_text
-        bids = [bid_text[k] for k in self.bid_keys[:CHECKSUM_LEVELS]]
-        asks = [ask_text[k] for k in self.ask_keys[:CHECKSUM_LEVELS]]
-        n = min(len(bids), len(asks))
-        parts = [x for pair in zip(bids[:n], asks[:n]) for x in pair] + bids[n:] + asks[n:]
-        crc = zlib.crc32(":".join(parts).encode())
-        return crc - (1 << 32) if crc >= 1 << 31 else crc
+    return interleaved_checksum(bids, asks, CHECKSUM_LEVELS)
 
 
 class BitgetRule(SyncRule):
@@ -122,17 +75,18 @@ class BitgetRule(SyncRule):
     def __init__(self) -> None:
         self.last = 0
         self.fresh = True
-        self.shadow: _Shadow | None = None
+        self.shadow: ShadowBook | None = None
 
     def on_snapshot(self, snapshot: BookSnapshot) -> None:
         self.last = snapshot.seq
         self.fresh = True
         raw = snapshot.extra.get("raw")
-        self.shadow = _Shadow(*raw) if raw is not None else None
+        self.shadow = ShadowBook.of(*raw) if raw is not None else None
 
     def verify_snapshot(self, snapshot: BookSnapshot) -> bool:
         raw = snapshot.extra.get("raw")
-        return raw is None or _Shadow(*raw).checksum() == snapshot.extra["checksum"]
+        return raw is None or (ShadowBook.of(*raw).interleaved_checksum(CHECKSUM_LEVELS)
+                               == snapshot.extra["checksum"])
 
     def check(self, delta: BookDelta) -> Verdict:
         seq, prev = delta.last_seq, delta.prev_seq
@@ -155,7 +109,7 @@ class BitgetRule(SyncRule):
                 self.shadow = None
             else:
                 self.shadow.apply(*extra["raw"])
-                if self.shadow.checksum() != extra["checksum"]:
+                if self.shadow.interleaved_checksum(CHECKSUM_LEVELS) != extra["checksum"]:
                     return GAP
         return APPLY
 

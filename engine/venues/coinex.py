@@ -17,9 +17,6 @@ way to see a lost push, so the rule keeps the wire strings of every level.
 from __future__ import annotations
 
 import zlib
-from bisect import bisect_left, insort
-from collections.abc import Iterator
-from itertools import chain
 
 import msgspec
 import orjson
@@ -39,6 +36,7 @@ from engine.venues.base import (
     error_parsed,
     inflate_gzip,
 )
+from engine.venues.rules import ShadowBook
 from engine.venues.symbols import SymbolMap, split_concatenated, split_pair
 from engine.venues.wire import WireInt, decode_levels
 
@@ -72,34 +70,6 @@ def checksum_of(bids: list, asks: list) -> int:
     return zlib.crc32(":".join(parts).encode())
 
 
-class _Side:
-    """One side of the checked book: sort key (price, negated for bids) ->
-    "price:amount" as the venue wrote it, and the keys kept sorted (bisect on a
-    plain list: ~100 keys, cheaper than a SortedDict here)."""
-
-    __slots__ = ("keys", "text", "sign")
-
-    def __init__(self, sign: float) -> None:
-        self.keys: list[float] = []
-        self.text: dict[float, str] = {}
-        self.sign = sign
-
-    def apply(self, levels: list, raw: list) -> None:
-        keys, text, sign = self.keys, self.text, self.sign
-        for (price, size), (p, s) in zip(levels, raw):
-            key = sign * price
-            if size == 0.0:
-                if text.pop(key, None) is not None:
-                    del keys[bisect_left(keys, key)]
-            else:
-                if key not in text:
-                    insort(keys, key)
-                text[key] = p + ":" + s
-
-    def top(self) -> Iterator[str]:
-        return map(self.text.__getitem__, self.keys[:BOOK_LIMIT])
-
-
 class CoinexRule(SyncRule):
     """Every push carries the checksum of the venue's book after it; a delta
     whose checksum our book (wire strings, top ``BOOK_LIMIT`` per side) does not
@@ -111,26 +81,22 @@ class CoinexRule(SyncRule):
     whose every change the next push overwrites leaves no trace to check, and
     no damage either."""
 
-    __slots__ = ("bids", "asks", "verified")
+    __slots__ = ("book", "verified")
 
     def __init__(self) -> None:
-        self.bids = _Side(-1.0)
-        self.asks = _Side(1.0)
+        self.book = ShadowBook()
         self.verified = False
 
     def _matches(self, expected: int) -> bool:
-        text = ":".join(chain(self.bids.top(), self.asks.top()))
-        return zlib.crc32(text.encode()) == expected & 0xFFFFFFFF
+        return self.book.concatenated_crc32(BOOK_LIMIT) == expected & 0xFFFFFFFF
 
     def on_snapshot(self, snapshot: BookSnapshot) -> None:
-        self.bids = _Side(-1.0)
-        self.asks = _Side(1.0)
+        self.book = ShadowBook()
         raw = snapshot.extra.get("raw")
         if raw is None:  # a hand-made or foreign snapshot: nothing to check against
             self.verified = False
             return
-        self.bids.apply(snapshot.bids, raw[0])
-        self.asks.apply(snapshot.asks, raw[1])
+        self.book.apply_parsed(snapshot.bids, snapshot.asks, raw[0], raw[1])
         self.verified = self._matches(snapshot.extra["checksum"])
 
     def check(self, delta: BookDelta) -> Verdict:
@@ -138,8 +104,7 @@ class CoinexRule(SyncRule):
         if not extra:
             return APPLY  # no wire strings: unchecked
         raw = extra["raw"]
-        self.bids.apply(delta.bids, raw[0])
-        self.asks.apply(delta.asks, raw[1])
+        self.book.apply_parsed(delta.bids, delta.asks, raw[0], raw[1])
         if self.verified and not self._matches(extra["checksum"]):
             return GAP
         return APPLY

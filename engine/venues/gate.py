@@ -21,9 +21,6 @@ import orjson
 from engine.clock import SYSTEM, Clock
 from engine.model import BookDelta, BookSnapshot, Market, Side, Trade
 from engine.venues.base import (
-    APPLY,
-    DROP,
-    GAP,
     Driver,
     Heartbeat,
     Limits,
@@ -32,7 +29,6 @@ from engine.venues.base import (
     ResyncMethod,
     Subscription,
     SyncRule,
-    Verdict,
     error_parsed,
 )
 from engine.venues.gate_fields import (
@@ -46,6 +42,7 @@ from engine.venues.gate_fields import (
     seconds_to_ns,
     typed_spot_book,
 )
+from engine.venues.rules import ContiguousIdRule
 from engine.venues.symbols import SymbolMap
 
 VENUE = "gate"
@@ -77,29 +74,6 @@ def price(value: object) -> float:
     if not 0.0 < px < math.inf:
         raise ValueError(f"trade price {value!r}")
     return px
-
-
-class GateRule(SyncRule):
-    """After a REST snapshot with ``id`` B: drop a diff with ``u <= B``; the
-    first applied has ``U <= B+1 <= u``; after it each ``U`` is the previous
-    ``u`` + 1 (docs "How to maintain local order book"). A ``full: true`` push
-    is a snapshot and restarts the chain from its ``u``."""
-
-    __slots__ = ("last",)
-
-    def __init__(self) -> None:
-        self.last = 0
-
-    def on_snapshot(self, snapshot: BookSnapshot) -> None:
-        self.last = snapshot.seq
-
-    def check(self, delta: BookDelta) -> Verdict:
-        if delta.last_seq <= self.last:
-            return DROP
-        if delta.first_seq > self.last + 1:
-            return GAP
-        self.last = delta.last_seq
-        return APPLY
 
 
 class GateDriver(Driver):
@@ -319,4 +293,8 @@ class GateDriver(Driver):
     _parse_snapshot_typed = _parse_snapshot_generic  # once per resync: one parser is enough
 
     def sync_rule(self) -> SyncRule:
-        return GateRule()
+        """After a REST snapshot with ``id`` B: drop a diff with ``u <= B``; the
+        first applied has ``U <= B+1 <= u``; after it each ``U`` is the previous
+        ``u`` + 1 (docs "How to maintain local order book"). A ``full: true`` push
+        is a snapshot and restarts the chain from its ``u``."""
+        return ContiguousIdRule()

@@ -23,9 +23,6 @@ import orjson
 
 from engine.model import BookDelta, BookSnapshot, Market, Side, Trade
 from engine.venues.base import (
-    APPLY,
-    DROP,
-    GAP,
     ConnectGrant,
     Driver,
     Heartbeat,
@@ -35,7 +32,6 @@ from engine.venues.base import (
     ResyncMethod,
     Subscription,
     SyncRule,
-    Verdict,
     error_parsed,
 )
 from engine.venues.kucoin_fields import (
@@ -49,6 +45,7 @@ from engine.venues.kucoin_fields import (
     spot_pair,
     spot_symbol,
 )
+from engine.venues.rules import ContiguousIdRule
 from engine.venues.symbols import SymbolMap
 
 VENUE = "kucoin"
@@ -106,7 +103,7 @@ def heartbeat_for(ping_interval_s: float, ping_timeout_s: float) -> Heartbeat:
                      client_pong=PONG, timeout_s=ping_interval_s + ping_timeout_s)
 
 
-class KucoinRule(SyncRule):
+class KucoinRule(ContiguousIdRule):
     """Spot ``sequenceStart``/``sequenceEnd`` (futures: one ``sequence`` per
     message, both ends equal) against the snapshot's ``sequence`` S: drop a
     message ending at or before the book's last id; apply one that starts at
@@ -114,24 +111,11 @@ class KucoinRule(SyncRule):
     numbered <= S are already in the snapshot and are removed first); a later
     start is a gap."""
 
-    __slots__ = ("last",)
+    __slots__ = ()
 
-    def __init__(self) -> None:
-        self.last = 0
-
-    def on_snapshot(self, snapshot: BookSnapshot) -> None:
-        self.last = snapshot.seq
-
-    def check(self, delta: BookDelta) -> Verdict:
-        last = self.last
-        if delta.last_seq <= last:
-            return DROP
-        if delta.first_seq > last + 1:
-            return GAP
-        if delta.first_seq <= last and delta.extra:
+    def on_overlap(self, delta: BookDelta, last: int) -> None:
+        if delta.extra:
             trim(delta, last)
-        self.last = delta.last_seq
-        return APPLY
 
 
 def trim(delta: BookDelta, last: int) -> None:

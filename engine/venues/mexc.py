@@ -23,9 +23,6 @@ import orjson
 from engine.model import BookDelta, BookSnapshot, Event, Market, Side, Trade
 from engine.venues import mexc_spot
 from engine.venues.base import (
-    APPLY,
-    DROP,
-    GAP,
     Driver,
     Heartbeat,
     Limits,
@@ -34,9 +31,9 @@ from engine.venues.base import (
     ResyncMethod,
     Subscription,
     SyncRule,
-    Verdict,
     error_parsed,
 )
+from engine.venues.rules import StrictContiguousIdRule
 from engine.venues.symbols import SymbolMap, split_concatenated, split_pair
 from engine.venues.wire import WireInt
 
@@ -78,36 +75,6 @@ FUTURES_HEARTBEAT = Heartbeat(client_ping_interval_s=15.0, client_ping='{"method
                               client_pong='{"channel":"pong","data":0}', timeout_s=60.0)
 GZIP_MAGIC = b"\x1f\x8b"
 _TAKER = {1: Side.BUY, 2: Side.SELL}  # deal ``T``: 1 buy, 2 sell (the taker's side)
-
-
-class MexcRule(SyncRule):
-    """Both markets, after a REST snapshot with version L: drop pushes whose last
-    version (spot ``toVersion``; futures ``end``, else ``version``) is <= L; the
-    first applied has ``first <= L + 1``; then every push's first version (spot
-    ``fromVersion``; futures ``begin``, else ``version``) is the previous last + 1."""
-
-    __slots__ = ("last", "fresh")
-
-    def __init__(self) -> None:
-        self.last = 0
-        self.fresh = True
-
-    def on_snapshot(self, snapshot: BookSnapshot) -> None:
-        self.last = snapshot.seq
-        self.fresh = True
-
-    def check(self, delta: BookDelta) -> Verdict:
-        last = delta.last_seq
-        if last <= self.last:
-            return DROP  # buffered from before the snapshot, or a repeat
-        if self.fresh:
-            if delta.first_seq > self.last + 1:
-                return GAP
-            self.fresh = False
-        elif delta.first_seq != self.last + 1:
-            return GAP
-        self.last = last
-        return APPLY
 
 
 # ------------------------------------------------- typed frames (engine.venues.wire)
@@ -407,4 +374,8 @@ class MexcDriver(Driver):
                             stamp * MS, recv_ns)
 
     def sync_rule(self) -> SyncRule:
-        return MexcRule()
+        """Both markets, after a REST snapshot with version L: drop pushes whose last
+        version (spot ``toVersion``; futures ``end``, else ``version``) is <= L; the
+        first applied has ``first <= L + 1``; then every push's first version (spot
+        ``fromVersion``; futures ``begin``, else ``version``) is the previous last + 1."""
+        return StrictContiguousIdRule()

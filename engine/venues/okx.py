@@ -10,8 +10,6 @@ https://www.okx.com/docs-v5/log_en (checksum fixed at 0 from 2026-06-23; REST-se
 
 from __future__ import annotations
 
-import zlib
-from bisect import bisect_left, insort
 from collections import deque
 from operator import itemgetter
 from typing import Any
@@ -36,6 +34,7 @@ from engine.venues.base import (
     Verdict,
     error_parsed,
 )
+from engine.venues.rules import ShadowBook, interleaved_checksum
 from engine.venues.symbols import SymbolMap, UnknownSymbol, split_pair
 from engine.venues.wire import WireInt
 
@@ -58,47 +57,7 @@ HEARTBEAT = Heartbeat(client_ping_interval_s=20.0, client_ping="ping", client_po
 def checksum(bids: list, asks: list) -> int:
     """Signed CRC32 of ``bid1px:bid1sz:ask1px:ask1sz:...`` over the top 25 levels,
     using the price/size strings as the venue sent them."""
-    parts = []
-    for i in range(CHECKSUM_LEVELS):
-        if i < len(bids):
-            parts.append(f"{bids[i][0]}:{bids[i][1]}")
-        if i < len(asks):
-            parts.append(f"{asks[i][0]}:{asks[i][1]}")
-    crc = zlib.crc32(":".join(parts).encode())
-    return crc - (1 << 32) if crc >= 1 << 31 else crc
-
-
-class _Shadow:
-    """The book as wire strings, kept only while checksums are non-zero: a dict
-    of levels plus its keys sorted best-first (bisect on a plain list is far
-    cheaper than a tree for books of a few hundred levels)."""
-
-    __slots__ = ("bids", "asks", "bid_keys", "ask_keys")
-
-    def __init__(self, bids: list, asks: list) -> None:
-        self.bids: dict[float, tuple[str, str]] = {}
-        self.asks: dict[float, tuple[str, str]] = {}
-        self.bid_keys: list[float] = []
-        self.ask_keys: list[float] = []
-        self.apply(bids, asks)
-
-    def apply(self, bids: list, asks: list) -> None:
-        for side, keys, levels, sign in ((self.bids, self.bid_keys, bids, -1.0),
-                                         (self.asks, self.ask_keys, asks, 1.0)):
-            for level in levels:
-                key = sign * float(level[0])
-                if float(level[1]) == 0.0:
-                    if side.pop(key, None) is not None:
-                        del keys[bisect_left(keys, key)]
-                else:
-                    if key not in side:
-                        insort(keys, key)
-                    side[key] = (level[0], level[1])
-
-    def checksum(self) -> int:
-        bids, asks = self.bids, self.asks
-        return checksum([bids[k] for k in self.bid_keys[:CHECKSUM_LEVELS]],
-                        [asks[k] for k in self.ask_keys[:CHECKSUM_LEVELS]])
+    return interleaved_checksum(bids, asks, CHECKSUM_LEVELS)
 
 
 # Applied seqIds remembered per book to recognise a repeated update (dropped)
@@ -124,7 +83,7 @@ class OkxRule(SyncRule):
     def __init__(self) -> None:
         self.last = 0
         self.fresh = True
-        self.shadow: _Shadow | None = None
+        self.shadow: ShadowBook | None = None
         self.applied: deque[int] = deque(maxlen=REPEAT_WINDOW)  # seqIds since the snapshot
 
     def on_snapshot(self, snapshot: BookSnapshot) -> None:
@@ -132,13 +91,13 @@ class OkxRule(SyncRule):
         self.fresh = True
         self.applied.clear()
         raw = snapshot.extra.get("raw")
-        self.shadow = _Shadow(*raw) if raw is not None else None
+        self.shadow = ShadowBook.of(*raw) if raw is not None else None
 
     def verify_snapshot(self, snapshot: BookSnapshot) -> bool:
         raw = snapshot.extra.get("raw")
         if raw is None:
             return True
-        return _Shadow(*raw).checksum() == snapshot.extra["checksum"]
+        return ShadowBook.of(*raw).interleaved_checksum(CHECKSUM_LEVELS) == snapshot.extra["checksum"]
 
     def check(self, delta: BookDelta) -> Verdict:
         seq, prev = delta.last_seq, delta.prev_seq
@@ -160,7 +119,7 @@ class OkxRule(SyncRule):
                 self.shadow = None
             else:
                 self.shadow.apply(*raw)
-                if self.shadow.checksum() != delta.extra["checksum"]:
+                if self.shadow.interleaved_checksum(CHECKSUM_LEVELS) != delta.extra["checksum"]:
                     return GAP
         return APPLY
 
