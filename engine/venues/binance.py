@@ -36,7 +36,7 @@ from engine.venues.base import (
     error_parsed,
 )
 from engine.venues.rules import ContiguousIdRule
-from engine.venues.symbols import SymbolMap, split_concatenated, split_pair
+from engine.venues.symbols import split_concatenated, split_pair
 from engine.venues.wire import WireInt, fast_levels, strict_levels
 
 VENUE = "binance"
@@ -181,8 +181,7 @@ class BinanceDriver(Driver):
         self.futures = market == Market.FUTURES
         self.limits = FUTURES_LIMITS if self.futures else SPOT_LIMITS
         self.heartbeat = FUTURES_HEARTBEAT if self.futures else SPOT_HEARTBEAT
-        self.names = SymbolMap(_to_pair, _to_symbol, self.explicit_symbols)
-        self._pair_of: dict[str, str] = {}  # hot-path cache: wire symbol -> pair
+        self.set_naming(_to_pair, _to_symbol)
         # SUBSCRIBE request id -> pairs with a depth stream in it (see PENDING_SUBSCRIBES).
         # Ids are unique per driver: every connection of the market shares it.
         self._request_ids = itertools.count(1)
@@ -224,12 +223,6 @@ class BinanceDriver(Driver):
         if trades:
             plan[self._url("market")] = trades
         return plan
-
-    def symbol(self, pair: str) -> str:
-        return self.names.symbol(pair)
-
-    def pair(self, symbol: str) -> str:
-        return self.names.pair(symbol)
 
     def _streams(self, subscriptions: list[Subscription]) -> list[tuple[str, str | None]]:
         """(stream name, the pair if it is a depth stream) for each stream."""

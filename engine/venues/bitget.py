@@ -31,7 +31,7 @@ from engine.venues.base import (
     error_parsed,
 )
 from engine.venues.rules import ShadowBook, interleaved_checksum
-from engine.venues.symbols import SymbolMap, split_concatenated, split_pair
+from engine.venues.symbols import split_concatenated, split_pair
 from engine.venues.wire import WireInt, decode_levels
 
 VENUE = "bitget"
@@ -163,9 +163,7 @@ class BitgetDriver(Driver):
                  symbols: dict[str, str] | None = None) -> None:
         super().__init__(market, rest_url, ws_url, symbols)
         self.spot = market == Market.SPOT
-        self.names = SymbolMap(self._to_pair, self._to_symbol, self.explicit_symbols)
-        # (instType, instId) -> pair, None for another market's frame (hot-path cache).
-        self._pair_of: dict[tuple[str, str], str | None] = {}
+        self.set_naming(self._to_pair, self._to_symbol)
 
     @classmethod
     def default_rest_url(cls, market: Market) -> str:
@@ -196,21 +194,16 @@ class BitgetDriver(Driver):
         except KeyError:
             raise ValueError(f"{pair}: no Bitget futures line settles in {quote}") from None
 
-    def symbol(self, pair: str) -> str:
-        return self.names.symbol(pair)
-
-    def pair(self, symbol: str) -> str:
-        return self.names.pair(symbol)
-
-    def _own_pair(self, inst_type: str, inst_id: str) -> str | None:
-        """Pair of an arg of this driver's market; None for another market's frame."""
+    def _arg_pair(self, inst_type: str, inst_id: str) -> str | None:
+        """Pair of an arg of this driver's market; None for another market's frame.
+        Cached by (instType, instId): the type, not the id, names the market."""
         key = (inst_type, inst_id)
-        if key in self._pair_of:
-            return self._pair_of[key]
+        if key in self._own_pair_of:
+            return self._own_pair_of[key]
         kind = inst_type.upper()
         ours = kind == SPOT if self.spot else kind in FUTURES_TYPES.values()
-        pair = self.pair(inst_id) if ours else None
-        self._pair_of[key] = pair
+        pair = self.names.pair(inst_id) if ours else None
+        self._own_pair_of[key] = pair
         return pair
 
     def _frames(self, op: str, subscriptions: list[Subscription]) -> list[str]:
@@ -253,7 +246,7 @@ class BitgetDriver(Driver):
         """Raises on anything but a book or trade frame of the venue's exact types."""
         msg = _decode_frame(frame)
         arg = msg.arg
-        pair = self._own_pair(arg.instType, arg.instId)
+        pair = self._arg_pair(arg.instType, arg.instId)
         if pair is None:
             return Parsed([])
         channel = arg.channel
@@ -300,7 +293,7 @@ class BitgetDriver(Driver):
                     return error_parsed(VENUE, f"venue error {msg.get('code')}: {msg.get('msg')}", frame)
                 return Parsed([])
             arg = msg["arg"]
-            pair = self._own_pair(arg["instType"], arg["instId"])
+            pair = self._arg_pair(arg["instType"], arg["instId"])
             if pair is None:
                 return Parsed([])
             channel = arg["channel"]

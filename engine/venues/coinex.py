@@ -37,7 +37,7 @@ from engine.venues.base import (
     inflate_gzip,
 )
 from engine.venues.rules import ShadowBook
-from engine.venues.symbols import SymbolMap, split_concatenated, split_pair
+from engine.venues.symbols import split_concatenated, split_pair
 from engine.venues.wire import WireInt, decode_levels
 
 VENUE = "coinex"
@@ -179,8 +179,7 @@ class CoinexDriver(Driver):
     def __init__(self, market: Market, rest_url: str = "", ws_url: str = "",
                  symbols: dict[str, str] | None = None) -> None:
         super().__init__(market, rest_url, ws_url, symbols)
-        self.names = SymbolMap(_to_pair, _to_symbol, self.explicit_symbols)
-        self._pair_of: dict[str, str] = {}
+        self.set_naming(_to_pair, _to_symbol)
 
     @classmethod
     def default_rest_url(cls, market: Market) -> str:
@@ -190,14 +189,6 @@ class CoinexDriver(Driver):
     def default_ws_url(cls, market: Market) -> str:
         return "wss://socket.coinex.com/v2/" + ("futures" if market == Market.FUTURES else "spot")
 
-    def symbol(self, pair: str) -> str:
-        return self.names.symbol(pair)
-
-    def pair(self, symbol: str) -> str:
-        pair = self._pair_of.get(symbol)
-        if pair is None:
-            pair = self._pair_of[symbol] = self.names.pair(symbol)
-        return pair
 
     def _frames(self, method: str, markets: list, first_id: int) -> list[str]:
         return [orjson.dumps({"method": method, "params": {"market_list": markets[i:i + MARKETS_PER_FRAME]},
@@ -250,14 +241,14 @@ class CoinexDriver(Driver):
             return Parsed([self._book(data.market, data.is_full, decode_levels(d.bids),
                                       decode_levels(d.asks), _decode_texts(d.bids),
                                       _decode_texts(d.asks), d.checksum, d.updated_at, recv_ns)])
-        pair = self.pair(data.market)
+        pair = self._wire_pair(data.market)
         return Parsed([self._trade(t.price, t.amount, t.side, t.deal_id, t.created_at, pair, recv_ns)
                        for t in data.deal_list])
 
     def _book(self, market: str, is_full: bool, fbids: list, fasks: list, bids: list, asks: list,
               crc: int | None, updated_ms: int, recv_ns: int) -> BookSnapshot | BookDelta:
         """``bids``/``asks``: the wire strings, for the checksum; ``fbids``/``fasks`` as floats."""
-        pair = self.pair(market)
+        pair = self._wire_pair(market)
         extra = {} if crc is None else {"checksum": crc, "raw": (bids, asks)}
         if is_full:
             return BookSnapshot(VENUE, self.market, pair, fbids, fasks, 0, updated_ms * MS, recv_ns, extra)
@@ -300,7 +291,7 @@ class CoinexDriver(Driver):
                 return Parsed([self._book(str(data["market"]), is_full, _floats(bids), _floats(asks),
                                           bids, asks, crc, int(depth.get("updated_at") or 0), recv_ns)])
             if method == "deals.update":
-                pair = self.pair(str(data["market"]))
+                pair = self._wire_pair(str(data["market"]))
                 events: list[Event] = [self._trade(str(t["price"]), str(t["amount"]), t["side"], t["deal_id"],
                                                    int(t["created_at"]), pair, recv_ns)
                                        for t in data["deal_list"]]

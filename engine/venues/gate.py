@@ -43,7 +43,6 @@ from engine.venues.gate_fields import (
     typed_spot_book,
 )
 from engine.venues.rules import ContiguousIdRule
-from engine.venues.symbols import SymbolMap
 
 VENUE = "gate"
 MS = 1_000_000
@@ -87,8 +86,7 @@ class GateDriver(Driver):
         super().__init__(market, rest_url, ws_url, symbols)
         self.futures = market == Market.FUTURES
         self.clock = clock  # requests carry the current time in seconds
-        self.names = SymbolMap(gate_pair, gate_symbol, self.explicit_symbols)
-        self._pair_of: dict[str, str] = {}  # hot-path cache: wire symbol -> pair
+        self.set_naming(gate_pair, gate_symbol)
         prefix = "futures." if self.futures else "spot."
         self._book_channel = prefix + "order_book_update"
         self._trade_channel = prefix + "trades"
@@ -107,18 +105,6 @@ class GateDriver(Driver):
     def default_ws_url(cls, market: Market) -> str:
         return (f"wss://fx-ws.gateio.ws/v4/ws/{SETTLE}" if market == Market.FUTURES
                 else "wss://api.gateio.ws/ws/v4/")
-
-    def symbol(self, pair: str) -> str:
-        return self.names.symbol(pair)
-
-    def pair(self, symbol: str) -> str:
-        return self.names.pair(symbol)
-
-    def _pair(self, symbol: str) -> str:
-        pair = self._pair_of.get(symbol)
-        if pair is None:
-            pair = self._pair_of.setdefault(symbol, self.pair(symbol))
-        return pair
 
     # ------------------------------------------------------------ subscribing
 
@@ -215,7 +201,7 @@ class GateDriver(Driver):
         (2026 frames do: ``"payload":["BTC_USDT","100ms","100"]``; 2021 ones do not)."""
         if type(payload) is list and payload and type(payload[0]) is str:
             try:
-                return (self._pair(payload[0]),)
+                return (self._wire_pair(payload[0]),)
             except ValueError:
                 return ()
         return ()
@@ -226,7 +212,7 @@ class GateDriver(Driver):
         if first_id > last_id:
             raise ValueError(f"U {first_id} after u {last_id}")
         exch_ns = millis_to_ns(t_ms)
-        pair = self._pair(symbol)
+        pair = self._wire_pair(symbol)
         if full is True:  # the whole top-N book: replaces ours (docs; a "full" push may recur)
             return BookSnapshot(VENUE, self.market, pair, bids, asks, last_id, exch_ns, recv_ns)
         if full is not False:
@@ -243,7 +229,7 @@ class GateDriver(Driver):
         amount = number(t["amount"])
         if not 0.0 < amount < math.inf:
             raise ValueError(f"trade amount {t['amount']!r}")
-        return Trade(VENUE, self.market, self._pair(t["currency_pair"]), price(t["price"]), amount,
+        return Trade(VENUE, self.market, self._wire_pair(t["currency_pair"]), price(t["price"]), amount,
                      Side.BUY if side == "buy" else Side.SELL, str(book_id(t["id"])),
                      millis_to_ns(t["create_time_ms"]), recv_ns)
 
@@ -253,7 +239,7 @@ class GateDriver(Driver):
         qty = number(t["size"])
         if qty == 0.0 or not math.isfinite(qty):
             raise ValueError(f"trade size {t['size']!r}")
-        return Trade(VENUE, self.market, self._pair(t["contract"]), price(t["price"]), abs(qty),
+        return Trade(VENUE, self.market, self._wire_pair(t["contract"]), price(t["price"]), abs(qty),
                      Side.BUY if qty > 0 else Side.SELL, str(book_id(t["id"])),
                      millis_to_ns(t["create_time_ms"]), recv_ns)
 

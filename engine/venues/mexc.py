@@ -34,7 +34,7 @@ from engine.venues.base import (
     error_parsed,
 )
 from engine.venues.rules import StrictContiguousIdRule
-from engine.venues.symbols import SymbolMap, split_concatenated, split_pair
+from engine.venues.symbols import split_concatenated, split_pair
 from engine.venues.wire import WireInt
 
 VENUE = "mexc"
@@ -144,9 +144,7 @@ class MexcDriver(Driver):
         self.spot = market == Market.SPOT
         self.limits = SPOT_LIMITS if self.spot else FUTURES_LIMITS
         self.heartbeat = SPOT_HEARTBEAT if self.spot else FUTURES_HEARTBEAT
-        self.names = SymbolMap(_spot_pair if self.spot else _futures_pair, self._to_symbol,
-                               self.explicit_symbols)
-        self._pair_of: dict[str, str] = {}  # hot-path cache: wire symbol -> pair
+        self.set_naming(_spot_pair if self.spot else _futures_pair, self._to_symbol)
         self._ids = itertools.count(1)
 
     def _to_symbol(self, pair: str) -> str:
@@ -162,15 +160,6 @@ class MexcDriver(Driver):
     @classmethod
     def default_ws_url(cls, market: Market) -> str:
         return "wss://wbs-api.mexc.com/ws" if market == Market.SPOT else "wss://contract.mexc.com/edge"
-
-    def symbol(self, pair: str) -> str:
-        return self.names.symbol(pair)
-
-    def pair(self, symbol: str) -> str:
-        pair = self._pair_of.get(symbol)
-        if pair is None:
-            pair = self._pair_of[symbol] = self.names.pair(symbol)
-        return pair
 
     # ----------------------------------------------------------- subscribing
 
@@ -268,7 +257,7 @@ class MexcDriver(Driver):
         if msg.channel != "push.deal":
             raise ValueError("not a depth or deal push")
         deals = _decode_deals(msg.data)
-        pair = self.pair(msg.symbol)
+        pair = self._wire_pair(msg.symbol)
         trades: list[Event] = []
         for d in deals if isinstance(deals, list) else (deals,):
             side = _TAKER.get(d.T)
@@ -284,7 +273,7 @@ class MexcDriver(Driver):
                 raise ValueError(f"inconsistent begin/end/version {begin}/{end}/{version}")
         else:
             begin = end = version
-        return BookDelta(VENUE, self.market, self.pair(symbol), bids, asks, begin, end, -1,
+        return BookDelta(VENUE, self.market, self._wire_pair(symbol), bids, asks, begin, end, -1,
                          exch_ms * MS, recv_ns)
 
     def _parse_futures_generic(self, frame: str | bytes, recv_ns: int) -> Parsed:
@@ -317,7 +306,7 @@ class MexcDriver(Driver):
         side = _TAKER.get(deal["T"]) if type(deal["T"]) is int else None
         if side is None:
             raise ValueError(f"unknown deal direction T={deal['T']!r}")
-        return Trade(VENUE, self.market, self.pair(symbol), float(deal["p"]), float(deal["v"]), side, "",
+        return Trade(VENUE, self.market, self._wire_pair(symbol), float(deal["p"]), float(deal["v"]), side, "",
                      int(deal["t"]) * MS, recv_ns)
 
     # ------------------------------------------------------------------ REST

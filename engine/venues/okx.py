@@ -35,7 +35,7 @@ from engine.venues.base import (
     error_parsed,
 )
 from engine.venues.rules import ShadowBook, interleaved_checksum
-from engine.venues.symbols import SymbolMap, UnknownSymbol, split_pair
+from engine.venues.symbols import UnknownSymbol, split_pair
 from engine.venues.wire import WireInt
 
 VENUE = "okx"
@@ -204,8 +204,7 @@ class OkxDriver(Driver):
     def __init__(self, market: Market, rest_url: str = "", ws_url: str = "",
                  symbols: dict[str, str] | None = None) -> None:
         super().__init__(market, rest_url, ws_url, symbols)
-        self.names = SymbolMap(_to_pair, self._to_symbol, self.explicit_symbols)
-        self._pair_of: dict[str, str | None] = {}  # instId -> pair, None if another market
+        self.set_naming(_to_pair, self._to_symbol)
 
     def _to_symbol(self, pair: str) -> str:
         base, quote, expiry = split_pair(pair)
@@ -221,19 +220,8 @@ class OkxDriver(Driver):
     def default_ws_url(cls, market: Market) -> str:
         return "wss://ws.okx.com:8443/ws/v5/public"
 
-    def symbol(self, pair: str) -> str:
-        return self.names.symbol(pair)
-
-    def pair(self, symbol: str) -> str:
-        return self.names.pair(symbol)
-
-    def _own_pair(self, inst_id: str) -> str | None:
-        """Pair for an instId of this driver's market, None for other markets."""
-        if inst_id in self._pair_of:
-            return self._pair_of[inst_id]
-        pair = self.pair(inst_id) if _market_of(inst_id) == self.market else None
-        self._pair_of[inst_id] = pair
-        return pair
+    def is_own(self, symbol: str) -> bool:
+        return _market_of(symbol) == self.market
 
     def _frames(self, op: str, subscriptions: list[Subscription]) -> list[str]:
         args = []
