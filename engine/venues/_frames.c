@@ -154,7 +154,7 @@ static const char *json_int(const char *p, const char *end, long long *out) {
 }
 
 /* Skip a scalar value (plain string, number, true/false/null); nested: NULL. */
-static const char *skip_scalar(const char *p, const char *end) {
+const char *lv_skip_scalar(const char *p, const char *end) {
     const char *s, *e;
     double d;
     if (p >= end)
@@ -241,13 +241,13 @@ static const char *depth_members(const char *p, const char *end, Depth *d, int l
                 if (p && !key_is(s, e, "depthUpdate"))
                     return NULL; /* a trade or another event: the typed path */
             } else if (flag == F_b || flag == F_a) {
-                p = lv_array(p, end, flag == F_b ? &d->bids : &d->asks);
+                p = lv_array(p, end, flag == F_b ? &d->bids : &d->asks, 0);
             } else {
-                p = skip_scalar(p, end);
+                p = lv_skip_scalar(p, end);
             }
             if (!p)
                 return NULL;
-        } else if (!(p = skip_scalar(p, end))) {
+        } else if (!(p = lv_skip_scalar(p, end))) {
             return NULL;
         }
         p = skip_ws(p, end);

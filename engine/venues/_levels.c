@@ -111,9 +111,10 @@ const char *lv_number(const char *p, const char *end, double *out) {
 }
 
 /* The JSON array of [price, size] pairs at p (leading whitespace skipped) as
- * a new Levels in *out; returns the position after its ']'. NULL with *out
+ * a new Levels in *out; ``extra`` more scalar items per level are read and
+ * dropped (OKX sends [price, size, "0", orders]); returns the position after its ']'. NULL with *out
  * NULL: refused (no exception set) or out of memory (exception set). */
-const char *lv_array(const char *p, const char *end, PyObject **out) {
+const char *lv_array(const char *p, const char *end, PyObject **out, int extra) {
     double stack[2 * STACK_PAIRS], *buf = stack;
     Py_ssize_t n = 0, cap = STACK_PAIRS;
     const char *ret = NULL;
@@ -149,6 +150,11 @@ const char *lv_array(const char *p, const char *end, PyObject **out) {
             p = skip_ws(p, end);
             if (!(p = lv_number(p, end, &buf[2 * n + 1])))
                 goto done;
+            for (int k = 0; k < extra; k++) {
+                p = skip_ws(p, end);
+                if (p >= end || *p++ != ',' || !(p = lv_skip_scalar(skip_ws(p, end), end)))
+                    goto done;
+            }
             p = skip_ws(p, end);
             if (p >= end || *p++ != ']')
                 goto done;
@@ -178,14 +184,23 @@ done:
     return ret;
 }
 
-/* parse_levels(buffer) -> Levels; ValueError if the text is not a plain array of pairs. */
-static PyObject *parse_levels(PyObject *Py_UNUSED(module), PyObject *arg) {
+/* parse_levels(buffer, width=2) -> Levels; ValueError if the text is not a
+ * plain array of levels of exactly ``width`` items (price, size, scalars). */
+static PyObject *parse_levels(PyObject *Py_UNUSED(module), PyObject *const *args,
+                              Py_ssize_t nargs) {
+    long width = 2;
+    if (nargs < 1 || nargs > 2 ||
+        (nargs == 2 && ((width = PyLong_AsLong(args[1])) < 2 || width > 16))) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "parse_levels(json, width=2), 2 <= width <= 16");
+        return NULL;
+    }
     Py_buffer view;
-    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
         return NULL;
     const char *end = (const char *)view.buf + view.len;
     PyObject *out = NULL;
-    const char *p = lv_array(view.buf, end, &out);
+    const char *p = lv_array(view.buf, end, &out, (int)width - 2);
     if (p && skip_ws(p, end) != end)
         Py_CLEAR(out);
     if (!out && !PyErr_Occurred())
@@ -351,8 +366,9 @@ static PyTypeObject LevelsType = {
 };
 
 static PyMethodDef module_methods[] = {
-    {"parse_levels", (PyCFunction)parse_levels, METH_O,
-     "parse_levels(json_bytes) -> Levels; ValueError if not a plain array of number pairs"},
+    {"parse_levels", (PyCFunction)(void (*)(void))parse_levels, METH_FASTCALL,
+     "parse_levels(json_bytes, width=2) -> Levels; ValueError if not a plain array of "
+     "[price, size, <width - 2 scalars>] levels"},
     {"binance_depth", (PyCFunction)(void (*)(void))lv_binance_depth, METH_FASTCALL,
      "binance_depth(frame, delta_maker, pair_of, venue, market, recv_ns) -> BookDelta, or "
      "None if not a plain depthUpdate frame of a symbol in pair_of"},
@@ -372,7 +388,8 @@ PyMODINIT_FUNC PyInit__levels(void) {
     if (!m)
         return NULL;
     Py_INCREF(&LevelsType);
-    if (PyModule_AddObject(m, "Levels", (PyObject *)&LevelsType) < 0 || lv_frames_init(m) < 0) {
+    if (PyModule_AddObject(m, "Levels", (PyObject *)&LevelsType) < 0 || lv_frames_init(m) < 0 ||
+        lv_checksum_init(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -19,9 +19,12 @@ static inline const char *skip_ws(const char *p, const char *end) {
 /* A JSON number, optionally quoted, to a double; NULL if refused. */
 const char *lv_number(const char *p, const char *end, double *out);
 /* A JSON array of [price, size] pairs to a new Levels; see _levels.c. */
-const char *lv_array(const char *p, const char *end, PyObject **out);
+const char *lv_array(const char *p, const char *end, PyObject **out, int extra);
+/* Skip a plain scalar (string without escapes, number, literal); NULL if not one. */
+const char *lv_skip_scalar(const char *p, const char *end);
 
 PyObject *lv_binance_depth(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 int lv_frames_init(PyObject *module);
+int lv_checksum_init(PyObject *module);
 
 #endif

@@ -13,7 +13,6 @@ from __future__ import annotations
 import zlib
 from bisect import bisect_left, insort
 from collections import deque
-from operator import itemgetter
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -37,7 +36,7 @@ from engine.venues.base import (
     error_parsed,
 )
 from engine.venues.symbols import SymbolMap, UnknownSymbol, split_pair
-from engine.venues.wire import WireInt
+from engine.venues.wire import WireInt, wide_levels
 
 VENUE = "okx"
 MS = 1_000_000
@@ -68,10 +67,11 @@ def checksum(bids: list, asks: list) -> int:
     return crc - (1 << 32) if crc >= 1 << 31 else crc
 
 
-class _Shadow:
+class _PyShadow:
     """The book as wire strings, kept only while checksums are non-zero: a dict
     of levels plus its keys sorted best-first (bisect on a plain list is far
-    cheaper than a tree for books of a few hundred levels)."""
+    cheaper than a tree for books of a few hundred levels). The reference for
+    the compiled CrcBook (engine/venues/_checksum.c), used when it is not built."""
 
     __slots__ = ("bids", "asks", "bid_keys", "ask_keys")
 
@@ -101,6 +101,13 @@ class _Shadow:
                         [asks[k] for k in self.ask_keys[:CHECKSUM_LEVELS]])
 
 
+try:  # the same book and CRC32 in C (engine/venues/_checksum.c), built by pip install -e .
+    from engine.venues._levels import CrcBook as _CrcBook  # type: ignore[import-not-found]
+except ImportError:
+    _CrcBook = None
+_Shadow: Any = _CrcBook or _PyShadow
+
+
 # Applied seqIds remembered per book to recognise a repeated update (dropped)
 # after the chain moved on. seqIds are not contiguous, so a repeat is known only
 # by being seen; an older update outside this window is a gap (a resync, never a
@@ -124,7 +131,7 @@ class OkxRule(SyncRule):
     def __init__(self) -> None:
         self.last = 0
         self.fresh = True
-        self.shadow: _Shadow | None = None
+        self.shadow: _PyShadow | None = None
         self.applied: deque[int] = deque(maxlen=REPEAT_WINDOW)  # seqIds since the snapshot
 
     def on_snapshot(self, snapshot: BookSnapshot) -> None:
@@ -206,14 +213,9 @@ _decode_frame = msgspec.json.Decoder(_Frame).decode
 _decode_books = msgspec.json.Decoder(list[_BookData]).decode
 _decode_trades = msgspec.json.Decoder(list[_TradeData]).decode
 _decode_rest_books = msgspec.json.Decoder(_RestBooks).decode
-# OKX levels are [price, size, "0" (deprecated), order count]: floats in C as in
-# wire.decode_levels, then (price, size) pairs by a C itemgetter.
-_decode_level_rows = msgspec.json.Decoder(list[tuple[float, float, Any, Any]], strict=False).decode
-_price_size = itemgetter(0, 1)
-
-
-def _decode_levels(raw: msgspec.Raw) -> list[tuple[float, float]]:
-    return list(map(_price_size, _decode_level_rows(raw)))
+# OKX levels are [price, size, "0" (deprecated), order count]: (price, size)
+# doubles by the C level decoder, else msgspec (wire.wide_levels).
+_decode_levels = wide_levels(4)
 
 
 def _market_of(inst_id: str) -> Market | None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Annotated, Any
 
 import msgspec
@@ -48,6 +49,28 @@ except ImportError:
 # Binance depthUpdate frame -> BookDelta in one C call (engine/venues/_frames.c),
 # or None (not a plain depth frame: the typed path decides); None if not built.
 binance_depth: Callable[..., Any] | None = _binance_depth
+
+
+_price_size = itemgetter(0, 1)
+
+
+def wide_levels(width: int) -> Callable[[msgspec.Raw | bytes], Any]:
+    """fast_levels for levels of ``width`` items, ``[price, size, ...]`` (OKX
+    sends 4, MEXC futures 3): the C decoder where it reads the text (the
+    items after the size must be plain scalars), else msgspec's
+    ``list[tuple[float, float, Any, ...]]``, and (price, size) pairs either way."""
+    rows = msgspec.json.Decoder(list[tuple[(float, float) + (Any,) * (width - 2)]],  # type: ignore[misc]
+                                strict=False).decode
+
+    def decode(raw: msgspec.Raw | bytes) -> Any:
+        if _parse_levels is not None:
+            try:
+                return _parse_levels(raw, width)
+            except ValueError:
+                pass
+        return list(map(_price_size, rows(raw)))
+
+    return decode
 
 
 def slot_maker(cls: type) -> Callable[..., Any] | None:
