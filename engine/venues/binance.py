@@ -37,7 +37,7 @@ from engine.venues.base import (
 )
 from engine.venues.rules import ContiguousIdRule
 from engine.venues.symbols import split_concatenated, split_pair
-from engine.venues.wire import WireInt, fast_levels, strict_levels
+from engine.venues.wire import WireInt, binance_depth, fast_levels, slot_maker, strict_levels
 
 VENUE = "binance"
 MS = 1_000_000  # ns per ms
@@ -153,6 +153,12 @@ class _RestDepth(msgspec.Struct):
     asks: msgspec.Raw
     E: WireInt = 0
 
+
+# The per-frame fast path (wire.binance_depth): a depth frame to BookDelta and
+# Parsed in C, no __init__ frames; the plain classes when not built.
+_new_delta = slot_maker(BookDelta)
+_new_parsed = slot_maker(Parsed) or Parsed
+_depth_frame = binance_depth if _new_delta is not None else None
 
 _decode_combined = msgspec.json.Decoder(_Combined).decode
 _decode_event = msgspec.json.Decoder(_Event).decode
@@ -276,8 +282,17 @@ class BinanceDriver(Driver):
              "s":"NKNUSDT","U":499869753,"u":499869754,"b":[["0.35170000","4265.00000000"]],
              "a":[["0.35290000","10968.00000000"]]}}
 
-        Depth and trade events take the typed path; everything else, and any
-        frame it refuses, the generic one (which owns the error behaviour)."""
+        A plain depth frame of a known symbol is decoded whole in C
+        (wire.binance_depth); other depth and trade events take the typed path;
+        everything else, and any frame it refuses, the generic one (which owns
+        the error behaviour)."""
+        if _depth_frame is not None:
+            try:
+                delta = _depth_frame(frame, _new_delta, self._pair_of, VENUE, self.market, recv_ns)
+                if delta is not None:
+                    return _new_parsed([delta], [], False, (), -1)
+            except Exception:  # noqa: BLE001, S110 - out of memory, say: the typed path decides
+                pass
         try:
             return self._parse_typed(frame, recv_ns)
         except Exception:  # noqa: BLE001 - not a typed shape: the generic parser decides

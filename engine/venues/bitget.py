@@ -30,7 +30,7 @@ from engine.venues.base import (
     Verdict,
     error_parsed,
 )
-from engine.venues.rules import ShadowBook, interleaved_checksum
+from engine.venues.rules import InterleavedBook, ShadowBook, interleaved_checksum
 from engine.venues.symbols import split_concatenated, split_pair
 from engine.venues.wire import WireInt, decode_levels
 
@@ -75,18 +75,17 @@ class BitgetRule(SyncRule):
     def __init__(self) -> None:
         self.last = 0
         self.fresh = True
-        self.shadow: ShadowBook | None = None
+        self.shadow: ShadowBook | None = None  # or its compiled twin (InterleavedBook)
 
     def on_snapshot(self, snapshot: BookSnapshot) -> None:
         self.last = snapshot.seq
         self.fresh = True
         raw = snapshot.extra.get("raw")
-        self.shadow = ShadowBook.of(*raw) if raw is not None else None
+        self.shadow = InterleavedBook(*raw) if raw is not None else None
 
     def verify_snapshot(self, snapshot: BookSnapshot) -> bool:
         raw = snapshot.extra.get("raw")
-        return raw is None or (ShadowBook.of(*raw).interleaved_checksum(CHECKSUM_LEVELS)
-                               == snapshot.extra["checksum"])
+        return raw is None or InterleavedBook(*raw).checksum() == snapshot.extra["checksum"]
 
     def check(self, delta: BookDelta) -> Verdict:
         seq, prev = delta.last_seq, delta.prev_seq
@@ -109,7 +108,7 @@ class BitgetRule(SyncRule):
                 self.shadow = None
             else:
                 self.shadow.apply(*extra["raw"])
-                if self.shadow.interleaved_checksum(CHECKSUM_LEVELS) != extra["checksum"]:
+                if self.shadow.checksum() != extra["checksum"]:
                     return GAP
         return APPLY
 

@@ -11,7 +11,6 @@ https://www.okx.com/docs-v5/log_en (checksum fixed at 0 from 2026-06-23; REST-se
 from __future__ import annotations
 
 from collections import deque
-from operator import itemgetter
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -34,9 +33,9 @@ from engine.venues.base import (
     Verdict,
     error_parsed,
 )
-from engine.venues.rules import ShadowBook, interleaved_checksum
+from engine.venues.rules import InterleavedBook, ShadowBook, interleaved_checksum
 from engine.venues.symbols import UnknownSymbol, split_pair
-from engine.venues.wire import WireInt
+from engine.venues.wire import WireInt, wide_levels
 
 VENUE = "okx"
 MS = 1_000_000
@@ -58,6 +57,12 @@ def checksum(bids: list, asks: list) -> int:
     """Signed CRC32 of ``bid1px:bid1sz:ask1px:ask1sz:...`` over the top 25 levels,
     using the price/size strings as the venue sent them."""
     return interleaved_checksum(bids, asks, CHECKSUM_LEVELS)
+
+
+# The checksum book (engine.venues.rules): compiled where built, and its Python
+# reference, under the names tests/venues/test_checksum_c.py uses.
+_Shadow: Any = InterleavedBook
+_PyShadow = ShadowBook
 
 
 # Applied seqIds remembered per book to recognise a repeated update (dropped)
@@ -83,7 +88,7 @@ class OkxRule(SyncRule):
     def __init__(self) -> None:
         self.last = 0
         self.fresh = True
-        self.shadow: ShadowBook | None = None
+        self.shadow: ShadowBook | None = None  # or its compiled twin (InterleavedBook)
         self.applied: deque[int] = deque(maxlen=REPEAT_WINDOW)  # seqIds since the snapshot
 
     def on_snapshot(self, snapshot: BookSnapshot) -> None:
@@ -91,13 +96,13 @@ class OkxRule(SyncRule):
         self.fresh = True
         self.applied.clear()
         raw = snapshot.extra.get("raw")
-        self.shadow = ShadowBook.of(*raw) if raw is not None else None
+        self.shadow = InterleavedBook(*raw) if raw is not None else None
 
     def verify_snapshot(self, snapshot: BookSnapshot) -> bool:
         raw = snapshot.extra.get("raw")
         if raw is None:
             return True
-        return ShadowBook.of(*raw).interleaved_checksum(CHECKSUM_LEVELS) == snapshot.extra["checksum"]
+        return InterleavedBook(*raw).checksum() == snapshot.extra["checksum"]
 
     def check(self, delta: BookDelta) -> Verdict:
         seq, prev = delta.last_seq, delta.prev_seq
@@ -119,7 +124,7 @@ class OkxRule(SyncRule):
                 self.shadow = None
             else:
                 self.shadow.apply(*raw)
-                if self.shadow.interleaved_checksum(CHECKSUM_LEVELS) != delta.extra["checksum"]:
+                if self.shadow.checksum() != delta.extra["checksum"]:
                     return GAP
         return APPLY
 
@@ -165,14 +170,9 @@ _decode_frame = msgspec.json.Decoder(_Frame).decode
 _decode_books = msgspec.json.Decoder(list[_BookData]).decode
 _decode_trades = msgspec.json.Decoder(list[_TradeData]).decode
 _decode_rest_books = msgspec.json.Decoder(_RestBooks).decode
-# OKX levels are [price, size, "0" (deprecated), order count]: floats in C as in
-# wire.decode_levels, then (price, size) pairs by a C itemgetter.
-_decode_level_rows = msgspec.json.Decoder(list[tuple[float, float, Any, Any]], strict=False).decode
-_price_size = itemgetter(0, 1)
-
-
-def _decode_levels(raw: msgspec.Raw) -> list[tuple[float, float]]:
-    return list(map(_price_size, _decode_level_rows(raw)))
+# OKX levels are [price, size, "0" (deprecated), order count]: (price, size)
+# doubles by the C level decoder, else msgspec (wire.wide_levels).
+_decode_levels = wide_levels(4)
 
 
 def _market_of(inst_id: str) -> Market | None:

@@ -3,15 +3,16 @@ Each piece works on normalized BookSnapshot/BookDelta only (sequence ids, and
 the wire strings a driver puts in ``extra["raw"]``); no venue's frame format.
 
 Users: ContiguousIdRule (Binance spot, Gate, KuCoin through a subclass),
-StrictContiguousIdRule (MEXC), ShadowBook (OKX, Bitget, CoinEx checksums).
+StrictContiguousIdRule (MEXC), ShadowBook (CoinEx checksums; OKX and Bitget
+through InterleavedBook, its compiled twin where built).
 """
 
 from __future__ import annotations
 
 import zlib
 from bisect import bisect_left, insort
-from collections.abc import Iterable, Iterator
-from itertools import chain
+from collections.abc import Iterable
+from typing import Any
 
 from engine.model import BookDelta, BookSnapshot
 from engine.venues.base import APPLY, DROP, GAP, SyncRule, Verdict
@@ -78,76 +79,78 @@ class StrictContiguousIdRule(SyncRule):
         return APPLY
 
 
-def signed_crc32(text: str) -> int:
-    """CRC32 of ``text`` as a signed 32-bit integer (OKX, Bitget)."""
-    crc = zlib.crc32(text.encode())
-    return crc - (1 << 32) if crc >= 1 << 31 else crc
+# The OKX and Bitget recipe: the top 25 levels of each side.
+INTERLEAVED_DEPTH = 25
 
 
-def interleaved_checksum(bids: list, asks: list, depth: int) -> int:
+def interleaved_checksum(bids: list, asks: list, depth: int = INTERLEAVED_DEPTH) -> int:
     """Signed CRC32 of ``bid1px:bid1sz:ask1px:ask1sz:...`` over the top ``depth``
     levels of each side (the longer side's rest follows), using the price and
     size strings exactly as the venue sent them (OKX, Bitget)."""
-    return signed_crc32(":".join(_interleave(
-        [f"{level[0]}:{level[1]}" for level in bids[:depth]],
-        [f"{level[0]}:{level[1]}" for level in asks[:depth]])))
-
-
-def _interleave(bids: list[str], asks: list[str]) -> list[str]:
-    n = min(len(bids), len(asks))
-    return [x for pair in zip(bids[:n], asks[:n]) for x in pair] + bids[n:] + asks[n:]
+    parts = []
+    for i in range(depth):
+        if i < len(bids):
+            parts.append(f"{bids[i][0]}:{bids[i][1]}")
+        if i < len(asks):
+            parts.append(f"{asks[i][0]}:{asks[i][1]}")
+    crc = zlib.crc32(":".join(parts).encode())
+    return crc - (1 << 32) if crc >= 1 << 31 else crc
 
 
 class ShadowBook:
-    """The book as the venue's wire strings, kept to recompute its checksum.
-    Per side: price key (negated for bids) -> "price:size" as sent, and the keys
-    sorted best first (bisect on a plain list: for books of a few hundred
-    levels far cheaper than a tree). A size of zero deletes the level."""
+    """The book as the venue's wire values, kept to recompute its checksum.
+    Per side: price key (negated for bids) -> (price, size) as sent, and the
+    keys sorted best first (bisect on a plain list: for books of a few hundred
+    levels far cheaper than a tree). A size of zero deletes the level. Same
+    interface and results as the compiled CrcBook (``InterleavedBook``), which
+    tests/venues/test_checksum_c.py checks against this class."""
 
-    __slots__ = ("bid_keys", "ask_keys", "bid_text", "ask_text")
+    __slots__ = ("bids", "asks", "bid_keys", "ask_keys")
 
-    def __init__(self) -> None:
+    def __init__(self, bids: Iterable = (), asks: Iterable = ()) -> None:
+        self.bids: dict[float, tuple] = {}
+        self.asks: dict[float, tuple] = {}
         self.bid_keys: list[float] = []
         self.ask_keys: list[float] = []
-        self.bid_text: dict[float, str] = {}
-        self.ask_text: dict[float, str] = {}
-
-    @classmethod
-    def of(cls, bids: list, asks: list) -> ShadowBook:
-        """A book seeded with wire levels ``[price, size, ...]`` (strings)."""
-        book = cls()
-        book.apply(bids, asks)
-        return book
+        self.apply(bids, asks)
 
     def apply(self, bids: Iterable, asks: Iterable) -> None:
         """Apply wire levels ``[price, size, ...]`` (strings; extra fields ignored)."""
-        _apply_wire(self.bid_keys, self.bid_text, -1.0, bids)
-        _apply_wire(self.ask_keys, self.ask_text, 1.0, asks)
+        _apply_wire(self.bid_keys, self.bids, -1.0, bids)
+        _apply_wire(self.ask_keys, self.asks, 1.0, asks)
 
     def apply_parsed(self, bids: Iterable, asks: Iterable, raw_bids: Iterable,
                      raw_asks: Iterable) -> None:
         """Apply levels already parsed to (price, size) floats, with their wire
         strings (price, size) beside them, so nothing is parsed twice (CoinEx)."""
-        _apply_parsed(self.bid_keys, self.bid_text, -1.0, bids, raw_bids)
-        _apply_parsed(self.ask_keys, self.ask_text, 1.0, asks, raw_asks)
+        _apply_parsed(self.bid_keys, self.bids, -1.0, bids, raw_bids)
+        _apply_parsed(self.ask_keys, self.asks, 1.0, asks, raw_asks)
 
-    def top_bids(self, depth: int) -> Iterator[str]:
-        """"price:size" of the best ``depth`` bids, best first."""
-        return map(self.bid_text.__getitem__, self.bid_keys[:depth])
+    def levels(self) -> tuple[list[tuple], list[tuple]]:
+        """(bids, asks): every level's (price, size) as sent, best first."""
+        return ([self.bids[k] for k in self.bid_keys], [self.asks[k] for k in self.ask_keys])
 
-    def top_asks(self, depth: int) -> Iterator[str]:
-        return map(self.ask_text.__getitem__, self.ask_keys[:depth])
-
-    def interleaved_checksum(self, depth: int) -> int:
-        """As ``interleaved_checksum`` over this book (OKX, Bitget)."""
-        return signed_crc32(":".join(_interleave(list(self.top_bids(depth)),
-                                                 list(self.top_asks(depth)))))
+    def checksum(self) -> int:
+        """``interleaved_checksum`` of this book (OKX, Bitget)."""
+        bids, asks = self.bids, self.asks
+        return interleaved_checksum([bids[k] for k in self.bid_keys[:INTERLEAVED_DEPTH]],
+                                    [asks[k] for k in self.ask_keys[:INTERLEAVED_DEPTH]])
 
     def concatenated_crc32(self, depth: int) -> int:
         """Unsigned CRC32 of the top ``depth`` bids then the top ``depth`` asks,
         ``price:size`` joined by ":" (CoinEx)."""
-        text = ":".join(chain(self.top_bids(depth), self.top_asks(depth)))
+        bids, asks = self.bids, self.asks
+        text = ":".join([f"{p}:{s}" for p, s in map(bids.__getitem__, self.bid_keys[:depth])]
+                        + [f"{p}:{s}" for p, s in map(asks.__getitem__, self.ask_keys[:depth])])
         return zlib.crc32(text.encode())
+
+
+try:  # the same book and CRC32 in C (engine/venues/_checksum.c), built by build_ext
+    from engine.venues._levels import CrcBook  # type: ignore[import-not-found]
+except ImportError:
+    CrcBook = None
+# The shadow book of the interleaved top-25 recipe (OKX, Bitget): compiled where built.
+InterleavedBook: Any = CrcBook or ShadowBook
 
 
 # The two appliers below are one loop written twice on purpose: this is the
@@ -155,29 +158,28 @@ class ShadowBook:
 # would cost a tuple and a generator step per level.
 
 
-def _apply_wire(keys: list[float], text: dict[float, str], sign: float, levels: Iterable) -> None:
-    """Wire levels ``[price, size, ...]`` (strings) into one side."""
+def _apply_wire(keys: list[float], side: dict[float, tuple], sign: float, levels: Iterable) -> None:
+    """Wire levels ``[price, size, ...]`` into one side."""
     for level in levels:
-        price, size = level[0], level[1]
-        key = sign * float(price)
-        if float(size) == 0.0:
-            if text.pop(key, None) is not None:
+        key = sign * float(level[0])
+        if float(level[1]) == 0.0:
+            if side.pop(key, None) is not None:
                 del keys[bisect_left(keys, key)]
         else:
-            if key not in text:
+            if key not in side:
                 insort(keys, key)
-            text[key] = f"{price}:{size}"
+            side[key] = (level[0], level[1])
 
 
-def _apply_parsed(keys: list[float], text: dict[float, str], sign: float, levels: Iterable,
+def _apply_parsed(keys: list[float], side: dict[float, tuple], sign: float, levels: Iterable,
                   raw: Iterable) -> None:
     """(price, size) float levels with their (price, size) wire strings into one side."""
     for (price, size), (price_text, size_text) in zip(levels, raw):
         key = sign * price
         if size == 0.0:
-            if text.pop(key, None) is not None:
+            if side.pop(key, None) is not None:
                 del keys[bisect_left(keys, key)]
         else:
-            if key not in text:
+            if key not in side:
                 insort(keys, key)
-            text[key] = f"{price_text}:{size_text}"
+            side[key] = (price_text, size_text)

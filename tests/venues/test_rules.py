@@ -10,6 +10,7 @@ from engine.model import BookDelta, BookSnapshot, Market
 from engine.venues.base import Verdict
 from engine.venues.rules import (
     ContiguousIdRule,
+    InterleavedBook,
     ShadowBook,
     StrictContiguousIdRule,
     interleaved_checksum,
@@ -60,13 +61,13 @@ def test_strict_rule_bridges_first_then_refuses_overlap():
 
 
 def test_shadow_book_orders_replaces_and_deletes_levels_as_wire_strings():
-    book = ShadowBook.of([["99.5", "1.0"], ["100.0", "2.50"]], [["101", "3"], ["100.5", "4", "0", "2"]])
+    book = ShadowBook([["99.5", "1.0"], ["100.0", "2.50"]], [["101", "3"], ["100.5", "4", "0", "2"]])
     book.apply([["99.5", "0"], ["99.0", "7.0"], ["98", "0.000"]], [["100.5", "5"]])
-    assert list(book.top_bids(5)) == ["100.0:2.50", "99.0:7.0"]
-    assert list(book.top_asks(1)) == ["100.5:5"]
+    assert book.levels() == ([("100.0", "2.50"), ("99.0", "7.0")], [("100.5", "5"), ("101", "3")])
     text = "100.0:2.50:100.5:5:99.0:7.0:101:3"
-    assert book.interleaved_checksum(25) == _crc_signed(text)
+    assert book.checksum() == _crc_signed(text)
     assert book.concatenated_crc32(1) == zlib.crc32(b"100.0:2.50:100.5:5")
+    assert InterleavedBook(*book.levels()).checksum() == book.checksum()  # compiled where built
 
 
 def test_shadow_book_parsed_levels_key_by_floats_and_keep_the_text():
@@ -81,4 +82,5 @@ def test_interleaved_checksum_uneven_sides_and_depth_cut():
     bids = [[str(100 - i), "1"] for i in range(30)]
     asks = [["101", "2"]]
     parts = [f"{bids[0][0]}:1", "101:2"] + [f"{b[0]}:1" for b in bids[1:25]]
-    assert interleaved_checksum(bids, asks, 25) == _crc_signed(":".join(parts))
+    assert interleaved_checksum(bids, asks) == _crc_signed(":".join(parts))
+    assert ShadowBook(bids, asks).checksum() == _crc_signed(":".join(parts))
