@@ -34,7 +34,7 @@ from engine.venues.base import (
     error_parsed,
 )
 from engine.venues.symbols import SymbolMap, split_concatenated, split_pair
-from engine.venues.wire import WireInt, decode_levels
+from engine.venues.wire import WireInt, fast_levels
 
 VENUE = "bitget"
 MS = 1_000_000
@@ -177,7 +177,7 @@ class _Frame(msgspec.Struct):
 
 
 class _BookData(msgspec.Struct):
-    asks: msgspec.Raw  # levels: decode_levels
+    asks: msgspec.Raw  # levels: fast_levels
     bids: msgspec.Raw
     ts: str
     seq: WireInt = -1
@@ -312,7 +312,7 @@ class BitgetDriver(Driver):
                 crc = d.checksum
                 raw = ((orjson.loads(memoryview(d.bids)), orjson.loads(memoryview(d.asks)))
                        if crc else None)
-                events.append(self._book(action, pair, decode_levels(d.bids), decode_levels(d.asks),
+                events.append(self._book(action, pair, fast_levels(d.bids), fast_levels(d.asks),
                                          d.seq, d.pseq, crc, raw, int(d.ts), recv_ns))
             return Parsed(events)
         if channel == "trade":

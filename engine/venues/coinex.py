@@ -20,6 +20,7 @@ import zlib
 from bisect import bisect_left, insort
 from collections.abc import Iterator
 from itertools import chain
+from typing import Any
 
 import msgspec
 import orjson
@@ -40,7 +41,7 @@ from engine.venues.base import (
     inflate_gzip,
 )
 from engine.venues.symbols import SymbolMap, split_concatenated, split_pair
-from engine.venues.wire import WireInt, decode_levels
+from engine.venues.wire import WireInt, fast_levels
 
 VENUE = "coinex"
 MS = 1_000_000
@@ -100,6 +101,51 @@ class _Side:
         return map(self.text.__getitem__, self.keys[:BOOK_LIMIT])
 
 
+try:  # the same book and CRC32 in C (engine/venues/_checksum.c), built by pip install -e .
+    from engine.venues._levels import CrcBook as _CrcBook  # type: ignore[import-not-found]
+except ImportError:
+    _CrcBook = None
+
+
+class _CompiledBook:
+    """Both sides and the checksum in one compiled CrcBook (CoinEx's recipe: all
+    bids, then all asks, BOOK_LIMIT each). Keys come from the wire strings by
+    float(), equal to the decoded levels' doubles (wire.py)."""
+
+    __slots__ = ("book",)
+
+    def __init__(self) -> None:
+        self.book = _CrcBook([], [], BOOK_LIMIT, False)
+
+    def apply(self, levels: tuple, raw: tuple) -> None:
+        self.book.apply(raw[0], raw[1])
+
+    def matches(self, expected: int) -> bool:
+        crc = self.book.checksum()
+        return crc is not None and crc & 0xFFFFFFFF == expected & 0xFFFFFFFF
+
+
+class _PyBook:
+    """The reference: two _Side objects and zlib."""
+
+    __slots__ = ("bids", "asks")
+
+    def __init__(self) -> None:
+        self.bids = _Side(-1.0)
+        self.asks = _Side(1.0)
+
+    def apply(self, levels: tuple, raw: tuple) -> None:
+        self.bids.apply(levels[0], raw[0])
+        self.asks.apply(levels[1], raw[1])
+
+    def matches(self, expected: int) -> bool:
+        text = ":".join(chain(self.bids.top(), self.asks.top()))
+        return zlib.crc32(text.encode()) == expected & 0xFFFFFFFF
+
+
+_Book: Any = _CompiledBook if _CrcBook is not None else _PyBook
+
+
 class CoinexRule(SyncRule):
     """Every push carries the checksum of the venue's book after it; a delta
     whose checksum our book (wire strings, top ``BOOK_LIMIT`` per side) does not
@@ -111,36 +157,27 @@ class CoinexRule(SyncRule):
     whose every change the next push overwrites leaves no trace to check, and
     no damage either."""
 
-    __slots__ = ("bids", "asks", "verified")
+    __slots__ = ("book", "verified")
 
     def __init__(self) -> None:
-        self.bids = _Side(-1.0)
-        self.asks = _Side(1.0)
+        self.book = _Book()
         self.verified = False
 
-    def _matches(self, expected: int) -> bool:
-        text = ":".join(chain(self.bids.top(), self.asks.top()))
-        return zlib.crc32(text.encode()) == expected & 0xFFFFFFFF
-
     def on_snapshot(self, snapshot: BookSnapshot) -> None:
-        self.bids = _Side(-1.0)
-        self.asks = _Side(1.0)
+        self.book = _Book()
         raw = snapshot.extra.get("raw")
         if raw is None:  # a hand-made or foreign snapshot: nothing to check against
             self.verified = False
             return
-        self.bids.apply(snapshot.bids, raw[0])
-        self.asks.apply(snapshot.asks, raw[1])
-        self.verified = self._matches(snapshot.extra["checksum"])
+        self.book.apply((snapshot.bids, snapshot.asks), raw)
+        self.verified = self.book.matches(snapshot.extra["checksum"])
 
     def check(self, delta: BookDelta) -> Verdict:
         extra = delta.extra
         if not extra:
             return APPLY  # no wire strings: unchecked
-        raw = extra["raw"]
-        self.bids.apply(delta.bids, raw[0])
-        self.asks.apply(delta.asks, raw[1])
-        if self.verified and not self._matches(extra["checksum"]):
+        self.book.apply((delta.bids, delta.asks), extra["raw"])
+        if self.verified and not self.book.matches(extra["checksum"]):
             return GAP
         return APPLY
 
@@ -152,7 +189,7 @@ _NONE = msgspec.Raw(b"[]")
 
 
 class _Depth(msgspec.Struct):
-    asks: msgspec.Raw = _NONE  # levels: decode_levels (floats) and _decode_texts (wire strings)
+    asks: msgspec.Raw = _NONE  # levels: fast_levels (floats) and _decode_texts (wire strings)
     bids: msgspec.Raw = _NONE
     updated_at: WireInt = 0
     checksum: WireInt | None = None
@@ -282,8 +319,8 @@ class CoinexDriver(Driver):
             raise ValueError("push without data")
         if isinstance(data, _DepthData):
             d = data.depth
-            return Parsed([self._book(data.market, data.is_full, decode_levels(d.bids),
-                                      decode_levels(d.asks), _decode_texts(d.bids),
+            return Parsed([self._book(data.market, data.is_full, fast_levels(d.bids),
+                                      fast_levels(d.asks), _decode_texts(d.bids),
                                       _decode_texts(d.asks), d.checksum, d.updated_at, recv_ns)])
         pair = self.pair(data.market)
         return Parsed([self._trade(t.price, t.amount, t.side, t.deal_id, t.created_at, pair, recv_ns)

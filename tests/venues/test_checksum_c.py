@@ -63,7 +63,14 @@ def test_checksum_c_crc_is_zlibs_signed_over_the_venue_string():
     assert CrcBook([], []).checksum() == 0
 
 
-@pytest.mark.parametrize("bad", [[["abc", "1"]], [["1"]], [["nan", "1"]], [5]])
+def test_checksum_c_nan_price_fails_every_check():
+    book = CrcBook([["nan", "1"], ["1", "1"]], [])
+    assert book.checksum() is None
+    book.apply([["nan", "0"]], [])
+    assert book.checksum() is None
+
+
+@pytest.mark.parametrize("bad", [[["abc", "1"]], [["1"]], [5]])
 def test_checksum_c_bad_level_raises_as_python_would(bad):
     with pytest.raises((ValueError, IndexError, TypeError)):
         CrcBook(bad, [])
