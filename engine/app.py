@@ -184,8 +184,8 @@ class Daemon:
             self._build_trader()
             built |= {"strategy-pool", "executor", "positions"}
         if self.role == "venue":
-            from engine.sim.ratelimit import Limits  # noqa: PLC0415 - venue role only
-            from engine.sim.server import LocalVenue  # noqa: PLC0415
+            from engine.sim.ratelimit import Limits  # venue role only
+            from engine.sim.server import LocalVenue
 
             v = self.config.venue
             limits = Limits(weight_per_minute=v.weight_per_minute, orders_per_10s=v.orders_per_10s,
@@ -269,9 +269,9 @@ class Daemon:
         """--demo: the local venue (config ``venue:``, forced to its synthetic
         market on a free port) in this process; the feed and the trader are
         pointed at it, trading its first account (throwaway local keys)."""
-        from engine.sim.ratelimit import Limits  # noqa: PLC0415 - demo only
-        from engine.sim.server import LocalVenue  # noqa: PLC0415
-        from engine.sim.testkit import DEFAULT_PRICES, account_config, symbol_config  # noqa: PLC0415
+        from engine.sim.ratelimit import Limits  # demo only
+        from engine.sim.server import LocalVenue
+        from engine.sim.testkit import DEFAULT_PRICES, account_config, symbol_config
 
         cfg, v = self.config, self.config.venue
         pairs = {s.pair for s in cfg.feed.subscriptions if s.exchange == "binance"} | \

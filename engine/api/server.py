@@ -342,7 +342,7 @@ class HttpServer(WebSocketSide):
     def _complete(self, conn: Conn) -> None:
         """A whole request: route, key, scope and rate checks here (cheap);
         the handler on a worker."""
-        from engine.api.http import Request, Response  # noqa: PLC0415 - import cycle
+        from engine.api.http import Request, Response  # import cycle
 
         s, ev = self.settings, conn.request
         assert ev is not None
@@ -396,7 +396,7 @@ class HttpServer(WebSocketSide):
 
     def _run(self, conn: Conn, route: Route, request: Request) -> None:
         """On a worker thread: the handler, then the answer back to I/O."""
-        from engine.api.http import Response  # noqa: PLC0415
+        from engine.api.http import Response
 
         try:
             resp = route.handler(request)
@@ -448,7 +448,7 @@ class HttpServer(WebSocketSide):
 
     def _fail(self, conn: Conn, status: int, message: str) -> None:
         """A protocol-level error: answered raw (h11 may be broken) and closed."""
-        import orjson  # noqa: PLC0415
+        import orjson
 
         body = orjson.dumps({"error": message})
         head = (f"HTTP/1.1 {status} {reason(status).decode()}\r\nContent-Type: application/json\r\n"

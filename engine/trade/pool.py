@@ -117,7 +117,7 @@ class _Hosted:
 def worker_main(index: int, segment: str, inbox: Any, conn: Connection, busy: Any,
                 settings: PoolSettings, parent_pid: int) -> None:
     """A worker process: runs its strategies until told to stop (or orphaned)."""
-    from engine.book.reader import BookReader  # noqa: PLC0415 - numpy only in workers
+    from engine.book.reader import BookReader  # numpy only in workers
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when workers stop
     load_modules(settings.strategy_modules)
@@ -325,7 +325,7 @@ class StrategyPool:
                     continue
                 try:
                     self.sink.attach(spec)
-                except Exception as exc:  # noqa: BLE001 - one bad strategy never stops the others
+                except Exception as exc:  # one bad strategy never stops the others
                     log.exception("strategy not attached strategy={}", sid)
                     self._error(sid, f"attach failed: {exc}")
                     continue
@@ -380,7 +380,7 @@ class StrategyPool:
                         self._receive(self._worker_of(ready))
                 self._push_dirty()
                 self._watch()
-            except Exception:  # noqa: BLE001 - the router must outlive any one failure
+            except Exception:  # the router must outlive any one failure
                 log.exception("strategy router pass failed")
                 time.sleep(0.05)
 
@@ -407,7 +407,7 @@ class StrategyPool:
                 self.on_intents(sid, recv_ns, intents)
             try:
                 self.refusals += len(self.sink.handle(sid, intents))
-            except Exception as exc:  # noqa: BLE001 - e.g. the task DB is away: the strategy
+            except Exception as exc:  # e.g. the task DB is away: the strategy
                 log.exception("intents not carried out strategy={}", sid)  # decides again
                 self._error(sid, f"intents not carried out: {exc}")
             # Hand the GIL to the executor now, while its job is fresh: state

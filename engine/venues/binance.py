@@ -35,7 +35,8 @@ from engine.venues.base import (
     Verdict,
     error_parsed,
 )
-from engine.venues.symbols import SymbolMap, split_concatenated, split_pair
+from engine.venues.rules import ContiguousIdRule
+from engine.venues.symbols import split_concatenated, split_pair
 from engine.venues.wire import WireInt, binance_depth, fast_levels, slot_maker, strict_levels
 
 VENUE = "binance"
@@ -79,28 +80,6 @@ PENDING_SUBSCRIBES = 4096
 # 3 min, pong within 10 min. The socket layer answers them; no JSON ping exists.
 SPOT_HEARTBEAT = Heartbeat(server_ping_interval_s=20.0, timeout_s=60.0)
 FUTURES_HEARTBEAT = Heartbeat(server_ping_interval_s=180.0, timeout_s=200.0)
-
-
-class BinanceSpotRule(SyncRule):
-    """Spot: drop ``u <= L``; apply when ``U <= last+1 <= u`` (the first event
-    after a snapshot brackets L+1, then each follows the previous u); a later
-    ``U`` is a gap."""
-
-    __slots__ = ("last",)
-
-    def __init__(self) -> None:
-        self.last = 0
-
-    def on_snapshot(self, snapshot: BookSnapshot) -> None:
-        self.last = snapshot.seq
-
-    def check(self, delta: BookDelta) -> Verdict:
-        if delta.last_seq <= self.last:
-            return DROP
-        if delta.first_seq > self.last + 1:
-            return GAP
-        self.last = delta.last_seq
-        return APPLY
 
 
 class BinanceFuturesRule(SyncRule):
@@ -208,8 +187,7 @@ class BinanceDriver(Driver):
         self.futures = market == Market.FUTURES
         self.limits = FUTURES_LIMITS if self.futures else SPOT_LIMITS
         self.heartbeat = FUTURES_HEARTBEAT if self.futures else SPOT_HEARTBEAT
-        self.names = SymbolMap(_to_pair, _to_symbol, self.explicit_symbols)
-        self._pair_of: dict[str, str] = {}  # hot-path cache: wire symbol -> pair
+        self.set_naming(_to_pair, _to_symbol)
         # SUBSCRIBE request id -> pairs with a depth stream in it (see PENDING_SUBSCRIBES).
         # Ids are unique per driver: every connection of the market shares it.
         self._request_ids = itertools.count(1)
@@ -251,12 +229,6 @@ class BinanceDriver(Driver):
         if trades:
             plan[self._url("market")] = trades
         return plan
-
-    def symbol(self, pair: str) -> str:
-        return self.names.symbol(pair)
-
-    def pair(self, symbol: str) -> str:
-        return self.names.pair(symbol)
 
     def _streams(self, subscriptions: list[Subscription]) -> list[tuple[str, str | None]]:
         """(stream name, the pair if it is a depth stream) for each stream."""
@@ -319,7 +291,7 @@ class BinanceDriver(Driver):
                 delta = _depth_frame(frame, _new_delta, self._pair_of, VENUE, self.market, recv_ns)
                 if delta is not None:
                     return _new_parsed([delta], [], False, (), -1)
-            except Exception:  # noqa: BLE001 - out of memory, say: the typed path decides
+            except Exception:  # noqa: BLE001, S110 - out of memory, say: the typed path decides
                 pass
         try:
             return self._parse_typed(frame, recv_ns)
@@ -420,4 +392,5 @@ class BinanceDriver(Driver):
             int(data["lastUpdateId"]), int(data.get("E", 0)) * MS, recv_ns)
 
     def sync_rule(self) -> SyncRule:
-        return BinanceFuturesRule() if self.futures else BinanceSpotRule()
+        # Spot: drop ``u <= L``; apply ``U <= last+1 <= u``; a later ``U`` is a gap.
+        return BinanceFuturesRule() if self.futures else ContiguousIdRule()

@@ -28,7 +28,7 @@ from engine.venues.base import (
     Verdict,
     error_parsed,
 )
-from engine.venues.symbols import SymbolMap, split_concatenated, split_pair
+from engine.venues.symbols import split_concatenated, split_pair
 from engine.venues.wire import WireInt, fast_levels
 
 VENUE = "bybit"
@@ -138,8 +138,7 @@ class BybitDriver(Driver):
     def __init__(self, market: Market, rest_url: str = "", ws_url: str = "",
                  symbols: dict[str, str] | None = None) -> None:
         super().__init__(market, rest_url, ws_url, symbols)
-        self.names = SymbolMap(_to_pair, _to_symbol, self.explicit_symbols)
-        self._pair_of: dict[str, str] = {}
+        self.set_naming(_to_pair, _to_symbol)
 
     @classmethod
     def default_rest_url(cls, market: Market) -> str:
@@ -149,12 +148,6 @@ class BybitDriver(Driver):
     def default_ws_url(cls, market: Market) -> str:
         category = "linear" if market == Market.FUTURES else "spot"
         return f"wss://stream.bybit.com/v5/public/{category}"
-
-    def symbol(self, pair: str) -> str:
-        return self.names.symbol(pair)
-
-    def pair(self, symbol: str) -> str:
-        return self.names.pair(symbol)
 
     def book_depth(self, depth: int) -> int:
         offered = BOOK_DEPTHS[self.market]

@@ -41,7 +41,7 @@ from engine.venues.base import (
     Verdict,
     error_parsed,
 )
-from engine.venues.symbols import SymbolMap, UnknownSymbol, split_pair
+from engine.venues.symbols import UnknownSymbol, split_pair
 from engine.venues.wire import WireInt
 
 VENUE = "coinbase"
@@ -265,9 +265,8 @@ class CoinbaseDriver(Driver):
                  symbols: dict[str, str] | None = None) -> None:
         super().__init__(market, rest_url, ws_url, symbols)
         futures = market == Market.FUTURES
-        self.names = SymbolMap(_future_pair if futures else _spot_pair,
-                               _future_symbol if futures else _spot_symbol, self.explicit_symbols)
-        self._pair_of: dict[str, str | None] = {}  # product id -> pair, None if another market
+        self.set_naming(_future_pair if futures else _spot_pair,
+                        _future_symbol if futures else _spot_symbol)
 
     @classmethod
     def default_rest_url(cls, market: Market) -> str:
@@ -277,18 +276,8 @@ class CoinbaseDriver(Driver):
     def default_ws_url(cls, market: Market) -> str:
         return "wss://advanced-trade-ws.coinbase.com"
 
-    def symbol(self, pair: str) -> str:
-        return self.names.symbol(pair)
-
-    def pair(self, symbol: str) -> str:
-        return self.names.pair(symbol)
-
-    def _own_pair(self, product: str) -> str | None:
-        pair = self._pair_of.get(product, "")
-        if pair == "":
-            pair = self.pair(product) if _market_of(product) == self.market else None
-            self._pair_of[product] = pair
-        return pair
+    def is_own(self, symbol: str) -> bool:
+        return _market_of(symbol) == self.market
 
     # ------------------------------------------------------------ frames
 

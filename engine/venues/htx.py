@@ -41,7 +41,7 @@ from engine.venues.base import (
     error_parsed,
     inflate_gzip,
 )
-from engine.venues.symbols import KNOWN_QUOTES, SymbolMap, UnknownSymbol, split_concatenated, split_pair
+from engine.venues.symbols import KNOWN_QUOTES, UnknownSymbol, split_concatenated, split_pair
 from engine.venues.wire import WireInt, fast_levels
 
 VENUE = "htx"
@@ -181,9 +181,10 @@ class HtxDriver(Driver):
         self.limits = SPOT_LIMITS if self.spot else SWAP_LIMITS
         # The spot refresh answers our ``req``; increments already buffered may be newer.
         self.stream_snapshot_bridges = self.spot
-        self.names = (SymbolMap(_spot_pair, _spot_symbol, self.explicit_symbols) if self.spot
-                      else SymbolMap(_swap_pair, _swap_symbol, self.explicit_symbols))
-        self._pair_of: dict[str, str | None] = {}  # wire symbol -> pair; None: the other market
+        if self.spot:
+            self.set_naming(_spot_pair, _spot_symbol)
+        else:
+            self.set_naming(_swap_pair, _swap_symbol)
 
     @classmethod
     def default_rest_url(cls, market: Market) -> str:
@@ -219,12 +220,6 @@ class HtxDriver(Driver):
         if trades:
             plan[ws] = trades
         return plan
-
-    def symbol(self, pair: str) -> str:
-        return self.names.symbol(pair)
-
-    def pair(self, symbol: str) -> str:
-        return self.names.pair(symbol)
 
     def book_topic(self, sub: Subscription) -> str:
         symbol = self.symbol(sub.pair)
@@ -272,13 +267,8 @@ class HtxDriver(Driver):
 
     # --------------------------------------------------------------- parsing
 
-    def _own_pair(self, symbol: str) -> str | None:
-        """Pair for a wire symbol of this driver's market, None for the other market's."""
-        pair = self._pair_of.get(symbol, "")
-        if pair == "":
-            pair = self.pair(symbol) if ("-" in symbol) != self.spot else None
-            self._pair_of[symbol] = pair
-        return pair
+    def is_own(self, symbol: str) -> bool:
+        return ("-" in symbol) != self.spot  # swap contract codes have a dash
 
     def parse(self, frame: str | bytes, recv_ns: int) -> Parsed:
         """A gzip member (text too: imported captures). Spot MBP increment, inflated::

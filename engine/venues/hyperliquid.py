@@ -36,7 +36,7 @@ from engine.venues.base import (
     Verdict,
     error_parsed,
 )
-from engine.venues.symbols import SymbolMap, UnknownSymbol
+from engine.venues.symbols import UnknownSymbol
 from engine.venues.wire import WireInt
 
 VENUE = "hyperliquid"
@@ -144,8 +144,7 @@ class HyperliquidDriver(Driver):
         self._spot_pair_of: dict[str, str] = {}
         self._delisted: set[str] = set()
         self._listed: set[str] = set()
-        self.names = SymbolMap(self._to_pair, self._to_symbol, self.explicit_symbols)
-        self._pair_of: dict[str, str | None] = {}  # coin -> pair, None if another market
+        self.set_naming(self._to_pair, self._to_symbol)
 
     @classmethod
     def default_rest_url(cls, market: Market) -> str:
@@ -178,18 +177,8 @@ class HyperliquidDriver(Driver):
             return self._coin_of[key]  # the venue's exact case: a mis-cased coin closes the socket
         return pair if self.spot else base
 
-    def symbol(self, pair: str) -> str:
-        return self.names.symbol(pair)
-
-    def pair(self, symbol: str) -> str:
-        return self.names.pair(symbol)
-
-    def _own_pair(self, coin: str) -> str | None:
-        pair = self._pair_of.get(coin, "")
-        if pair == "":
-            pair = self.pair(coin) if _is_spot(coin) == self.spot else None
-            self._pair_of[coin] = pair
-        return pair
+    def is_own(self, symbol: str) -> bool:
+        return _is_spot(symbol) == self.spot
 
     # -------------------------------------------------------- instruments
 
@@ -230,8 +219,7 @@ class HyperliquidDriver(Driver):
         self._coin_of, self._spot_pair_of, self._delisted = coin_of, spot_pair_of, delisted
         self._listed = set(coin_of.values())
         # Names resolved before the list arrived may have had the wrong case.
-        self.names = SymbolMap(self._to_pair, self._to_symbol, self.explicit_symbols)
-        self._pair_of = {}
+        self.set_naming(self._to_pair, self._to_symbol)  # the caches knew the old list
 
     def refused(self, subscriptions: list[Subscription]) -> dict[str, str]:
         out = {}

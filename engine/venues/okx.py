@@ -10,8 +10,6 @@ https://www.okx.com/docs-v5/log_en (checksum fixed at 0 from 2026-06-23; REST-se
 
 from __future__ import annotations
 
-import zlib
-from bisect import bisect_left, insort
 from collections import deque
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -35,7 +33,8 @@ from engine.venues.base import (
     Verdict,
     error_parsed,
 )
-from engine.venues.symbols import SymbolMap, UnknownSymbol, split_pair
+from engine.venues.rules import InterleavedBook, ShadowBook, interleaved_checksum
+from engine.venues.symbols import UnknownSymbol, split_pair
 from engine.venues.wire import WireInt, wide_levels
 
 VENUE = "okx"
@@ -57,55 +56,13 @@ HEARTBEAT = Heartbeat(client_ping_interval_s=20.0, client_ping="ping", client_po
 def checksum(bids: list, asks: list) -> int:
     """Signed CRC32 of ``bid1px:bid1sz:ask1px:ask1sz:...`` over the top 25 levels,
     using the price/size strings as the venue sent them."""
-    parts = []
-    for i in range(CHECKSUM_LEVELS):
-        if i < len(bids):
-            parts.append(f"{bids[i][0]}:{bids[i][1]}")
-        if i < len(asks):
-            parts.append(f"{asks[i][0]}:{asks[i][1]}")
-    crc = zlib.crc32(":".join(parts).encode())
-    return crc - (1 << 32) if crc >= 1 << 31 else crc
+    return interleaved_checksum(bids, asks, CHECKSUM_LEVELS)
 
 
-class _PyShadow:
-    """The book as wire strings, kept only while checksums are non-zero: a dict
-    of levels plus its keys sorted best-first (bisect on a plain list is far
-    cheaper than a tree for books of a few hundred levels). The reference for
-    the compiled CrcBook (engine/venues/_checksum.c), used when it is not built."""
-
-    __slots__ = ("bids", "asks", "bid_keys", "ask_keys")
-
-    def __init__(self, bids: list, asks: list) -> None:
-        self.bids: dict[float, tuple[str, str]] = {}
-        self.asks: dict[float, tuple[str, str]] = {}
-        self.bid_keys: list[float] = []
-        self.ask_keys: list[float] = []
-        self.apply(bids, asks)
-
-    def apply(self, bids: list, asks: list) -> None:
-        for side, keys, levels, sign in ((self.bids, self.bid_keys, bids, -1.0),
-                                         (self.asks, self.ask_keys, asks, 1.0)):
-            for level in levels:
-                key = sign * float(level[0])
-                if float(level[1]) == 0.0:
-                    if side.pop(key, None) is not None:
-                        del keys[bisect_left(keys, key)]
-                else:
-                    if key not in side:
-                        insort(keys, key)
-                    side[key] = (level[0], level[1])
-
-    def checksum(self) -> int:
-        bids, asks = self.bids, self.asks
-        return checksum([bids[k] for k in self.bid_keys[:CHECKSUM_LEVELS]],
-                        [asks[k] for k in self.ask_keys[:CHECKSUM_LEVELS]])
-
-
-try:  # the same book and CRC32 in C (engine/venues/_checksum.c), built by pip install -e .
-    from engine.venues._levels import CrcBook as _CrcBook  # type: ignore[import-not-found]
-except ImportError:
-    _CrcBook = None
-_Shadow: Any = _CrcBook or _PyShadow
+# The checksum book (engine.venues.rules): compiled where built, and its Python
+# reference, under the names tests/venues/test_checksum_c.py uses.
+_Shadow: Any = InterleavedBook
+_PyShadow = ShadowBook
 
 
 # Applied seqIds remembered per book to recognise a repeated update (dropped)
@@ -131,7 +88,7 @@ class OkxRule(SyncRule):
     def __init__(self) -> None:
         self.last = 0
         self.fresh = True
-        self.shadow: _PyShadow | None = None
+        self.shadow: ShadowBook | None = None  # or its compiled twin (InterleavedBook)
         self.applied: deque[int] = deque(maxlen=REPEAT_WINDOW)  # seqIds since the snapshot
 
     def on_snapshot(self, snapshot: BookSnapshot) -> None:
@@ -139,13 +96,13 @@ class OkxRule(SyncRule):
         self.fresh = True
         self.applied.clear()
         raw = snapshot.extra.get("raw")
-        self.shadow = _Shadow(*raw) if raw is not None else None
+        self.shadow = InterleavedBook(*raw) if raw is not None else None
 
     def verify_snapshot(self, snapshot: BookSnapshot) -> bool:
         raw = snapshot.extra.get("raw")
         if raw is None:
             return True
-        return _Shadow(*raw).checksum() == snapshot.extra["checksum"]
+        return InterleavedBook(*raw).checksum() == snapshot.extra["checksum"]
 
     def check(self, delta: BookDelta) -> Verdict:
         seq, prev = delta.last_seq, delta.prev_seq
@@ -247,8 +204,7 @@ class OkxDriver(Driver):
     def __init__(self, market: Market, rest_url: str = "", ws_url: str = "",
                  symbols: dict[str, str] | None = None) -> None:
         super().__init__(market, rest_url, ws_url, symbols)
-        self.names = SymbolMap(_to_pair, self._to_symbol, self.explicit_symbols)
-        self._pair_of: dict[str, str | None] = {}  # instId -> pair, None if another market
+        self.set_naming(_to_pair, self._to_symbol)
 
     def _to_symbol(self, pair: str) -> str:
         base, quote, expiry = split_pair(pair)
@@ -264,19 +220,8 @@ class OkxDriver(Driver):
     def default_ws_url(cls, market: Market) -> str:
         return "wss://ws.okx.com:8443/ws/v5/public"
 
-    def symbol(self, pair: str) -> str:
-        return self.names.symbol(pair)
-
-    def pair(self, symbol: str) -> str:
-        return self.names.pair(symbol)
-
-    def _own_pair(self, inst_id: str) -> str | None:
-        """Pair for an instId of this driver's market, None for other markets."""
-        if inst_id in self._pair_of:
-            return self._pair_of[inst_id]
-        pair = self.pair(inst_id) if _market_of(inst_id) == self.market else None
-        self._pair_of[inst_id] = pair
-        return pair
+    def is_own(self, symbol: str) -> bool:
+        return _market_of(symbol) == self.market
 
     def _frames(self, op: str, subscriptions: list[Subscription]) -> list[str]:
         args = []

@@ -1,7 +1,7 @@
 """The compiled OKX checksum book (CrcBook, engine/venues/_checksum.c) against
-its Python reference (okx._PyShadow): the same levels in, the same book and
-the same signed CRC32 out, on random level sequences and on the recorded
-OKX capture's checksums."""
+its Python reference (rules.ShadowBook): the same levels in, the same book and
+the same CRC32 out (OKX/Bitget's interleaved recipe and CoinEx's bids-then-asks
+one), on random level sequences and on the recorded OKX capture's checksums."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.model import Market
-from engine.venues import okx
+from engine.venues import okx, rules
 from tests.venues.reference import DATA, read_records
 
 try:
@@ -32,20 +32,21 @@ level = st.one_of(st.tuples(price, size).map(list),
 side = st.lists(level, max_size=40)
 
 
-def py_levels(shadow: okx._PyShadow):
-    return ([shadow.bids[k] for k in shadow.bid_keys], [shadow.asks[k] for k in shadow.ask_keys])
+def py_levels(shadow: rules.ShadowBook):
+    return shadow.levels()
 
 
 def test_checksum_c_is_the_rules_shadow_book():
-    assert okx._Shadow is CrcBook
+    assert okx._Shadow is CrcBook and rules.InterleavedBook is CrcBook
 
 
 @settings(max_examples=300, deadline=None)
 @given(start=st.tuples(side, side), steps=st.lists(st.tuples(side, side), max_size=8))
 def test_checksum_c_same_book_and_crc_as_python(start, steps):
-    ref, fast = okx._PyShadow(*start), CrcBook(*start)
-    for bids, asks in [start, *steps]:
-        if (bids, asks) is not start:
+    ref, fast = rules.ShadowBook(*start), CrcBook(*start)
+    concat = CrcBook(*start, 3, False)  # CoinEx's recipe, a shallow depth to exercise it
+    for i, (bids, asks) in enumerate([start, *steps]):
+        if i:  # start went in through the constructors
             ref.apply(bids, asks)
             fast.apply(bids, asks)
         got_bids, got_asks = fast.levels()
@@ -53,6 +54,9 @@ def test_checksum_c_same_book_and_crc_as_python(start, steps):
         assert [tuple(lv) for lv in got_bids] == [tuple(lv) for lv in ref_bids]
         assert [tuple(lv) for lv in got_asks] == [tuple(lv) for lv in ref_asks]
         assert fast.checksum() == ref.checksum()
+        if i:
+            concat.apply(bids, asks)
+        assert concat.checksum() & 0xFFFFFFFF == ref.concatenated_crc32(3)
 
 
 def test_checksum_c_crc_is_zlibs_signed_over_the_venue_string():

@@ -75,7 +75,7 @@ def test_levels_c_concatenates_as_the_list_it_equals():
     assert a + [(5.0, 6.0)] == [(1.0, 2.0), (5.0, 6.0)]
     assert [(0.0, 0.0)] + a == [(0.0, 0.0), (1.0, 2.0)]
     with pytest.raises(TypeError):
-        a + "x"  # noqa: B018 - the refusal is the point
+        a + "x"
 
 
 def test_levels_c_width_reads_and_drops_the_extra_scalars():
