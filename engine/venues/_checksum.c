@@ -5,7 +5,9 @@
  * okx._PyShadow and coinex's _Side, the references it replaces on the hot path
  * (tests/venues/test_checksum_c.py drives both with the same levels).
  *
- * Levels are sequences whose items 0 and 1 are the price and size as sent
+ * Levels are the wire text itself (any buffer, e.g. msgspec.Raw: plain
+ * strings are read here, anything else through orjson.loads first), or
+ * sequences whose items 0 and 1 are the price and size as sent
  * (str, or any number for float()); a price is read as float() reads it (a
  * plain decimal in C, anything else by float() itself), and a level float()
  * refuses raises its error, as the reference does. A NaN price (no order rests
@@ -95,7 +97,166 @@ static Py_ssize_t lower_bound(const Book *b, double key) {
     return lo;
 }
 
+static PyObject *json_loads; /* orjson.loads: wire text this file does not read itself */
+
+/* One level read from wire text: its key parts and where its strings are. */
+typedef struct {
+    double price, size;
+    const char *ps, *ss;
+    Py_ssize_t pn, sn;
+} Wire;
+
+/* Wire text [["px","sz", <scalars>...], ...] (plain strings, plain decimals) into
+ * a malloc'd array; NULL and *n = -1 if refused (no exception), or on memory error. */
+static Wire *read_wire(const char *p, const char *end, Py_ssize_t *n) {
+    Py_ssize_t count = 0, cap = 64;
+    Wire *w = PyMem_Malloc((size_t)cap * sizeof(Wire));
+    *n = -1;
+    if (!w) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    p = skip_ws(p, end);
+    if (p >= end || *p++ != '[')
+        goto refuse;
+    p = skip_ws(p, end);
+    if (p < end && *p == ']') {
+        p++;
+    } else {
+        for (;;) {
+            if (p >= end || *p++ != '[')
+                goto refuse;
+            if (count == cap) {
+                Wire *grown = PyMem_Realloc(w, (size_t)(cap *= 2) * sizeof(Wire));
+                if (!grown) {
+                    PyMem_Free(w);
+                    PyErr_NoMemory();
+                    return NULL;
+                }
+                w = grown;
+            }
+            Wire *lv = &w[count];
+            const char *s, *e;
+            if (!(p = lv_plain_string(skip_ws(p, end), end, &s, &e)) || s == e ||
+                lv_number(s, e, &lv->price) != e)
+                goto refuse;
+            lv->ps = s;
+            lv->pn = e - s;
+            p = skip_ws(p, end);
+            if (p >= end || *p++ != ',')
+                goto refuse;
+            if (!(p = lv_plain_string(skip_ws(p, end), end, &s, &e)) || s == e ||
+                lv_number(s, e, &lv->size) != e)
+                goto refuse;
+            lv->ss = s;
+            lv->sn = e - s;
+            p = skip_ws(p, end);
+            while (p < end && *p == ',') {
+                if (!(p = lv_skip_scalar(skip_ws(p + 1, end), end)))
+                    goto refuse;
+                p = skip_ws(p, end);
+            }
+            if (p >= end || *p++ != ']')
+                goto refuse;
+            count++;
+            p = skip_ws(p, end);
+            if (p < end && *p == ',') {
+                p = skip_ws(p + 1, end);
+                continue;
+            }
+            if (p < end && *p == ']') {
+                p++;
+                break;
+            }
+            goto refuse;
+        }
+    }
+    if (skip_ws(p, end) != end)
+        goto refuse;
+    *n = count;
+    return w;
+refuse:
+    PyMem_Free(w);
+    return NULL;
+}
+
+static int apply_side(Book *b, PyObject *levels, double sign, int *broken);
+static int grow(Book *b);
+
+/* Wire text straight into the side, no object per deleted level; text this
+ * does not read goes through json_loads and the sequence path. */
+static int apply_wire(Book *b, PyObject *buffer, double sign, int *broken) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(buffer, &view, PyBUF_SIMPLE) < 0)
+        return -1;
+    Py_ssize_t n;
+    Wire *w = read_wire(view.buf, (const char *)view.buf + view.len, &n);
+    if (!w) {
+        PyBuffer_Release(&view);
+        if (PyErr_Occurred())
+            return -1;
+        PyObject *bytes = PyMemoryView_FromObject(buffer); /* orjson takes no msgspec.Raw */
+        PyObject *levels = bytes ? PyObject_CallOneArg(json_loads, bytes) : NULL;
+        Py_XDECREF(bytes);
+        if (!levels)
+            return -1;
+        int rc = apply_side(b, levels, sign, broken);
+        Py_DECREF(levels);
+        return rc;
+    }
+    int rc = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double key = sign * w[i].price; /* a plain decimal: never NaN */
+        Py_ssize_t at = lower_bound(b, key);
+        int found = at < b->n && b->e[at].key == key;
+        if (w[i].size == 0.0) {
+            if (found) {
+                Py_DECREF(b->e[at].px);
+                Py_DECREF(b->e[at].sz);
+                memmove(&b->e[at], &b->e[at + 1], (size_t)(b->n - at - 1) * sizeof(Entry));
+                b->n--;
+            }
+            continue;
+        }
+        PyObject *px = PyUnicode_FromStringAndSize(w[i].ps, w[i].pn);
+        PyObject *sz = px ? PyUnicode_FromStringAndSize(w[i].ss, w[i].sn) : NULL;
+        if (!sz || (!found && grow(b) < 0)) {
+            Py_XDECREF(px);
+            Py_XDECREF(sz);
+            rc = -1;
+            break;
+        }
+        if (found) {
+            Py_SETREF(b->e[at].px, px);
+            Py_SETREF(b->e[at].sz, sz);
+            continue;
+        }
+        memmove(&b->e[at + 1], &b->e[at], (size_t)(b->n - at) * sizeof(Entry));
+        b->e[at] = (Entry){key, px, sz};
+        b->n++;
+    }
+    PyMem_Free(w);
+    PyBuffer_Release(&view);
+    return rc;
+}
+
+static int grow(Book *b) {
+    if (b->n < b->cap)
+        return 0;
+    Py_ssize_t cap = b->cap ? 2 * b->cap : 64;
+    Entry *grown = PyMem_Realloc(b->e, (size_t)cap * sizeof(Entry));
+    if (!grown) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->e = grown;
+    b->cap = cap;
+    return 0;
+}
+
 static int apply_side(Book *b, PyObject *levels, double sign, int *broken) {
+    if (PyObject_CheckBuffer(levels))
+        return apply_wire(b, levels, sign, broken);
     PyObject *seq = PySequence_Fast(levels, "levels must be a sequence");
     if (!seq)
         return -1;
@@ -316,7 +477,12 @@ int lv_checksum_init(PyObject *module) {
         return -1;
     zlib_crc32 = PyObject_GetAttrString(zlib, "crc32");
     Py_DECREF(zlib);
-    if (!zlib_crc32)
+    PyObject *orjson = PyImport_ImportModule("orjson");
+    if (!orjson)
+        return -1;
+    json_loads = PyObject_GetAttrString(orjson, "loads");
+    Py_DECREF(orjson);
+    if (!zlib_crc32 || !json_loads)
         return -1;
     if (PyType_Ready(&CrcBookType) < 0)
         return -1;

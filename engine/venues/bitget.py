@@ -30,7 +30,7 @@ from engine.venues.base import (
     Verdict,
     error_parsed,
 )
-from engine.venues.rules import InterleavedBook, ShadowBook, interleaved_checksum
+from engine.venues.rules import CrcBook, InterleavedBook, ShadowBook, interleaved_checksum
 from engine.venues.symbols import split_concatenated, split_pair
 from engine.venues.wire import WireInt, fast_levels
 
@@ -152,6 +152,14 @@ _decode_trades = msgspec.json.Decoder(list[_TradeData]).decode
 _SIDES = {"buy": Side.BUY, "sell": Side.SELL}
 
 
+def _wire_texts(bids: msgspec.Raw, asks: msgspec.Raw) -> tuple:
+    """The levels as sent, for the checksum book: the wire text itself where
+    the compiled CrcBook reads it, else the lists the generic path holds."""
+    if CrcBook is not None:
+        return (bids, asks)
+    return (orjson.loads(memoryview(bids)), orjson.loads(memoryview(asks)))
+
+
 class BitgetDriver(Driver):
     venue = VENUE
     limits = LIMITS
@@ -256,8 +264,7 @@ class BitgetDriver(Driver):
             events: list[Event] = []
             for d in _decode_books(msg.data):
                 crc = d.checksum
-                raw = ((orjson.loads(memoryview(d.bids)), orjson.loads(memoryview(d.asks)))
-                       if crc else None)
+                raw = _wire_texts(d.bids, d.asks) if crc else None
                 events.append(self._book(action, pair, fast_levels(d.bids), fast_levels(d.asks),
                                          d.seq, d.pseq, crc, raw, int(d.ts), recv_ns))
             return Parsed(events)

@@ -5,9 +5,11 @@ one), on random level sequences and on the recorded OKX capture's checksums."""
 
 from __future__ import annotations
 
+import json
 import os
 import zlib
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -94,3 +96,18 @@ def test_checksum_c_verifies_every_recorded_okx_checksum():
                     assert rule.check(event) is okx.APPLY
                 checked += 1
     assert checked > 50
+
+
+@settings(max_examples=200, deadline=None)
+@given(start=st.tuples(side, side), step=st.tuples(side, side))
+def test_checksum_c_wire_text_same_as_its_lists(start, step):
+    """Levels as wire text (read in C, or through orjson.loads when not plain
+    strings) build the same book as the lists orjson makes of that text."""
+    def text(levels):
+        return json.dumps(levels).encode()
+
+    from_lists, from_text = CrcBook(*start), CrcBook(text(start[0]), msgspec.Raw(text(start[1])))
+    from_lists.apply(*step)
+    from_text.apply(text(step[0]), text(step[1]))
+    assert from_text.levels() == from_lists.levels()
+    assert from_text.checksum() == from_lists.checksum()
