@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         args.log_dir.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     busy = start_busy(args.busy)
+    print(f"busy loops: {args.busy} (pids {' '.join(str(b.pid) for b in busy) or '-'})", flush=True)
     results = []
     try:
         for n in range(1, args.runs + 1):

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import msgspec
 import orjson
 
+from engine.clock import NS_PER_MS
 from engine.model import BookDelta, BookSnapshot, Market, Side, Trade
 from engine.venues.base import (
     APPLY,
@@ -40,7 +41,6 @@ from engine.venues.symbols import split_concatenated, split_pair
 from engine.venues.wire import WireInt, binance_depth, fast_levels, slot_maker, strict_levels
 
 VENUE = "binance"
-MS = 1_000_000  # ns per ms
 
 # REST snapshot depth: the first documented tier holding SNAPSHOT_DEPTH_FACTOR
 # times the subscribed depth (at least 100 levels). Deeper costs weight and so
@@ -308,10 +308,10 @@ class BinanceDriver(Driver):
         if isinstance(event, _Depth):
             return Parsed([BookDelta(VENUE, self.market, pair, strict_levels(event.b),
                                      strict_levels(event.a), event.U, event.u, event.pu,
-                                     event.E * MS, recv_ns)])
+                                     event.E * NS_PER_MS, recv_ns)])
         trade_id = event.a if isinstance(event, _AggTrade) else event.t
         return Parsed([Trade(VENUE, self.market, pair, float(event.p), float(event.q),
-                             Side.SELL if event.m else Side.BUY, str(trade_id), event.T * MS,
+                             Side.SELL if event.m else Side.BUY, str(trade_id), event.T * NS_PER_MS,
                              recv_ns)])
 
     def _parse_generic(self, frame: str | bytes, recv_ns: int) -> Parsed:
@@ -330,7 +330,7 @@ class BinanceDriver(Driver):
                     [(float(p), float(q)) for p, q in data["b"]],
                     [(float(p), float(q)) for p, q in data["a"]],
                     int(data["U"]), int(data["u"]), int(data.get("pu", -1)),
-                    int(data["E"]) * MS, recv_ns)])
+                    int(data["E"]) * NS_PER_MS, recv_ns)])
             if kind == "aggTrade" or kind == "trade":
                 return Parsed([self._trade(data, kind, recv_ns)])
             if kind == "serverShutdown":
@@ -352,7 +352,7 @@ class BinanceDriver(Driver):
         trade_id = data["a"] if kind == "aggTrade" else data["t"]
         return Trade(VENUE, self.market, self.pair(symbol), float(data["p"]), float(data["q"]),
                      Side.SELL if data["m"] else Side.BUY, str(trade_id),
-                     int(data["T"]) * MS, recv_ns)
+                     int(data["T"]) * NS_PER_MS, recv_ns)
 
     # ------------------------------------------------------------------ REST
 
@@ -379,7 +379,7 @@ class BinanceDriver(Driver):
     def _parse_snapshot_typed(self, pair: str, body: str | bytes, recv_ns: int) -> BookSnapshot:
         rest = _decode_rest_depth(body)
         return BookSnapshot(VENUE, self.market, pair, fast_levels(rest.bids),
-                            fast_levels(rest.asks), rest.lastUpdateId, rest.E * MS, recv_ns)
+                            fast_levels(rest.asks), rest.lastUpdateId, rest.E * NS_PER_MS, recv_ns)
 
     def _parse_snapshot_generic(self, pair: str, body: str | bytes, recv_ns: int) -> BookSnapshot:
         data = orjson.loads(body)
@@ -389,7 +389,7 @@ class BinanceDriver(Driver):
             VENUE, self.market, pair,
             [(float(p), float(q)) for p, q in data["bids"]],
             [(float(p), float(q)) for p, q in data["asks"]],
-            int(data["lastUpdateId"]), int(data.get("E", 0)) * MS, recv_ns)
+            int(data["lastUpdateId"]), int(data.get("E", 0)) * NS_PER_MS, recv_ns)
 
     def sync_rule(self) -> SyncRule:
         # Spot: drop ``u <= L``; apply ``U <= last+1 <= u``; a later ``U`` is a gap.

@@ -15,6 +15,7 @@ from __future__ import annotations
 import msgspec
 import orjson
 
+from engine.clock import NS_PER_MS
 from engine.model import BookDelta, BookSnapshot, Event, Market, Side, Trade
 from engine.venues.base import (
     APPLY,
@@ -35,7 +36,6 @@ from engine.venues.symbols import split_concatenated, split_pair
 from engine.venues.wire import WireInt, fast_levels
 
 VENUE = "bitget"
-MS = 1_000_000
 CHECKSUM_LEVELS = 25  # the venue's recipe: top 25 bids and asks, interleaved
 SPOT = "SPOT"
 # Futures product lines by quote: USDT-M ids are BTCUSDT, USDC-M BTCPERP, coin-M BTCUSD.
@@ -272,7 +272,7 @@ class BitgetDriver(Driver):
             trades: list[Event] = []
             for t in _decode_trades(msg.data):
                 trades.append(Trade(VENUE, self.market, pair, float(t.price), float(t.size),
-                                    _SIDES[t.side], t.tradeId, int(t.ts) * MS, recv_ns))
+                                    _SIDES[t.side], t.tradeId, int(t.ts) * NS_PER_MS, recv_ns))
             return Parsed(trades)
         return Parsed([])
 
@@ -280,9 +280,9 @@ class BitgetDriver(Driver):
               raw: tuple | None, exch_ms: int, recv_ns: int) -> BookSnapshot | BookDelta:
         extra = {"checksum": crc, "raw": raw} if raw is not None else {}
         if action == "snapshot":
-            return BookSnapshot(VENUE, self.market, pair, bids, asks, max(seq, 0), exch_ms * MS,
+            return BookSnapshot(VENUE, self.market, pair, bids, asks, max(seq, 0), exch_ms * NS_PER_MS,
                                 recv_ns, extra)
-        return BookDelta(VENUE, self.market, pair, bids, asks, seq, seq, pseq, exch_ms * MS,
+        return BookDelta(VENUE, self.market, pair, bids, asks, seq, seq, pseq, exch_ms * NS_PER_MS,
                          recv_ns, extra)
 
     def _parse_generic(self, frame: str | bytes, recv_ns: int) -> Parsed:
@@ -329,7 +329,7 @@ class BitgetDriver(Driver):
         if side is None:
             raise ValueError(f"unknown taker side {t['side']!r}")
         return Trade(VENUE, self.market, pair, float(t["price"]), float(t["size"]), side,
-                     str(t["tradeId"]), int(t["ts"]) * MS, recv_ns)
+                     str(t["tradeId"]), int(t["ts"]) * NS_PER_MS, recv_ns)
 
     def sync_rule(self) -> SyncRule:
         return BitgetRule()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import msgspec
 import orjson
 
+from engine.clock import NS_PER_MS
 from engine.model import BookDelta, BookSnapshot, Event, Market, Side, Trade
 from engine.venues.base import (
     APPLY,
@@ -32,7 +33,6 @@ from engine.venues.symbols import split_concatenated, split_pair
 from engine.venues.wire import WireInt, fast_levels
 
 VENUE = "bybit"
-MS = 1_000_000
 
 # Depths the public orderbook topic offers (spot and linear 1/50/200/1000 in
 # the 2026 docs; older pages list 500 for linear, which the 2024 history
@@ -199,7 +199,7 @@ class BybitDriver(Driver):
             pair = self._pair_of.get(symbol) or self._pair_of.setdefault(symbol, self.pair(symbol))
             bids, asks = fast_levels(data.b), fast_levels(data.a)
             u = data.u
-            exch_ns = (msg.cts or msg.ts) * MS
+            exch_ns = (msg.cts or msg.ts) * NS_PER_MS
             extra = {"seq": data.seq}
             if msg.type == "delta":
                 return Parsed([BookDelta(VENUE, self.market, pair, bids, asks, u, u, -1, exch_ns,
@@ -213,7 +213,7 @@ class BybitDriver(Driver):
                 if t.S != "Buy" and t.S != "Sell":
                     raise ValueError(f"unknown taker side {t.S!r}")
                 trades.append(Trade(VENUE, self.market, self.pair(t.s), float(t.p), float(t.v),
-                                    Side.BUY if t.S == "Buy" else Side.SELL, t.i, t.T * MS, recv_ns))
+                                    Side.BUY if t.S == "Buy" else Side.SELL, t.i, t.T * NS_PER_MS, recv_ns))
             return Parsed(trades)
         raise ValueError("not a book or trade frame of the typed shapes")
 
@@ -246,7 +246,7 @@ class BybitDriver(Driver):
         bids = [(float(p), float(q)) for p, q in data["b"]]
         asks = [(float(p), float(q)) for p, q in data["a"]]
         u = int(data["u"])
-        exch_ns = int(msg.get("cts") or msg["ts"]) * MS
+        exch_ns = int(msg.get("cts") or msg["ts"]) * NS_PER_MS
         extra = {"seq": int(data.get("seq", 0))}
         kind = msg["type"]
         if kind == "snapshot":
@@ -262,7 +262,7 @@ class BybitDriver(Driver):
         if side not in ("Buy", "Sell"):
             raise ValueError(f"unknown taker side {side!r}")
         return Trade(VENUE, self.market, self.pair(t["s"]), float(t["p"]), float(t["v"]),
-                     Side.BUY if side == "Buy" else Side.SELL, str(t["i"]), int(t["T"]) * MS, recv_ns)
+                     Side.BUY if side == "Buy" else Side.SELL, str(t["i"]), int(t["T"]) * NS_PER_MS, recv_ns)
 
     def sync_rule(self) -> SyncRule:
         return BybitRule()

@@ -25,6 +25,7 @@ from datetime import datetime
 import msgspec
 import orjson
 
+from engine.clock import NS_PER_S
 from engine.model import BookDelta, BookSnapshot, Event, Market, Side, Trade
 from engine.venues.base import (
     APPLY,
@@ -164,12 +165,12 @@ def iso_ns(text: str) -> int:
         _SECONDS[head] = sec
     rest = text[19:]
     if rest == "Z":
-        return sec * 1_000_000_000
+        return sec * NS_PER_S
     digits = rest[1:-1]
     if rest[:1] != "." or rest[-1:] != "Z" or not 1 <= len(digits) <= 9 or not digits.isascii() \
             or not digits.isdigit():
         raise ValueError(f"not an RFC 3339 UTC time: {text!r}")
-    return sec * 1_000_000_000 + int(digits.ljust(9, "0"))
+    return sec * NS_PER_S + int(digits.ljust(9, "0"))
 
 
 # ------------------------------------------------- typed frames (engine.venues.wire)

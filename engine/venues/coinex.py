@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 import orjson
 
+from engine.clock import NS_PER_MS
 from engine.model import BookDelta, BookSnapshot, Event, Market, Side, Trade
 from engine.venues.base import (
     APPLY,
@@ -42,7 +43,6 @@ from engine.venues.symbols import split_concatenated, split_pair
 from engine.venues.wire import WireInt, fast_levels
 
 VENUE = "coinex"
-MS = 1_000_000
 
 # Levels per side we subscribe (the venue offers 5, 10, 20, 50). The checksum
 # covers the venue's book of that many levels, so the rule truncates to it too.
@@ -266,8 +266,9 @@ class CoinexDriver(Driver):
         pair = self._wire_pair(market)
         extra = {} if crc is None else {"checksum": crc, "raw": (bids, asks)}
         if is_full:
-            return BookSnapshot(VENUE, self.market, pair, fbids, fasks, 0, updated_ms * MS, recv_ns, extra)
-        return BookDelta(VENUE, self.market, pair, fbids, fasks, -1, -1, -1, updated_ms * MS, recv_ns,
+            return BookSnapshot(VENUE, self.market, pair, fbids, fasks, 0, updated_ms * NS_PER_MS,
+                                recv_ns, extra)
+        return BookDelta(VENUE, self.market, pair, fbids, fasks, -1, -1, -1, updated_ms * NS_PER_MS, recv_ns,
                          extra)
 
     def _trade(self, price: str, amount: str, side: str, deal_id: object, created_ms: int, pair: str,
@@ -280,7 +281,7 @@ class CoinexDriver(Driver):
         if not (0.0 < px < 1e300 and 0.0 < qty < 1e300):
             raise ValueError(f"bad deal price={price!r} amount={amount!r}")
         return Trade(VENUE, self.market, pair, px, qty, Side.BUY if side == "buy" else Side.SELL,
-                     str(deal_id), created_ms * MS, recv_ns)
+                     str(deal_id), created_ms * NS_PER_MS, recv_ns)
 
     def _parse_generic(self, frame: str | bytes, recv_ns: int) -> Parsed:
         """Any frame, inflated, as dicts (orjson); never raises."""

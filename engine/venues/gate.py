@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from engine.clock import SYSTEM, Clock
+from engine.clock import NS_PER_S, SYSTEM, Clock
 from engine.model import BookDelta, BookSnapshot, Market, Side, Trade
 from engine.venues.base import (
     Driver,
@@ -45,7 +45,6 @@ from engine.venues.gate_fields import (
 from engine.venues.rules import ContiguousIdRule
 
 VENUE = "gate"
-MS = 1_000_000
 
 # Depth of the diff stream and of the REST snapshot that seeds it. They must be
 # equal (docs): "100ms" carries changes of the top 100 levels, "20ms" of the top
@@ -109,7 +108,7 @@ class GateDriver(Driver):
     # ------------------------------------------------------------ subscribing
 
     def _frames(self, event: str, subscriptions: list[Subscription]) -> list[str]:
-        now_s = self.clock.now_ns() // 1_000_000_000
+        now_s = self.clock.now_ns() // NS_PER_S
         frames = []
         books = [s.pair for s in subscriptions if s.book]
         for pair in books:  # one book per request: the payload is [pair, interval(, level)]

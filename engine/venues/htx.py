@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import msgspec
 import orjson
 
+from engine.clock import NS_PER_MS
 from engine.model import BookDelta, BookSnapshot, Event, Market, Side, Trade
 from engine.venues.base import (
     APPLY,
@@ -45,7 +46,6 @@ from engine.venues.symbols import KNOWN_QUOTES, UnknownSymbol, split_concatenate
 from engine.venues.wire import WireInt, fast_levels
 
 VENUE = "htx"
-MS = 1_000_000
 
 # Spot MBP depth. 150 is the only level count every symbol has (20 is a short
 # list of symbols, 5 is too shallow) that the REQ refresh also serves (400 has
@@ -324,11 +324,11 @@ class HtxDriver(Driver):
         if data.seqNum is None:
             raise ValueError("refresh without seqNum")
         return [BookSnapshot(VENUE, self.market, pair, fast_levels(data.bids),
-                             fast_levels(data.asks), data.seqNum, msg.ts * MS, recv_ns)]
+                             fast_levels(data.asks), data.seqNum, msg.ts * NS_PER_MS, recv_ns)]
 
     def _book(self, parts: list[str], tick: _BookTick, bids: list, asks: list, pair: str,
               envelope_ms: int, recv_ns: int) -> BookSnapshot | BookDelta:
-        exch_ns = (tick.ts or envelope_ms) * MS
+        exch_ns = (tick.ts or envelope_ms) * NS_PER_MS
         if parts[2] == "mbp":
             seq = tick.seqNum
             if seq is None:
@@ -361,7 +361,7 @@ class HtxDriver(Driver):
         if not (0.0 < price < 1e300 and 0.0 < size < 1e300):
             raise ValueError(f"bad trade price={price!r} amount={size!r}")
         return Trade(VENUE, self.market, pair, price, size,
-                     Side.BUY if direction == "buy" else Side.SELL, str(trade_id), ts_ms * MS,
+                     Side.BUY if direction == "buy" else Side.SELL, str(trade_id), ts_ms * NS_PER_MS,
                      recv_ns)
 
     def _parse_generic(self, frame: str | bytes, recv_ns: int) -> Parsed:
@@ -417,7 +417,7 @@ class HtxDriver(Driver):
         data = msg["data"]
         return [BookSnapshot(VENUE, self.market, pair, _float_levels(data.get("bids")),
                              _float_levels(data.get("asks")), int(data["seqNum"]),
-                             int(msg.get("ts") or 0) * MS, recv_ns)]
+                             int(msg.get("ts") or 0) * NS_PER_MS, recv_ns)]
 
     def _error(self, msg: dict, text: str | bytes) -> Parsed:
         """``{"status":"error","ts":1790134833291,"id":"e-size400","err-code":"bad-request",

@@ -22,6 +22,7 @@ from operator import attrgetter
 import msgspec
 import orjson
 
+from engine.clock import NS_PER_MS
 from engine.model import BookDelta, BookSnapshot, Event, Market, Side, Trade
 from engine.venues.base import (
     GAP,
@@ -40,8 +41,7 @@ from engine.venues.symbols import UnknownSymbol
 from engine.venues.wire import WireInt
 
 VENUE = "hyperliquid"
-MS = 1_000_000
-MAX_MS = (2**63 - 1) // MS  # a later ms time would overflow the int64 ns timestamps
+MAX_MS = (2**63 - 1) // NS_PER_MS  # a later ms time would overflow the int64 ns timestamps
 QUOTE = "USDC"  # perpetuals are margined and settled in USDC
 # The text the venue sends on connect before any JSON (the official SDK skips it).
 WELCOME = "Websocket connection established."
@@ -303,7 +303,7 @@ class HyperliquidDriver(Driver):
                 return Parsed([])
             bids, asks = _decode_sides(data.levels)
             return Parsed([BookSnapshot(VENUE, self.market, pair, list(map(_px_sz, bids)),
-                                        list(map(_px_sz, asks)), data.time, data.time * MS,
+                                        list(map(_px_sz, asks)), data.time, data.time * NS_PER_MS,
                                         recv_ns)])
         out: list[Event] = []
         for t in msg.data:
@@ -342,7 +342,7 @@ class HyperliquidDriver(Driver):
         return [BookSnapshot(VENUE, self.market, pair,
                              [(float(lv["px"]), float(lv["sz"])) for lv in raw_bids],
                              [(float(lv["px"]), float(lv["sz"])) for lv in raw_asks],
-                             time, time * MS, recv_ns)]
+                             time, time * NS_PER_MS, recv_ns)]
 
     def _add_trade(self, out: list[Event], coin: str, side: str, px: str, sz: str, time: int,
                    tid: int, recv_ns: int) -> None:
@@ -364,5 +364,5 @@ class HyperliquidDriver(Driver):
             raise ValueError(f"bad trade px={px!r} sz={sz!r}")
         pair = self._own_pair(coin)
         if pair is not None:
-            out.append(Trade(VENUE, self.market, pair, price, size, taker, str(tid), time * MS,
+            out.append(Trade(VENUE, self.market, pair, price, size, taker, str(tid), time * NS_PER_MS,
                              recv_ns))

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import orjson
 
+from engine.clock import NS_PER_MS
 from engine.model import BookDelta, BookSnapshot, Market, Side, Trade
 from engine.venues.base import (
     ConnectGrant,
@@ -48,7 +49,6 @@ from engine.venues.kucoin_fields import (
 from engine.venues.rules import ContiguousIdRule
 
 VENUE = "kucoin"
-MS = 1_000_000
 OK = "200000"  # KuCoin's success code in every REST reply
 
 BULLET_PATH = "/api/v1/bullet-public"  # POST, no auth; spot and futures hosts alike
@@ -294,7 +294,7 @@ class KucoinDriver(Driver):
         # Per-change ids matter only when the message can straddle a snapshot.
         extra = {"seqs": (bid_seqs, ask_seqs)} if first != last else {}
         return BookDelta(VENUE, self.market, self._wire_pair(symbol), bid_levels, ask_levels, first, last,
-                         -1, seq_id(time_ms) * MS, recv_ns, extra)
+                         -1, seq_id(time_ms) * NS_PER_MS, recv_ns, extra)
 
     def _futures_delta(self, topic: str, sequence: object, change: object, time_ms: object,
                        recv_ns: int) -> BookDelta:
@@ -302,7 +302,7 @@ class KucoinDriver(Driver):
         side, level = parse_change(change)
         pair = self._wire_pair(topic[len(self._book_topic):])
         bids, asks = ([level], []) if side is Side.BUY else ([], [level])
-        return BookDelta(VENUE, self.market, pair, bids, asks, seq, seq, -1, seq_id(time_ms) * MS,
+        return BookDelta(VENUE, self.market, pair, bids, asks, seq, seq, -1, seq_id(time_ms) * NS_PER_MS,
                          recv_ns)
 
     def _trade(self, symbol: str, side: object, price: object, size: object, trade_id: object,
@@ -347,7 +347,7 @@ class KucoinDriver(Driver):
         if not isinstance(msg, dict) or msg.get("code") != OK:
             raise ValueError(f"not a book: {str(body)[:200]}")
         data = msg["data"]
-        exch_ns = seq_id(data["ts"]) if self.futures else seq_id(data.get("time", 0)) * MS
+        exch_ns = seq_id(data["ts"]) if self.futures else seq_id(data.get("time", 0)) * NS_PER_MS
         return BookSnapshot(VENUE, self.market, pair, parse_levels(data["bids"]),
                             parse_levels(data["asks"]), seq_id(data["sequence"]), exch_ns, recv_ns)
 

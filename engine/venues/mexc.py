@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import msgspec
 import orjson
 
+from engine.clock import NS_PER_MS
 from engine.model import BookDelta, BookSnapshot, Event, Market, Side, Trade
 from engine.venues import mexc_spot
 from engine.venues.base import (
@@ -38,7 +39,6 @@ from engine.venues.symbols import split_concatenated, split_pair
 from engine.venues.wire import WireInt
 
 VENUE = "mexc"
-MS = 1_000_000
 
 # Push interval of the aggregated spot channels: "100ms" or "10ms". 10 ms sends
 # up to 10x the frames for the same book; 100 ms is plenty for a 20-level mirror.
@@ -263,7 +263,7 @@ class MexcDriver(Driver):
             side = _TAKER.get(d.T)
             if side is None:
                 raise ValueError(f"unknown deal direction T={d.T!r}")
-            trades.append(Trade(VENUE, self.market, pair, d.p, d.v, side, "", d.t * MS, recv_ns))
+            trades.append(Trade(VENUE, self.market, pair, d.p, d.v, side, "", d.t * NS_PER_MS, recv_ns))
         return Parsed(trades)
 
     def _delta(self, symbol: str, version: int, begin: int, end: int, bids: list, asks: list,
@@ -274,7 +274,7 @@ class MexcDriver(Driver):
         else:
             begin = end = version
         return BookDelta(VENUE, self.market, self._wire_pair(symbol), bids, asks, begin, end, -1,
-                         exch_ms * MS, recv_ns)
+                         exch_ms * NS_PER_MS, recv_ns)
 
     def _parse_futures_generic(self, frame: str | bytes, recv_ns: int) -> Parsed:
         """Any futures frame, as dicts (orjson); never raises. Acks
@@ -306,8 +306,8 @@ class MexcDriver(Driver):
         side = _TAKER.get(deal["T"]) if type(deal["T"]) is int else None
         if side is None:
             raise ValueError(f"unknown deal direction T={deal['T']!r}")
-        return Trade(VENUE, self.market, self._wire_pair(symbol), float(deal["p"]), float(deal["v"]), side, "",
-                     int(deal["t"]) * MS, recv_ns)
+        return Trade(VENUE, self.market, self._wire_pair(symbol), float(deal["p"]), float(deal["v"]),
+                     side, "", int(deal["t"]) * NS_PER_MS, recv_ns)
 
     # ------------------------------------------------------------------ REST
 
@@ -360,7 +360,7 @@ class MexcDriver(Driver):
         return BookSnapshot(VENUE, self.market, pair,
                             [(float(lv[0]), float(lv[1])) for lv in data["bids"]],
                             [(float(lv[0]), float(lv[1])) for lv in data["asks"]], seq,
-                            stamp * MS, recv_ns)
+                            stamp * NS_PER_MS, recv_ns)
 
     def sync_rule(self) -> SyncRule:
         """Both markets, after a REST snapshot with version L: drop pushes whose last

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 import msgspec
 import orjson
 
+from engine.clock import NS_PER_MS
 from engine.model import BookDelta, BookSnapshot, Event, Market, Side, Trade
 from engine.venues.base import (
     APPLY,
@@ -38,7 +39,6 @@ from engine.venues.symbols import UnknownSymbol, split_pair
 from engine.venues.wire import WireInt, wide_levels
 
 VENUE = "okx"
-MS = 1_000_000
 CHECKSUM_LEVELS = 25  # the venue's recipe: top 25 bids and asks, interleaved
 REST_BOOK_DEPTH = 400  # GET /api/v5/market/books maximum; equals the ``books`` channel depth
 
@@ -285,7 +285,7 @@ class OkxDriver(Driver):
                     raise ValueError(f"unknown taker side {t.side!r}")
                 trades.append(Trade(VENUE, self.market, pair, float(t.px), float(t.sz),
                                     Side.BUY if t.side == "buy" else Side.SELL, t.tradeId,
-                                    int(t.ts) * MS, recv_ns))
+                                    int(t.ts) * NS_PER_MS, recv_ns))
             return Parsed(trades)
         return Parsed([])
 
@@ -297,7 +297,7 @@ class OkxDriver(Driver):
         # The checksum needs the level strings as sent: the compiled book reads
         # them from the wire text itself, the Python one from the generic lists.
         extra = ({"checksum": crc, "raw": _wire_texts(data.bids, data.asks)} if crc else {})
-        exch_ns = int(data.ts) * MS
+        exch_ns = int(data.ts) * NS_PER_MS
         if action == "snapshot":
             return BookSnapshot(VENUE, self.market, pair, bids, asks, max(seq, 0), exch_ns, recv_ns, extra)
         return BookDelta(VENUE, self.market, pair, bids, asks, seq, seq, data.prevSeqId, exch_ns,
@@ -351,7 +351,7 @@ class OkxDriver(Driver):
         prev = int(data["prevSeqId"]) if "prevSeqId" in data else -1
         crc = int(data.get("checksum") or 0)
         extra = {"checksum": crc, "raw": (raw_bids, raw_asks)} if crc else {}
-        exch_ns = int(data["ts"]) * MS
+        exch_ns = int(data["ts"]) * NS_PER_MS
         if action == "snapshot":
             return BookSnapshot(VENUE, self.market, pair, bids, asks, max(seq, 0), exch_ns, recv_ns, extra)
         return BookDelta(VENUE, self.market, pair, bids, asks, seq, seq, prev, exch_ns, recv_ns, extra)
@@ -364,7 +364,7 @@ class OkxDriver(Driver):
             raise ValueError(f"unknown taker side {side!r}")
         return Trade(VENUE, self.market, pair, float(t["px"]), float(t["sz"]),
                      Side.BUY if side == "buy" else Side.SELL, str(t["tradeId"]),
-                     int(t["ts"]) * MS, recv_ns)
+                     int(t["ts"]) * NS_PER_MS, recv_ns)
 
     # ------------------------------------------------------------------ REST
 
@@ -393,7 +393,7 @@ class OkxDriver(Driver):
         if rest.code != "0" or book.seqId < 0:  # an error body, or no seqId (the default -1)
             raise ValueError("not a bridgeable book")
         return BookSnapshot(VENUE, self.market, pair, _decode_levels(book.bids),
-                            _decode_levels(book.asks), book.seqId, int(book.ts) * MS, recv_ns)
+                            _decode_levels(book.asks), book.seqId, int(book.ts) * NS_PER_MS, recv_ns)
 
     def _parse_snapshot_generic(self, pair: str, body: str | bytes, recv_ns: int) -> BookSnapshot:
         msg = orjson.loads(body)
@@ -406,7 +406,7 @@ class OkxDriver(Driver):
             VENUE, self.market, pair,
             [(float(lv[0]), float(lv[1])) for lv in data["bids"]],
             [(float(lv[0]), float(lv[1])) for lv in data["asks"]],
-            int(data["seqId"]), int(data["ts"]) * MS, recv_ns)
+            int(data["seqId"]), int(data["ts"]) * NS_PER_MS, recv_ns)
 
     def sync_rule(self) -> SyncRule:
         return OkxRule()
