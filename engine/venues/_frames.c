@@ -113,8 +113,7 @@ static PyTypeObject SlotMakerType = {
 /* ------------------------------------------------------- JSON scanning */
 
 /* A JSON string without escapes or non-ASCII; [*s, *e) its content. */
-static const char *plain_string(const char *p, const char *end, const char **s,
-                                const char **e) {
+const char *lv_plain_string(const char *p, const char *end, const char **s, const char **e) {
     if (p >= end || *p != '"')
         return NULL;
     *s = ++p;
@@ -160,7 +159,7 @@ const char *lv_skip_scalar(const char *p, const char *end) {
     if (p >= end)
         return NULL;
     if (*p == '"')
-        return plain_string(p, end, &s, &e);
+        return lv_plain_string(p, end, &s, &e);
     if (*p == '-' || (*p >= '0' && *p <= '9'))
         return lv_number(p, end, &d);
     static const char *lits[] = {"true", "false", "null"};
@@ -200,7 +199,7 @@ static const char *depth_members(const char *p, const char *end, Depth *d, int l
     for (;;) {
         const char *ks, *ke;
         unsigned flag = 0;
-        p = plain_string(skip_ws(p, end), end, &ks, &ke);
+        p = lv_plain_string(skip_ws(p, end), end, &ks, &ke);
         if (!p)
             return NULL;
         p = skip_ws(p, end);
@@ -234,10 +233,10 @@ static const char *depth_members(const char *p, const char *end, Depth *d, int l
             if (target) {
                 p = json_int(p, end, target);
             } else if (flag == F_s) {
-                p = plain_string(p, end, &d->sym, &d->sym_end);
+                p = lv_plain_string(p, end, &d->sym, &d->sym_end);
             } else if (flag == F_e) {
                 const char *s, *e;
-                p = plain_string(p, end, &s, &e);
+                p = lv_plain_string(p, end, &s, &e);
                 if (p && !key_is(s, e, "depthUpdate"))
                     return NULL; /* a trade or another event: the typed path */
             } else if (flag == F_b || flag == F_a) {

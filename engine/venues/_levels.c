@@ -274,6 +274,31 @@ static PyObject *Levels_richcompare(PyObject *a, PyObject *b, int op) {
     return out;
 }
 
+/* levels + sequence (either side a Levels) -> list, as with the list it equals. */
+static PyObject *Levels_add(PyObject *a, PyObject *b) {
+    if (!PySequence_Check(a) || !PySequence_Check(b) || PyUnicode_Check(a) || PyUnicode_Check(b) ||
+        PyBytes_Check(a) || PyBytes_Check(b))
+        Py_RETURN_NOTIMPLEMENTED;
+    PyObject *left = Py_IS_TYPE(a, &LevelsType) ? Levels_tolist((Levels *)a, NULL)
+                                                : PySequence_List(a);
+    if (!left)
+        return NULL;
+    PyObject *right = Py_IS_TYPE(b, &LevelsType) ? Levels_tolist((Levels *)b, NULL)
+                                                 : PySequence_List(b);
+    if (!right) {
+        Py_DECREF(left);
+        return NULL;
+    }
+    PyObject *out = PySequence_Concat(left, right);
+    Py_DECREF(left);
+    Py_DECREF(right);
+    return out;
+}
+
+static PyNumberMethods Levels_as_number = {
+    .nb_add = Levels_add,
+};
+
 static PyObject *Levels_repr(Levels *self) {
     PyObject *list = Levels_tolist(self, NULL);
     if (!list)
@@ -357,6 +382,7 @@ static PyTypeObject LevelsType = {
     .tp_doc = "Immutable (price, size) levels decoded in C; a sequence of float tuples and a "
               "(n, 2) float64 buffer.",
     .tp_as_sequence = &Levels_as_sequence,
+    .tp_as_number = &Levels_as_number,
     .tp_as_mapping = &Levels_as_mapping,
     .tp_as_buffer = &Levels_as_buffer,
     .tp_richcompare = Levels_richcompare,

@@ -20,6 +20,8 @@ static inline const char *skip_ws(const char *p, const char *end) {
 const char *lv_number(const char *p, const char *end, double *out);
 /* A JSON array of [price, size] pairs to a new Levels; see _levels.c. */
 const char *lv_array(const char *p, const char *end, PyObject **out, int extra);
+/* A JSON string without escapes or non-ASCII; [*s, *e) its content; NULL if not one. */
+const char *lv_plain_string(const char *p, const char *end, const char **s, const char **e);
 /* Skip a plain scalar (string without escapes, number, literal); NULL if not one. */
 const char *lv_skip_scalar(const char *p, const char *end);
 

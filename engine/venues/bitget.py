@@ -31,9 +31,9 @@ from engine.venues.base import (
     Verdict,
     error_parsed,
 )
-from engine.venues.rules import InterleavedBook, ShadowBook, interleaved_checksum
+from engine.venues.rules import CrcBook, InterleavedBook, ShadowBook, interleaved_checksum
 from engine.venues.symbols import split_concatenated, split_pair
-from engine.venues.wire import WireInt, decode_levels
+from engine.venues.wire import WireInt, fast_levels
 
 VENUE = "bitget"
 CHECKSUM_LEVELS = 25  # the venue's recipe: top 25 bids and asks, interleaved
@@ -130,7 +130,7 @@ class _Frame(msgspec.Struct):
 
 
 class _BookData(msgspec.Struct):
-    asks: msgspec.Raw  # levels: decode_levels
+    asks: msgspec.Raw  # levels: fast_levels
     bids: msgspec.Raw
     ts: str
     seq: WireInt = -1
@@ -150,6 +150,14 @@ _decode_frame = msgspec.json.Decoder(_Frame).decode
 _decode_books = msgspec.json.Decoder(list[_BookData]).decode
 _decode_trades = msgspec.json.Decoder(list[_TradeData]).decode
 _SIDES = {"buy": Side.BUY, "sell": Side.SELL}
+
+
+def _wire_texts(bids: msgspec.Raw, asks: msgspec.Raw) -> tuple:
+    """The levels as sent, for the checksum book: the wire text itself where
+    the compiled CrcBook reads it, else the lists the generic path holds."""
+    if CrcBook is not None:
+        return (bids, asks)
+    return (orjson.loads(memoryview(bids)), orjson.loads(memoryview(asks)))
 
 
 class BitgetDriver(Driver):
@@ -256,9 +264,8 @@ class BitgetDriver(Driver):
             events: list[Event] = []
             for d in _decode_books(msg.data):
                 crc = d.checksum
-                raw = ((orjson.loads(memoryview(d.bids)), orjson.loads(memoryview(d.asks)))
-                       if crc else None)
-                events.append(self._book(action, pair, decode_levels(d.bids), decode_levels(d.asks),
+                raw = _wire_texts(d.bids, d.asks) if crc else None
+                events.append(self._book(action, pair, fast_levels(d.bids), fast_levels(d.asks),
                                          d.seq, d.pseq, crc, raw, int(d.ts), recv_ns))
             return Parsed(events)
         if channel == "trade":

@@ -30,7 +30,7 @@ from engine.venues.base import (
     error_parsed,
 )
 from engine.venues.symbols import split_concatenated, split_pair
-from engine.venues.wire import WireInt, decode_levels
+from engine.venues.wire import WireInt, fast_levels
 
 VENUE = "bybit"
 
@@ -91,7 +91,7 @@ class BybitRule(SyncRule):
 
 class _BookData(msgspec.Struct):
     s: str
-    b: msgspec.Raw  # levels: decode_levels
+    b: msgspec.Raw  # levels: fast_levels
     a: msgspec.Raw
     u: WireInt
     seq: WireInt = 0
@@ -197,7 +197,7 @@ class BybitDriver(Driver):
         if isinstance(data, _BookData) and msg.topic.startswith("orderbook."):
             symbol = data.s
             pair = self._pair_of.get(symbol) or self._pair_of.setdefault(symbol, self.pair(symbol))
-            bids, asks = decode_levels(data.b), decode_levels(data.a)
+            bids, asks = fast_levels(data.b), fast_levels(data.a)
             u = data.u
             exch_ns = (msg.cts or msg.ts) * NS_PER_MS
             extra = {"seq": data.seq}

@@ -17,6 +17,7 @@ way to see a lost push, so the rule keeps the wire strings of every level.
 from __future__ import annotations
 
 import zlib
+from typing import Any
 
 import msgspec
 import orjson
@@ -37,9 +38,9 @@ from engine.venues.base import (
     error_parsed,
     inflate_gzip,
 )
-from engine.venues.rules import ShadowBook
+from engine.venues.rules import CrcBook, ShadowBook
 from engine.venues.symbols import split_concatenated, split_pair
-from engine.venues.wire import WireInt, decode_levels
+from engine.venues.wire import WireInt, fast_levels
 
 VENUE = "coinex"
 
@@ -70,6 +71,12 @@ def checksum_of(bids: list, asks: list) -> int:
     return zlib.crc32(":".join(parts).encode())
 
 
+def _new_book() -> Any:
+    """CoinEx's recipe (all bids, then all asks, top BOOK_LIMIT each) on the
+    compiled CrcBook where built, else on rules.ShadowBook."""
+    return CrcBook([], [], BOOK_LIMIT, False) if CrcBook is not None else ShadowBook()
+
+
 class CoinexRule(SyncRule):
     """Every push carries the checksum of the venue's book after it; a delta
     whose checksum our book (wire strings, top ``BOOK_LIMIT`` per side) does not
@@ -84,27 +91,35 @@ class CoinexRule(SyncRule):
     __slots__ = ("book", "verified")
 
     def __init__(self) -> None:
-        self.book = ShadowBook()
+        self.book = _new_book()
         self.verified = False
 
     def _matches(self, expected: int) -> bool:
+        if CrcBook is not None:
+            crc = self.book.checksum()
+            return crc is not None and crc & 0xFFFFFFFF == expected & 0xFFFFFFFF
         return self.book.concatenated_crc32(BOOK_LIMIT) == expected & 0xFFFFFFFF
 
+    def _apply(self, bids: list, asks: list, raw: tuple) -> None:
+        if CrcBook is not None:  # keys from the wire strings by float(): the same doubles
+            self.book.apply(raw[0], raw[1])
+        else:
+            self.book.apply_parsed(bids, asks, raw[0], raw[1])
+
     def on_snapshot(self, snapshot: BookSnapshot) -> None:
-        self.book = ShadowBook()
+        self.book = _new_book()
         raw = snapshot.extra.get("raw")
         if raw is None:  # a hand-made or foreign snapshot: nothing to check against
             self.verified = False
             return
-        self.book.apply_parsed(snapshot.bids, snapshot.asks, raw[0], raw[1])
+        self._apply(snapshot.bids, snapshot.asks, raw)
         self.verified = self._matches(snapshot.extra["checksum"])
 
     def check(self, delta: BookDelta) -> Verdict:
         extra = delta.extra
         if not extra:
             return APPLY  # no wire strings: unchecked
-        raw = extra["raw"]
-        self.book.apply_parsed(delta.bids, delta.asks, raw[0], raw[1])
+        self._apply(delta.bids, delta.asks, extra["raw"])
         if self.verified and not self._matches(extra["checksum"]):
             return GAP
         return APPLY
@@ -117,7 +132,7 @@ _NONE = msgspec.Raw(b"[]")
 
 
 class _Depth(msgspec.Struct):
-    asks: msgspec.Raw = _NONE  # levels: decode_levels (floats) and _decode_texts (wire strings)
+    asks: msgspec.Raw = _NONE  # levels: fast_levels (floats) and _decode_texts (wire strings)
     bids: msgspec.Raw = _NONE
     updated_at: WireInt = 0
     checksum: WireInt | None = None
@@ -238,8 +253,8 @@ class CoinexDriver(Driver):
             raise ValueError("push without data")
         if isinstance(data, _DepthData):
             d = data.depth
-            return Parsed([self._book(data.market, data.is_full, decode_levels(d.bids),
-                                      decode_levels(d.asks), _decode_texts(d.bids),
+            return Parsed([self._book(data.market, data.is_full, fast_levels(d.bids),
+                                      fast_levels(d.asks), _decode_texts(d.bids),
                                       _decode_texts(d.asks), d.checksum, d.updated_at, recv_ns)])
         pair = self._wire_pair(data.market)
         return Parsed([self._trade(t.price, t.amount, t.side, t.deal_id, t.created_at, pair, recv_ns)

@@ -43,7 +43,7 @@ from engine.venues.base import (
     inflate_gzip,
 )
 from engine.venues.symbols import KNOWN_QUOTES, UnknownSymbol, split_concatenated, split_pair
-from engine.venues.wire import WireInt, decode_levels
+from engine.venues.wire import WireInt, fast_levels
 
 VENUE = "htx"
 
@@ -116,7 +116,7 @@ class _Frame(msgspec.Struct):
 
 
 class _BookTick(msgspec.Struct):
-    bids: msgspec.Raw = _ABSENT  # levels: decode_levels; a side may be absent (mbp.5/20)
+    bids: msgspec.Raw = _ABSENT  # levels: fast_levels; a side may be absent (mbp.5/20)
     asks: msgspec.Raw = _ABSENT
     seqNum: WireInt | None = None  # spot mbp
     prevSeqNum: WireInt | None = None
@@ -302,7 +302,7 @@ class HtxDriver(Driver):
         kind = parts[2]
         if kind == "mbp" or kind == "depth":
             tick = _decode_book_tick(msg.tick)
-            return Parsed([self._book(parts, tick, decode_levels(tick.bids), decode_levels(tick.asks),
+            return Parsed([self._book(parts, tick, fast_levels(tick.bids), fast_levels(tick.asks),
                                       pair, msg.ts, recv_ns)])
         if kind == "trade":
             trades: list[Event] = []
@@ -323,8 +323,8 @@ class HtxDriver(Driver):
         data = _decode_book_tick(msg.data)
         if data.seqNum is None:
             raise ValueError("refresh without seqNum")
-        return [BookSnapshot(VENUE, self.market, pair, decode_levels(data.bids),
-                             decode_levels(data.asks), data.seqNum, msg.ts * NS_PER_MS, recv_ns)]
+        return [BookSnapshot(VENUE, self.market, pair, fast_levels(data.bids),
+                             fast_levels(data.asks), data.seqNum, msg.ts * NS_PER_MS, recv_ns)]
 
     def _book(self, parts: list[str], tick: _BookTick, bids: list, asks: list, pair: str,
               envelope_ms: int, recv_ns: int) -> BookSnapshot | BookDelta:

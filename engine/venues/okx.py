@@ -34,7 +34,7 @@ from engine.venues.base import (
     Verdict,
     error_parsed,
 )
-from engine.venues.rules import InterleavedBook, ShadowBook, interleaved_checksum
+from engine.venues.rules import CrcBook, InterleavedBook, ShadowBook, interleaved_checksum
 from engine.venues.symbols import UnknownSymbol, split_pair
 from engine.venues.wire import WireInt, wide_levels
 
@@ -193,6 +193,15 @@ def _to_pair(inst_id: str) -> str:
     raise UnknownSymbol(f"not a spot, swap or futures instId: {inst_id!r}")
 
 
+def _wire_texts(bids: msgspec.Raw, asks: msgspec.Raw) -> tuple:
+    """The levels as sent, for the checksum book: the wire text itself where
+    the compiled CrcBook reads it (no string per deleted level, no list per
+    level), else the lists the generic path holds."""
+    if CrcBook is not None:
+        return (bids, asks)
+    return (orjson.loads(memoryview(bids)), orjson.loads(memoryview(asks)))
+
+
 class OkxDriver(Driver):
     venue = VENUE
     limits = LIMITS
@@ -285,9 +294,9 @@ class OkxDriver(Driver):
         bids, asks = _decode_levels(data.bids), _decode_levels(data.asks)
         seq = data.seqId
         crc = data.checksum or 0
-        # The checksum needs the level strings exactly as the generic path holds them.
-        extra = ({"checksum": crc, "raw": (orjson.loads(memoryview(data.bids)),
-                                           orjson.loads(memoryview(data.asks)))} if crc else {})
+        # The checksum needs the level strings as sent: the compiled book reads
+        # them from the wire text itself, the Python one from the generic lists.
+        extra = ({"checksum": crc, "raw": _wire_texts(data.bids, data.asks)} if crc else {})
         exch_ns = int(data.ts) * NS_PER_MS
         if action == "snapshot":
             return BookSnapshot(VENUE, self.market, pair, bids, asks, max(seq, 0), exch_ns, recv_ns, extra)

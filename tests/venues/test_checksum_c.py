@@ -1,19 +1,21 @@
 """The compiled OKX checksum book (CrcBook, engine/venues/_checksum.c) against
-its Python reference (okx._PyShadow): the same levels in, the same book and
-the same signed CRC32 out, on random level sequences and on the recorded
-OKX capture's checksums."""
+its Python reference (rules.ShadowBook): the same levels in, the same book and
+the same CRC32 out (OKX/Bitget's interleaved recipe and CoinEx's bids-then-asks
+one), on random level sequences and on the recorded OKX capture's checksums."""
 
 from __future__ import annotations
 
+import json
 import os
 import zlib
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.model import Market
-from engine.venues import okx
+from engine.venues import okx, rules
 from tests.venues.reference import DATA, read_records
 
 try:
@@ -32,20 +34,21 @@ level = st.one_of(st.tuples(price, size).map(list),
 side = st.lists(level, max_size=40)
 
 
-def py_levels(shadow: okx._PyShadow):
-    return ([shadow.bids[k] for k in shadow.bid_keys], [shadow.asks[k] for k in shadow.ask_keys])
+def py_levels(shadow: rules.ShadowBook):
+    return shadow.levels()
 
 
 def test_checksum_c_is_the_rules_shadow_book():
-    assert okx._Shadow is CrcBook
+    assert okx._Shadow is CrcBook and rules.InterleavedBook is CrcBook
 
 
 @settings(max_examples=300, deadline=None)
 @given(start=st.tuples(side, side), steps=st.lists(st.tuples(side, side), max_size=8))
 def test_checksum_c_same_book_and_crc_as_python(start, steps):
-    ref, fast = okx._PyShadow(*start), CrcBook(*start)
-    for bids, asks in [start, *steps]:
-        if (bids, asks) is not start:
+    ref, fast = rules.ShadowBook(*start), CrcBook(*start)
+    concat = CrcBook(*start, 3, False)  # CoinEx's recipe, a shallow depth to exercise it
+    for i, (bids, asks) in enumerate([start, *steps]):
+        if i:  # start went in through the constructors
             ref.apply(bids, asks)
             fast.apply(bids, asks)
         got_bids, got_asks = fast.levels()
@@ -53,6 +56,9 @@ def test_checksum_c_same_book_and_crc_as_python(start, steps):
         assert [tuple(lv) for lv in got_bids] == [tuple(lv) for lv in ref_bids]
         assert [tuple(lv) for lv in got_asks] == [tuple(lv) for lv in ref_asks]
         assert fast.checksum() == ref.checksum()
+        if i:
+            concat.apply(bids, asks)
+        assert concat.checksum() & 0xFFFFFFFF == ref.concatenated_crc32(3)
 
 
 def test_checksum_c_crc_is_zlibs_signed_over_the_venue_string():
@@ -63,7 +69,14 @@ def test_checksum_c_crc_is_zlibs_signed_over_the_venue_string():
     assert CrcBook([], []).checksum() == 0
 
 
-@pytest.mark.parametrize("bad", [[["abc", "1"]], [["1"]], [["nan", "1"]], [5]])
+def test_checksum_c_nan_price_fails_every_check():
+    book = CrcBook([["nan", "1"], ["1", "1"]], [])
+    assert book.checksum() is None
+    book.apply([["nan", "0"]], [])
+    assert book.checksum() is None
+
+
+@pytest.mark.parametrize("bad", [[["abc", "1"]], [["1"]], [5]])
 def test_checksum_c_bad_level_raises_as_python_would(bad):
     with pytest.raises((ValueError, IndexError, TypeError)):
         CrcBook(bad, [])
@@ -83,3 +96,18 @@ def test_checksum_c_verifies_every_recorded_okx_checksum():
                     assert rule.check(event) is okx.APPLY
                 checked += 1
     assert checked > 50
+
+
+@settings(max_examples=200, deadline=None)
+@given(start=st.tuples(side, side), step=st.tuples(side, side))
+def test_checksum_c_wire_text_same_as_its_lists(start, step):
+    """Levels as wire text (read in C, or through orjson.loads when not plain
+    strings) build the same book as the lists orjson makes of that text."""
+    def text(levels):
+        return json.dumps(levels).encode()
+
+    from_lists, from_text = CrcBook(*start), CrcBook(text(start[0]), msgspec.Raw(text(start[1])))
+    from_lists.apply(*step)
+    from_text.apply(text(step[0]), text(step[1]))
+    assert from_text.levels() == from_lists.levels()
+    assert from_text.checksum() == from_lists.checksum()
