@@ -45,6 +45,8 @@ setup(
                   ["engine/book/_core.c", "engine/book/_core_sides.c",
                    "engine/book/_core_reader.c"],
                   depends=["engine/book/_core.h"], extra_compile_args=FLAGS),
-        Extension("engine.venues._levels", ["engine/venues/_levels.c"], extra_compile_args=FLAGS),
+        Extension("engine.venues._levels", ["engine/venues/_levels.c", "engine/venues/_frames.c",
+                                            "engine/venues/_checksum.c"],
+                  depends=["engine/venues/_levels.h"], extra_compile_args=FLAGS),
     ],
 )

@@ -64,8 +64,8 @@ class VenueComponent:
 
 def venue_role(config: Config, fresh: bool) -> VenueComponent:
     """--role venue: the local exchange as config ``venue:`` describes it."""
-    from engine.sim.ratelimit import Limits  # noqa: PLC0415 - venue role only
-    from engine.sim.server import LocalVenue  # noqa: PLC0415
+    from engine.sim.ratelimit import Limits
+    from engine.sim.server import LocalVenue
 
     v = config.venue
     limits = Limits(weight_per_minute=v.weight_per_minute, orders_per_10s=v.orders_per_10s,
@@ -80,9 +80,9 @@ def demo_venue(config: Config, fresh: bool) -> tuple[VenueComponent, Config, dic
     bybit when a strategy or subscription names them) pointed at its dialects,
     and the credentials of its first account per exchange for the trader
     (throwaway local keys, in each venue's key shape)."""
-    from engine.sim.ratelimit import Limits  # noqa: PLC0415 - demo only
-    from engine.sim.server import LocalVenue  # noqa: PLC0415
-    from engine.sim.testkit import DEFAULT_PRICES, account_config, symbol_config  # noqa: PLC0415
+    from engine.sim.ratelimit import Limits
+    from engine.sim.server import LocalVenue
+    from engine.sim.testkit import DEFAULT_PRICES, account_config, symbol_config
 
     cfg, v = config, config.venue
     demo_exchanges = ("binance", "okx", "bybit")  # one engine: the same books in every dialect
@@ -120,7 +120,7 @@ def demo_venue(config: Config, fresh: bool) -> tuple[VenueComponent, Config, dic
     exchanges = {**cfg.exchanges, "binance": binance}
     credentials: dict[str, Credentials] = {"binance": (account.api_key, account.api_secret)}
     if venue_config.okx.enabled:  # the same account through the OKX dialect, OKX-shaped key
-        from engine.sim.okx.auth import keys_for  # noqa: PLC0415 - demo only
+        from engine.sim.okx.auth import keys_for
 
         key = next(k for k in keys_for(venue_config).values() if k.account == account.name)
         credentials["okx"] = (key.api_key, key.secret_key, key.passphrase)
@@ -130,7 +130,7 @@ def demo_venue(config: Config, fresh: bool) -> tuple[VenueComponent, Config, dic
             cfg.exchanges.get("okx", ExchangeConfig()), enabled=True, spot=ends, futures=ends,
             api_key_env="", api_secret_env="", passphrase_env="")
     if venue_config.bybit.enabled:  # and through the Bybit dialect, Bybit-shaped key
-        from engine.sim.bybit.context import bybit_credentials  # noqa: PLC0415 - demo only
+        from engine.sim.bybit.context import bybit_credentials
 
         credentials["bybit"] = bybit_credentials(account.api_key, account.api_secret)
         rest, ws = f"http://127.0.0.1:{venue_config.bybit.port}", \

@@ -6,6 +6,10 @@ from __future__ import annotations
 import threading
 import time
 
+# Unit factors for venue timestamps (ms or s) into our integer nanoseconds.
+NS_PER_MS = 1_000_000
+NS_PER_S = 1_000_000_000
+
 
 class Clock:
     """The real clocks: wall time for timestamps, monotonic for intervals."""

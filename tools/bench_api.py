@@ -38,8 +38,8 @@ WRITES_PER_S = 100  # book writes in the server: the source the /ws pushes coale
 
 def serve(port: int, cert: str, key: str, interval_ms: int) -> None:
     sys.path.insert(0, str(ROOT))
-    from engine import config as cfg  # noqa: PLC0415
-    from engine.app import Daemon  # noqa: PLC0415
+    from engine import config as cfg
+    from engine.app import Daemon
 
     data = tempfile.mkdtemp(prefix="bench-api-")
     http = {"port": port, "rate_limit_per_s": 0, "max_connections": 4096,
@@ -121,7 +121,7 @@ def _http_client(port: int, ca: str, start_at: float, until: float, out: list[fl
 
 
 def _ws_client(port: int, ca: str, start_at: float, until: float, out: list[float]) -> None:
-    import websocket  # noqa: PLC0415
+    import websocket
 
     scheme = "wss" if ca else "ws"
     ws = websocket.create_connection(f"{scheme}://127.0.0.1:{port}/ws", timeout=30,

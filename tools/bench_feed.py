@@ -34,14 +34,14 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.book.core import make_writer  # noqa: E402
-from engine.book.store import BookStore  # noqa: E402
-from engine.book.writer import BookWriter  # noqa: E402
-from engine.feed.capture import read_capture  # noqa: E402
-from engine.feed.sync import FeedRouter  # noqa: E402
-from engine.model import Level, Market  # noqa: E402
-from engine.venues import make_driver  # noqa: E402
-from engine.venues.base import Driver, Parsed  # noqa: E402
+from engine.book.core import make_writer
+from engine.book.store import BookStore
+from engine.book.writer import BookWriter
+from engine.feed.capture import read_capture
+from engine.feed.sync import FeedRouter
+from engine.model import Level, Market
+from engine.venues import make_driver
+from engine.venues.base import Driver, Parsed
 
 DEFAULT_INPUT = Path(__file__).resolve().parent.parent / "tests/data/binance/spot_NKNUSDT.capture.jsonl"
 # 200 passes of the default capture = ~30,000 timed frames: a few tenths of a

@@ -128,7 +128,7 @@ def _venue_main(pairs: int, rate: float, ports: Any, stop: Any) -> None:
     class Rest(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             symbol = self.path.split("symbol=")[1].split("&")[0]
             body = books[symbol].snapshot().encode()
             self.send_response(200)

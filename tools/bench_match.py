@@ -32,15 +32,15 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from engine.config import VenueSymbolConfig  # noqa: E402
-from engine.sim import orders as o  # noqa: E402
-from engine.sim.filters import SymbolSpec, amount_decimals_for  # noqa: E402
-from engine.sim.ledger import Ledger  # noqa: E402
-from engine.sim.matching import MatchingEngine  # noqa: E402
-from engine.sim.orders import OrderRequest, Rejected  # noqa: E402
-from engine.sim.ratelimit import Limits  # noqa: E402
-from engine.sim.server import LocalVenue  # noqa: E402
-from engine.sim.testkit import venue_config  # noqa: E402
+from engine.config import VenueSymbolConfig
+from engine.sim import orders as o
+from engine.sim.filters import SymbolSpec, amount_decimals_for
+from engine.sim.ledger import Ledger
+from engine.sim.matching import MatchingEngine
+from engine.sim.orders import OrderRequest, Rejected
+from engine.sim.ratelimit import Limits
+from engine.sim.server import LocalVenue
+from engine.sim.testkit import venue_config
 
 MID = 3_000_000  # price units (30000.00 at tick 0.01)
 
@@ -217,7 +217,7 @@ def bench_websocket(clients: int, seconds: float) -> tuple[int, float, float, in
     if not latencies:
         return clients, float("nan"), float("nan"), 0
     latencies.sort()
-    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]  # noqa: E731
+    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]
     return clients, pick(0.50), pick(0.99), len(latencies)
 
 

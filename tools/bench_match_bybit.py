@@ -36,13 +36,13 @@ import orjson
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_match_usdm import _flow, bench_core, bench_exchange, row  # noqa: E402
+from bench_match_usdm import _flow, bench_core, bench_exchange, row
 
-from engine.sim import orders as o  # noqa: E402
-from engine.sim.http_wire import HttpRequest  # noqa: E402
-from engine.sim.ratelimit import Limits  # noqa: E402
-from engine.sim.server import LocalVenue  # noqa: E402
-from engine.sim.testkit import venue_config  # noqa: E402
+from engine.sim import orders as o
+from engine.sim.http_wire import HttpRequest
+from engine.sim.ratelimit import Limits
+from engine.sim.server import LocalVenue
+from engine.sim.testkit import venue_config
 
 RECV_WINDOW = "3600000"  # requests are signed before the run; the run must not outlive them
 

@@ -33,14 +33,14 @@ import orjson
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from engine.config import OkxVenueConfig  # noqa: E402
-from engine.sim import orders as o  # noqa: E402
-from engine.sim.http_wire import HttpRequest  # noqa: E402
-from engine.sim.okx.rest import LIMITS  # noqa: E402
-from engine.sim.orders import OrderRequest, Rejected  # noqa: E402
-from engine.sim.ratelimit import Limits  # noqa: E402
-from engine.sim.server import LocalVenue  # noqa: E402
-from engine.sim.testkit import venue_config  # noqa: E402
+from engine.config import OkxVenueConfig
+from engine.sim import orders as o
+from engine.sim.http_wire import HttpRequest
+from engine.sim.okx.rest import LIMITS
+from engine.sim.orders import OrderRequest, Rejected
+from engine.sim.ratelimit import Limits
+from engine.sim.server import LocalVenue
+from engine.sim.testkit import venue_config
 
 MID = 3_000_000  # 30000.00 at tick 0.01
 ACCOUNTS = ("alice", "bob")

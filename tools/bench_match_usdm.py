@@ -31,12 +31,12 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from engine.sim import orders as o  # noqa: E402
-from engine.sim.http_wire import HttpRequest  # noqa: E402
-from engine.sim.orders import OrderRequest, Rejected  # noqa: E402
-from engine.sim.ratelimit import Limits  # noqa: E402
-from engine.sim.server import LocalVenue  # noqa: E402
-from engine.sim.testkit import venue_config  # noqa: E402
+from engine.sim import orders as o
+from engine.sim.http_wire import HttpRequest
+from engine.sim.orders import OrderRequest, Rejected
+from engine.sim.ratelimit import Limits
+from engine.sim.server import LocalVenue
+from engine.sim.testkit import venue_config
 
 PERP = "BTCUSDT-PERP"
 MID = 3_000_000  # 30000.00 at tick 0.01

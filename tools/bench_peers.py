@@ -37,14 +37,14 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_frames  # noqa: E402
-from bench_feed import _run_router  # noqa: E402
+import bench_frames
+from bench_feed import _run_router
 
-from engine.book.core import make_writer  # noqa: E402
-from engine.book.reader import BookReader  # noqa: E402
-from engine.book.store import BookStore  # noqa: E402
-from engine.feed.sync import FeedRouter  # noqa: E402
-from engine.venues import make_driver  # noqa: E402
+from engine.book.core import make_writer
+from engine.book.reader import BookReader
+from engine.book.store import BookStore
+from engine.feed.sync import FeedRouter
+from engine.venues import make_driver
 
 TOP = 20
 DEPTH = 50

@@ -38,16 +38,16 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from engine import config as config_mod  # noqa: E402
-from engine.feed.limiter import RestLimiter  # noqa: E402
-from engine.model import Market, Side  # noqa: E402
-from engine.sim.ratelimit import Limits  # noqa: E402
-from engine.sim.server import LocalVenue  # noqa: E402
-from engine.sim.testkit import account_config, venue_config  # noqa: E402
-from engine.trade.actions import ActionResult, Outcome, PlaceOrder, make_client_order_id  # noqa: E402
-from engine.trade.service import TraderService  # noqa: E402
-from engine.trade.settings import RiskConfig, TraderConfig  # noqa: E402
-from engine.venues import make_trading_driver  # noqa: E402
+from engine import config as config_mod
+from engine.feed.limiter import RestLimiter
+from engine.model import Market, Side
+from engine.sim.ratelimit import Limits
+from engine.sim.server import LocalVenue
+from engine.sim.testkit import account_config, venue_config
+from engine.trade.actions import ActionResult, Outcome, PlaceOrder, make_client_order_id
+from engine.trade.service import TraderService
+from engine.trade.settings import RiskConfig, TraderConfig
+from engine.venues import make_trading_driver
 
 KEY_ENV, SECRET_ENV = "BENCH_TRADER_KEY", "BENCH_TRADER_SECRET"
 
@@ -171,8 +171,8 @@ def install_wire_stamps(rest_path: str = "/api/v3/order", ws_operation: str = '"
     (requests keeps the connection alive), websocket-client's send() for the
     WebSocket API. ``rest_path`` / ``ws_operation``: the venue's new-order call
     (Binance by default). Bench-only instrumentation, in this process."""
-    import urllib3.connection  # noqa: PLC0415
-    import websocket  # noqa: PLC0415
+    import urllib3.connection
+    import websocket
 
     stamps: list[tuple[str, float]] = []
     rest_request = urllib3.connection.HTTPConnection.request

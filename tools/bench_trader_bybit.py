@@ -26,17 +26,17 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_trader import install_wire_stamps, row, wire_latency  # noqa: E402
+from bench_trader import install_wire_stamps, row, wire_latency
 
-from engine import config as config_mod  # noqa: E402
-from engine.feed.limiter import RestLimiter  # noqa: E402
-from engine.model import Market  # noqa: E402
-from engine.model_trade import RateLimitKind, tightest_rate  # noqa: E402
-from engine.sim.server import LocalVenue  # noqa: E402
-from engine.sim.testkit import account_config, venue_config  # noqa: E402
-from engine.trade.service import TraderService  # noqa: E402
-from engine.trade.settings import RiskConfig, TraderConfig  # noqa: E402
-from engine.venues import TRADING_DRIVERS, make_trading_driver  # noqa: E402
+from engine import config as config_mod
+from engine.feed.limiter import RestLimiter
+from engine.model import Market
+from engine.model_trade import RateLimitKind, tightest_rate
+from engine.sim.server import LocalVenue
+from engine.sim.testkit import account_config, venue_config
+from engine.trade.service import TraderService
+from engine.trade.settings import RiskConfig, TraderConfig
+from engine.venues import TRADING_DRIVERS, make_trading_driver
 
 KEY_ENV, SECRET_ENV = "BENCH_TRADER_BYBIT_KEY", "BENCH_TRADER_BYBIT_SECRET"
 VENUE = "bybit"

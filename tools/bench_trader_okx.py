@@ -28,16 +28,16 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # as bench.py imports them
 
-import bench_trader  # noqa: E402
+import bench_trader
 
-from engine import config as config_mod  # noqa: E402
-from engine.config import OkxVenueConfig  # noqa: E402
-from engine.feed.limiter import RestLimiter  # noqa: E402
-from engine.sim.server import LocalVenue  # noqa: E402
-from engine.sim.testkit import account_config, venue_config  # noqa: E402
-from engine.trade.service import TraderService  # noqa: E402
-from engine.trade.settings import RiskConfig, TraderConfig  # noqa: E402
-from engine.venues import make_trading_driver  # noqa: E402
+from engine import config as config_mod
+from engine.config import OkxVenueConfig
+from engine.feed.limiter import RestLimiter
+from engine.sim.server import LocalVenue
+from engine.sim.testkit import account_config, venue_config
+from engine.trade.service import TraderService
+from engine.trade.settings import RiskConfig, TraderConfig
+from engine.venues import make_trading_driver
 
 KEY_ENV, SECRET_ENV, PASSPHRASE_ENV = "BENCH_OKX_KEY", "BENCH_OKX_SECRET", "BENCH_OKX_PASSPHRASE"
 VENUE = "okx"

@@ -39,17 +39,17 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from engine import config as config_mod  # noqa: E402
-from engine.book.reader import BookReader  # noqa: E402
-from engine.book.store import BookStore  # noqa: E402
-from engine.book.writer import BookWriter  # noqa: E402
-from engine.feed.limiter import RestLimiter  # noqa: E402
-from engine.model import Side  # noqa: E402
-from engine.sim.ratelimit import Limits  # noqa: E402
-from engine.sim.server import LocalVenue  # noqa: E402
-from engine.sim.testkit import account_config, venue_config  # noqa: E402
-from engine.store.taskdb import TaskDb  # noqa: E402
-from engine.strategies.base import (  # noqa: E402
+from engine import config as config_mod
+from engine.book.reader import BookReader
+from engine.book.store import BookStore
+from engine.book.writer import BookWriter
+from engine.feed.limiter import RestLimiter
+from engine.model import Side
+from engine.sim.ratelimit import Limits
+from engine.sim.server import LocalVenue
+from engine.sim.testkit import account_config, venue_config
+from engine.store.taskdb import TaskDb
+from engine.strategies.base import (
     Cancel,
     Intent,
     Place,
@@ -58,18 +58,18 @@ from engine.strategies.base import (  # noqa: E402
     View,
     money,
 )
-from engine.trade.actions import PlaceOrder  # noqa: E402
-from engine.trade.instruments import Instruments  # noqa: E402
-from engine.trade.orders import OrderStore  # noqa: E402
-from engine.trade.pool import PoolSettings, StrategyPool  # noqa: E402
-from engine.trade.positions import PositionBook  # noqa: E402
-from engine.trade.service import TraderService  # noqa: E402
-from engine.trade.settings import RiskConfig, TraderConfig  # noqa: E402
-from engine.trade.slots import SlotManager  # noqa: E402
-from engine.trade.slotstore import Slot  # noqa: E402
-from engine.trade.sources import rules_from  # noqa: E402
-from engine.trade.strategy import STRATEGIES, make_spec, register  # noqa: E402
-from engine.venues import make_trading_driver  # noqa: E402
+from engine.trade.actions import PlaceOrder
+from engine.trade.instruments import Instruments
+from engine.trade.orders import OrderStore
+from engine.trade.pool import PoolSettings, StrategyPool
+from engine.trade.positions import PositionBook
+from engine.trade.service import TraderService
+from engine.trade.settings import RiskConfig, TraderConfig
+from engine.trade.slots import SlotManager
+from engine.trade.slotstore import Slot
+from engine.trade.sources import rules_from
+from engine.trade.strategy import STRATEGIES, make_spec, register
+from engine.venues import make_trading_driver
 
 KEY_ENV, SECRET_ENV = "BENCH_STRATEGY_KEY", "BENCH_STRATEGY_SECRET"
 KEY = "binance:spot:BTC/USDT"
@@ -239,8 +239,8 @@ def slot_access(tmp: Path, count: int) -> Iterator[dict]:
     slots.store.close()
 
 
-def rules_stub():  # noqa: ANN201 - a Rules value
-    from engine.strategies.base import Rules  # noqa: PLC0415
+def rules_stub():  # a Rules value
+    from engine.strategies.base import Rules
 
     return replace(Rules(Decimal("0.01"), Decimal("0.00001")), min_notional=Decimal("5"))
 

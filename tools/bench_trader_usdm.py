@@ -32,16 +32,16 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from engine import config as config_mod  # noqa: E402
-from engine.feed.limiter import RestLimiter  # noqa: E402
-from engine.model import Market, Side  # noqa: E402
-from engine.model_trade import RateLimitKind, tightest_rate  # noqa: E402
-from engine.sim.server import LocalVenue  # noqa: E402
-from engine.sim.testkit import account_config, venue_config  # noqa: E402
-from engine.trade.actions import ActionResult, Outcome, PlaceOrder, make_client_order_id  # noqa: E402
-from engine.trade.service import TraderService  # noqa: E402
-from engine.trade.settings import RiskConfig, TraderConfig  # noqa: E402
-from engine.venues import TRADING_DRIVERS, make_trading_driver  # noqa: E402
+from engine import config as config_mod
+from engine.feed.limiter import RestLimiter
+from engine.model import Market, Side
+from engine.model_trade import RateLimitKind, tightest_rate
+from engine.sim.server import LocalVenue
+from engine.sim.testkit import account_config, venue_config
+from engine.trade.actions import ActionResult, Outcome, PlaceOrder, make_client_order_id
+from engine.trade.service import TraderService
+from engine.trade.settings import RiskConfig, TraderConfig
+from engine.venues import TRADING_DRIVERS, make_trading_driver
 
 KEY_ENV, SECRET_ENV = "BENCH_TRADER_USDM_KEY", "BENCH_TRADER_USDM_SECRET"
 VENUE = "binance_futures"

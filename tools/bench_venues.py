@@ -22,11 +22,11 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.book.core import make_writer  # noqa: E402
-from engine.book.store import BookStore  # noqa: E402
-from engine.feed.capture import CaptureReader  # noqa: E402
-from engine.feed.sync import FeedRouter  # noqa: E402
-from engine.venues import make_driver  # noqa: E402
+from engine.book.core import make_writer
+from engine.book.store import BookStore
+from engine.feed.capture import CaptureReader
+from engine.feed.sync import FeedRouter
+from engine.venues import make_driver
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 # Best of this many full passes: captures are short, so take the least

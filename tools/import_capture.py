@@ -48,9 +48,9 @@ import zstandard
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.feed.capture import CaptureReader, encode_record, open_capture  # noqa: E402
-from engine.venues import DRIVERS, make_driver  # noqa: E402
-from tools.progress import Progress  # noqa: E402
+from engine.feed.capture import CaptureReader, encode_record, open_capture
+from engine.venues import DRIVERS, make_driver
+from tools.progress import Progress
 
 FORMATS = ("timeline", "book_seq", "bybit_history", "hftbacktest", "capture")
 OUTPUT_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst")

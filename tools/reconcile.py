@@ -31,31 +31,31 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from loguru import logger  # noqa: E402
+from loguru import logger
 
-from engine import config as config_mod  # noqa: E402
-from engine.config import (  # noqa: E402
+from engine import config as config_mod
+from engine.config import (
     ConfigError,
     LocalVenueConfig,
     Secret,
     SyntheticMarketConfig,
     VenueAccountConfig,
 )
-from engine.feed.limiter import RestLimiter  # noqa: E402
-from engine.model import Market  # noqa: E402
-from engine.model_trade import (  # noqa: E402
+from engine.feed.limiter import RestLimiter
+from engine.model import Market
+from engine.model_trade import (
     RateLimitKind,
     TradingEndpoints,
     tightest_rate,
     venue_market,
 )
-from engine.store.migrations import available, check_version  # noqa: E402
-from engine.store.taskdb import TaskDb, TaskDbError  # noqa: E402
-from engine.trade.orders import OrderStore  # noqa: E402
-from engine.trade.reconcile import Reconciler  # noqa: E402
-from engine.trade.session import VenueSession  # noqa: E402
-from engine.trade.settings import trader_settings  # noqa: E402
-from engine.venues import TRADING_DRIVERS, make_trading_driver  # noqa: E402
+from engine.store.migrations import available, check_version
+from engine.store.taskdb import TaskDb, TaskDbError
+from engine.trade.orders import OrderStore
+from engine.trade.reconcile import Reconciler
+from engine.trade.session import VenueSession
+from engine.trade.settings import trader_settings
+from engine.venues import TRADING_DRIVERS, make_trading_driver
 
 # Share of the venue's REST weight this tool may use: small, since a daemon
 # (and its feed) may be spending the same IP's budget right now.
@@ -150,8 +150,8 @@ def paper_endpoint(config: config_mod.Config, venue: str, pairs: tuple[str, ...]
                    store: OrderStore) -> Endpoint | None:
     """The paper account as the daemon left it, served on a free local port;
     None when the paper venue never saved anything."""
-    from engine.sim.paper import live_pairs  # noqa: PLC0415
-    from engine.sim.server import LocalVenue  # noqa: PLC0415 - paper only
+    from engine.sim.paper import live_pairs
+    from engine.sim.server import LocalVenue
 
     exchange, paper = config.exchanges[venue], trader_settings(config).paper
     state = Path(config.daemon.data_dir) / f"paper_{venue}.sqlite"

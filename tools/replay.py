@@ -36,11 +36,11 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from loguru import logger  # noqa: E402
+from loguru import logger
 
-from engine.feed.replay import replay_book  # noqa: E402
-from engine.venues import DRIVERS  # noqa: E402
-from tools.progress import Progress  # noqa: E402
+from engine.feed.replay import replay_book
+from engine.venues import DRIVERS
+from tools.progress import Progress
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

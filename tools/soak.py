@@ -31,7 +31,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import soak_report  # noqa: E402
+import soak_report
 
 ROOT = Path(__file__).resolve().parents[1]
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -120,7 +120,7 @@ class Daemon:
                              f"{self.args.start_timeout:.0f} s; see {self.log_path}")
         self.pid = self.process.pid
         # keep draining its output into the log so it never blocks on a full pipe
-        import threading  # noqa: PLC0415
+        import threading
 
         def drain() -> None:
             assert self.process is not None and self.process.stdout is not None

@@ -220,10 +220,10 @@ PLOTS: dict[str, tuple[str, str, Any]] = {
 
 def plots(samples: list[dict[str, Any]], out: Path) -> list[Path]:
     """One PNG per figure, plus the latency percentiles per sampling interval."""
-    import matplotlib  # noqa: PLC0415 - only the report needs it
+    import matplotlib  # only the report needs it
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     t0 = samples[0]["t"]
     minutes = [(s["t"] - t0) / 60 for s in samples]

@@ -36,11 +36,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine import config as config_mod  # noqa: E402
-from engine.store import leases, taskrows, tasktables  # noqa: E402
-from engine.store.migrations import current_version, migrate  # noqa: E402
-from engine.store.taskdb import TaskDb, TaskDbError  # noqa: E402
-from engine.store.taskrows import MARKETS, RowError  # noqa: E402
+from engine import config as config_mod
+from engine.store import leases, taskrows, tasktables
+from engine.store.migrations import current_version, migrate
+from engine.store.taskdb import TaskDb, TaskDbError
+from engine.store.taskrows import MARKETS, RowError
 
 KINDS = {"monitor": "MONITORING", "trade": "TRADE"}
 # A daemon heartbeats every poll (seconds); an hour of silence is not a pause.
@@ -147,7 +147,7 @@ def refuse_duplicate(db: TaskDb, name: str, args: argparse.Namespace) -> None:
 
 def check_strategy(args: argparse.Namespace) -> None:
     """The strategy id and params as the daemon will check them (ValueError)."""
-    from engine.trade.strategy import STRATEGIES, load_modules, parse_params  # noqa: PLC0415
+    from engine.trade.strategy import STRATEGIES, load_modules, parse_params
 
     load_modules(tuple(getattr(args.trader, "strategy_modules", ()) or ()))
     cls = STRATEGIES.get(args.strategy)

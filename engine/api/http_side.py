@@ -79,7 +79,7 @@ class HttpSide:
     def _complete(self, conn: Conn) -> None:
         """A whole request: route, key, scope and rate checks here (cheap);
         the handler on a worker."""
-        from engine.api.http import Request, Response  # noqa: PLC0415 - import cycle
+        from engine.api.http import Request, Response
 
         s, ev = self.settings, conn.request
         assert ev is not None
@@ -133,7 +133,7 @@ class HttpSide:
 
     def _run(self, conn: Conn, route: Route, request: Request) -> None:
         """On a worker thread: the handler, then the answer back to I/O."""
-        from engine.api.http import Response  # noqa: PLC0415
+        from engine.api.http import Response
 
         try:
             resp = route.handler(request)

@@ -338,7 +338,7 @@ class HttpServer(HttpSide, WebSocketSide):
 
     def _fail(self, conn: Conn, status: int, message: str) -> None:
         """A protocol-level error: answered raw (h11 may be broken) and closed."""
-        import orjson  # noqa: PLC0415
+        import orjson
 
         body = orjson.dumps({"error": message})
         head = (f"HTTP/1.1 {status} {reason(status).decode()}\r\nContent-Type: application/json\r\n"

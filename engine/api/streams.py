@@ -224,7 +224,7 @@ def _valid(topic: str) -> bool:
 def install(router: Any) -> None:
     """GET /ws without an Upgrade gets 426; with one the server hands the
     connection to the hub (its scope and Origin checked first)."""
-    from engine.api.http import Response  # noqa: PLC0415 - http imports the server
+    from engine.api.http import Response  # http imports the server
 
     def plain(_: Any) -> Response:
         return Response.error(426, "GET /ws is a WebSocket: send Upgrade: websocket "

@@ -38,7 +38,7 @@ class WebSocketSide:
 
     def _upgrade(self, conn: Conn, headers: dict[str, str], query: dict[str, str],
                  scope: str) -> None:
-        from engine.api.http import Response  # noqa: PLC0415 - import cycle
+        from engine.api.http import Response  # import cycle
 
         s = self.settings
         origin = headers.get("origin", "")

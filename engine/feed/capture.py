@@ -217,7 +217,7 @@ class CaptureReader:
             raw.seek(0)
             new: Callable[[], Any]
             if head.startswith(GZIP_MAGIC):
-                new = lambda: zlib.decompressobj(wbits=31)  # noqa: E731 - 31: gzip header
+                new = lambda: zlib.decompressobj(wbits=31)  # 31: gzip header
             elif head == ZSTD_MAGIC:
                 new = zstandard.ZstdDecompressor().decompressobj
             else:

@@ -229,7 +229,7 @@ class Connection(RotatingSession):
                 log.warning("ws disconnected conn={} venue={} reason={} pairs={} retry_in_s={:.2f}",
                             self.conn_id, self.driver.venue, reason, len(pairs), delay)
                 self._stop.wait(delay)
-        except Exception:  # noqa: BLE001 - logged; the pool's health shows STOPPED
+        except Exception:  # logged; the pool's health shows STOPPED
             log.exception("ws thread crashed conn={}", self.conn_id)
         finally:
             self.stats.state = ConnState.STOPPED
@@ -263,7 +263,7 @@ class Connection(RotatingSession):
             return str(e)
         except (websocket.WebSocketException, OSError) as e:  # the socket broke
             return f"{type(e).__name__}: {e}"
-        except Exception as e:  # noqa: BLE001 - a bug downstream: log it, resync, go on
+        except Exception as e:  # a bug downstream: log it, resync, go on
             log.exception("frame handling failed conn={}", self.conn_id)
             return f"internal error: {type(e).__name__}: {e}"
         finally:

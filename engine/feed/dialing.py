@@ -112,7 +112,7 @@ def open_socket(url: str, timeout_s: float) -> websocket.WebSocket:
 def close_socket(ws: websocket.WebSocket, timeout_s: float) -> None:
     try:
         ws.close(timeout=timeout_s)
-    except Exception:  # noqa: BLE001 - already broken
+    except Exception:  # noqa: BLE001, S110 - already broken: closing is best effort
         pass
     ws.shutdown()  # close() skips the socket when the venue closed first
 

@@ -314,7 +314,7 @@ class FeedPool:
                 self.sample_books()
                 with self._lock:
                     self._closing = [c for c in self._closing if c.alive]
-            except Exception:  # noqa: BLE001 - the watchdog must keep watching
+            except Exception:  # the watchdog must keep watching
                 log.exception("feed watchdog pass failed")
 
     def sample_books(self) -> None:

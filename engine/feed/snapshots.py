@@ -166,7 +166,7 @@ class SnapshotFetcher:
             while (pair := self._next()) is not None:
                 try:
                     self._fetch(session, pair)
-                except Exception:  # noqa: BLE001 - a worker must survive any one pair
+                except Exception:  # a worker must survive any one pair
                     log.exception("snapshot fetch crashed venue={} pair={}", self.driver.venue, pair)
                     self._finish(pair)
                     self._fail(pair, "internal error")

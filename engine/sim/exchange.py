@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
-from engine.clock import Clock
+from engine.clock import NS_PER_MS, Clock
 from engine.sim import history
 from engine.sim.market_data import AggTrade, MarketData
 from engine.sim.matching import MatchingEngine, OpResult
@@ -25,7 +25,6 @@ from engine.sim.orders import Order, OrderRequest, Rejected, Trade
 from engine.sim.store import Batch, StateStore, order_row, trade_row
 
 T = TypeVar("T")
-NS_PER_MS = 1_000_000
 
 
 class BookTop(NamedTuple):

@@ -361,7 +361,7 @@ class NetLoop:
                     next_ping = now + PING_INTERVAL_S
                     self._ping_all(now)
                 self._reap(now)
-        except BaseException as exc:  # noqa: BLE001 - recorded for health()
+        except BaseException as exc:  # recorded for health()
             self.failed = exc
             log.exception("venue network loop failed")
         finally:

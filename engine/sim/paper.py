@@ -230,7 +230,7 @@ class PaperVenue:
                             "paper mirror pass failed venue={} symbol={}", self.venue_name, symbol)
                     self._exchange().read(partial(self._sync_queue, symbol=symbol))  # new joins
                 self._play_trades()
-        except BaseException as exc:  # noqa: BLE001 - recorded for health()
+        except BaseException as exc:  # recorded for health()
             self.failed = exc
             log.exception("paper mirror failed venue={}", self.venue_name)
 

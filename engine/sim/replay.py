@@ -106,7 +106,7 @@ class Replayer:
             with open_capture(self.path) as stream:
                 self.run_frames(depth_frames(iter(stream)))
             log.info("replay finished path={} frames={}", self.path, self.frames)
-        except BaseException as exc:  # noqa: BLE001 - recorded for health()
+        except BaseException as exc:  # recorded for health()
             self.failed = exc
             log.exception("replay failed path={}", self.path)
         finally:

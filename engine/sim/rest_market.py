@@ -64,8 +64,8 @@ def _symbols(ctx: VenueContext, params: Params) -> list[SymbolSpec] | None:
 
 
 def _symbol_info(ctx: VenueContext, spec: SymbolSpec) -> dict:
-    fmt_price = lambda v: price_text(spec, v)  # noqa: E731
-    fmt_qty = lambda v: qty_text(spec, v)  # noqa: E731
+    fmt_price = lambda v: price_text(spec, v)
+    fmt_qty = lambda v: qty_text(spec, v)
     return {
         "symbol": spec.symbol, "status": "TRADING", "baseAsset": spec.base,
         "baseAssetPrecision": spec.wire_qty_decimals, "quoteAsset": spec.quote,

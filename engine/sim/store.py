@@ -227,7 +227,7 @@ class StateStore:
                         self._call(x[1], x[2])
                     elif x[0] == "stop":
                         return
-        except BaseException as exc:  # noqa: BLE001 - recorded, health reports it
+        except BaseException as exc:  # recorded, health reports it
             self.failed = exc
             log.exception("venue state store failed path={}", self.path)
 

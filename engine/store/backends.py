@@ -58,7 +58,7 @@ class ChdbBackend:
     def connect(self) -> None:
         with self._lock:
             if self._session is None:
-                from chdb.session import Session  # noqa: PLC0415 - heavy; only this backend needs it
+                from chdb.session import Session  # heavy; only this backend needs it
 
                 self.path.mkdir(parents=True, exist_ok=True)
                 self._session = Session(str(self.path))
@@ -68,7 +68,7 @@ class ChdbBackend:
         with self._lock:
             try:
                 result = self._session.query(sql, "JSONCompact")
-            except Exception as exc:  # noqa: BLE001 - chdb raises plain RuntimeErrors
+            except Exception as exc:  # chdb raises plain RuntimeErrors
                 raise StoreError(f"chdb: {exc}") from exc
             raw = result.bytes()
         return _rows(raw)
@@ -82,7 +82,7 @@ class ChdbBackend:
                                                "JSONCompactColumns") as inserter:
                     inserter.append(payload)
                     inserter.finish()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise StoreError(f"chdb insert into {table}: {exc}") from exc
 
     def trim_memory(self) -> None:
@@ -130,7 +130,7 @@ class ServerBackend:
     def _client(self, writer: bool) -> Any:
         client = self._clients.get(writer)
         if client is None:
-            from clickhouse_driver import Client  # noqa: PLC0415 - only this backend needs it
+            from clickhouse_driver import Client  # only this backend needs it
 
             client = self._clients[writer] = Client(**self._kwargs)
         return client
@@ -149,7 +149,7 @@ class ServerBackend:
             self._call(True, lambda c: c.execute(query, data, columnar=True))
 
     def _call(self, writer: bool, action: Any) -> Any:
-        from clickhouse_driver.errors import Error, NetworkError, ServerException  # noqa: PLC0415
+        from clickhouse_driver.errors import Error, NetworkError, ServerException
 
         client = self._client(writer)
         try:

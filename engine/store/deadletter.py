@@ -189,10 +189,10 @@ def fitting(events: list[Any]) -> list[Any]:
 
 
 def _replay(path: Path, config_path: str) -> int:
-    from engine import config as config_mod  # noqa: PLC0415 - the tool only
-    from engine.store.batch import BatchBuilder  # noqa: PLC0415
-    from engine.store.batch_ids import BatchIds  # noqa: PLC0415
-    from engine.store.history import HistoryStore  # noqa: PLC0415
+    from engine import config as config_mod  # the tool only
+    from engine.store.batch import BatchBuilder
+    from engine.store.batch_ids import BatchIds
+    from engine.store.history import HistoryStore
 
     config = config_mod.load(config_path)
     lines = read(path)

@@ -191,7 +191,7 @@ class Spill:
             self._active[1].close()  # type: ignore[attr-defined]
         segment = _Segment(self.directory / f"{first_id:020d}{SUFFIX}", 0)
         self._segments.append(segment)
-        self._active = (segment, open(segment.path, "ab"))
+        self._active = (segment, open(segment.path, "ab"))  # noqa: SIM115 - closed by the next _roll or close
 
     def _added(self, batch_id: int, size: int) -> None:
         self._bytes += size

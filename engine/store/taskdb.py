@@ -118,7 +118,7 @@ class TaskDb:
         return conn
 
     def _open_mysql(self) -> Any:
-        import mysql.connector  # noqa: PLC0415 - only the mysql backend needs it
+        import mysql.connector  # only the mysql backend needs it
 
         s = self.settings
         timeout = max(1, int(self.timeout_s))
@@ -250,7 +250,7 @@ class TaskDb:
 
 def _is_mysql_error(error: BaseException) -> bool:
     try:
-        import mysql.connector  # noqa: PLC0415
+        import mysql.connector
     except ImportError:
         return False
     return isinstance(error, mysql.connector.Error)

@@ -194,7 +194,7 @@ class Executor:
         for listener in self._result_listeners:
             try:
                 listener(result)
-            except Exception:  # noqa: BLE001 - a listener bug must not stop order flow
+            except Exception:  # a listener bug must not stop order flow
                 log.exception("result listener failed")
 
     def _wire(self, action: Action, mono: float) -> None:
@@ -255,7 +255,7 @@ class Executor:
                         self._push_front(job)  # to the head again: sent when its token is due
                     continue
                 handlers[job.kind](job)
-            except Exception as exc:  # noqa: BLE001 - keep trading; the order is looked up
+            except Exception as exc:  # keep trading; the order is looked up
                 log.exception("executor job failed kind={} client_order_id={}", job.kind,
                               job.action.client_order_id)
                 self.risk.record_send(job.venue, False, f"executor error: {exc}")
@@ -273,7 +273,7 @@ class Executor:
     def _guarded(self) -> None:
         try:
             self._run()
-        except BaseException as exc:  # noqa: BLE001 - recorded for health()
+        except BaseException as exc:  # recorded for health()
             self.failed = exc
             log.exception("executor thread died")
 

@@ -189,7 +189,7 @@ class _StateCollector:
     def collect(self) -> Iterator[Metric]:
         try:
             yield from self._collect()
-        except Exception:  # noqa: BLE001 - a scrape must not fail whole; logged
+        except Exception:  # a scrape must not fail whole; logged
             log.exception("trader state metrics failed")
 
     def _collect(self) -> Iterator[Metric]:

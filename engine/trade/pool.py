@@ -195,7 +195,7 @@ class StrategyPool:
                     continue
                 try:
                     self.sink.attach(spec)
-                except Exception as exc:  # noqa: BLE001 - one bad strategy never stops the others
+                except Exception as exc:  # one bad strategy never stops the others
                     log.exception("strategy not attached strategy={}", sid)
                     self._error(sid, f"attach failed: {exc}")
                     continue
@@ -252,7 +252,7 @@ class StrategyPool:
                     self.gate.poll(list(self._specs.values()), self.notify)
                 self._push_dirty()
                 self._watch()
-            except Exception:  # noqa: BLE001 - the router must outlive any one failure
+            except Exception:  # the router must outlive any one failure
                 log.exception("strategy router pass failed")
                 time.sleep(0.05)
 
@@ -282,7 +282,7 @@ class StrategyPool:
                 intents = self.gate.filter(spec, intents)
             try:
                 self.refusals += len(self.sink.handle(sid, intents))
-            except Exception as exc:  # noqa: BLE001 - e.g. the task DB is away: the strategy
+            except Exception as exc:  # e.g. the task DB is away: the strategy
                 log.exception("intents not carried out strategy={}", sid)  # decides again
                 self._error(sid, f"intents not carried out: {exc}")
             # Hand the GIL to the executor now, while its job is fresh: state

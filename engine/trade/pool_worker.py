@@ -80,7 +80,7 @@ class _Hosted:
 def worker_main(index: int, segment: str, inbox: Any, conn: Connection, busy: Any,
                 settings: PoolSettings, parent_pid: int) -> None:
     """A worker process: runs its strategies until told to stop (or orphaned)."""
-    from engine.book.reader import BookReader  # noqa: PLC0415 - numpy only in workers
+    from engine.book.reader import BookReader
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when workers stop
     load_modules(settings.strategy_modules)

@@ -117,7 +117,7 @@ class SlotManager(SlotIntents):
         while not self._stop.wait(KEEPER_S):
             try:
                 self.tick()
-            except Exception:  # noqa: BLE001 - the keeper outlives one bad pass
+            except Exception:  # the keeper outlives one bad pass
                 log.exception("slot keeper pass failed")
 
     # ------------------------------------------------------------ strategies

@@ -99,7 +99,7 @@ class StrategySource:
         while not self._stop.wait(self.cycle_s):
             try:
                 self.cycle()
-            except Exception as e:  # noqa: BLE001 - the loop outlives any one failure
+            except Exception as e:  # the loop outlives any one failure
                 self._error = f"{type(e).__name__}: {e}"
                 log.exception("strategy task cycle failed")
 

@@ -142,7 +142,7 @@ class UserStream:
                 return
             failures = 0 if time.monotonic() - started > 30.0 else failures + 1
             cap = min(RECONNECT_MAX_S, RECONNECT_MIN_S * 2 ** min(failures, 10))
-            self._stop.wait(random.uniform(RECONNECT_MIN_S / 2, cap))  # noqa: S311 - jitter
+            self._stop.wait(random.uniform(RECONNECT_MIN_S / 2, cap))  # jitter
 
     def _went_down(self) -> None:
         if self.connected.is_set():

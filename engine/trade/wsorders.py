@@ -98,7 +98,7 @@ class OrderSocketKeeper:
             self._ws = None
             failures = 0 if time.monotonic() - started > 30.0 else failures + 1
             cap = min(RECONNECT_MAX_S, RECONNECT_MIN_S * 2 ** min(failures, 10))
-            self._stop.wait(random.uniform(RECONNECT_MIN_S / 2, cap))  # noqa: S311 - jitter
+            self._stop.wait(random.uniform(RECONNECT_MIN_S / 2, cap))  # jitter
 
     def _logon(self, ws: websocket.WebSocket, socket: WsApiSocket) -> None:
         """Authenticate the socket where the driver logs on (Bybit ``auth``);

@@ -9,12 +9,7 @@
  * with the same doubles (correctly rounded either way); anything else raises
  * ValueError and the caller falls back to msgspec (wire.fast_levels).
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <math.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <string.h>
+#include "_levels.h"
 
 #define STACK_PAIRS 256
 #define MAX_NUMBER 48 /* longer number texts fall back to msgspec */
@@ -26,12 +21,6 @@ typedef struct {
 } Levels;
 
 static PyTypeObject LevelsType;
-
-static inline const char *skip_ws(const char *p, const char *end) {
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-        p++;
-    return p;
-}
 
 static const double POW10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                  1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
@@ -67,7 +56,7 @@ static int fast_decimal(const char *s, const char *q, double *out) {
 }
 
 /* A JSON number (RFC 8259 grammar), optionally inside double quotes. */
-static const char *number(const char *p, const char *end, double *out) {
+const char *lv_number(const char *p, const char *end, double *out) {
     int quoted = p < end && *p == '"';
     const char *s = p + quoted, *q = s;
     if (q < end && *q == '-')
@@ -121,25 +110,25 @@ static const char *number(const char *p, const char *end, double *out) {
     return q;
 }
 
-/* parse_levels(buffer) -> Levels; ValueError if the text is not a plain array of pairs. */
-static PyObject *parse_levels(PyObject *Py_UNUSED(module), PyObject *arg) {
-    Py_buffer view;
-    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
-        return NULL;
+/* The JSON array of [price, size] pairs at p (leading whitespace skipped) as
+ * a new Levels in *out; ``extra`` more scalar items per level are read and
+ * dropped (OKX sends [price, size, "0", orders]); returns the position after its ']'. NULL with *out
+ * NULL: refused (no exception set) or out of memory (exception set). */
+const char *lv_array(const char *p, const char *end, PyObject **out, int extra) {
     double stack[2 * STACK_PAIRS], *buf = stack;
     Py_ssize_t n = 0, cap = STACK_PAIRS;
-    PyObject *out = NULL;
-    const char *p = view.buf, *end = p + view.len;
+    const char *ret = NULL;
+    *out = NULL;
     p = skip_ws(p, end);
     if (p >= end || *p++ != '[')
-        goto refuse;
+        goto done;
     p = skip_ws(p, end);
     if (p < end && *p == ']') {
         p++;
     } else {
         for (;;) {
             if (p >= end || *p++ != '[')
-                goto refuse;
+                goto done;
             if (n == cap) {
                 cap *= 2;
                 double *grown = buf == stack ? PyMem_Malloc((size_t)cap * 2 * sizeof(double))
@@ -153,17 +142,22 @@ static PyObject *parse_levels(PyObject *Py_UNUSED(module), PyObject *arg) {
                 buf = grown;
             }
             p = skip_ws(p, end);
-            if (!(p = number(p, end, &buf[2 * n])))
-                goto refuse;
+            if (!(p = lv_number(p, end, &buf[2 * n])))
+                goto done;
             p = skip_ws(p, end);
             if (p >= end || *p++ != ',')
-                goto refuse;
+                goto done;
             p = skip_ws(p, end);
-            if (!(p = number(p, end, &buf[2 * n + 1])))
-                goto refuse;
+            if (!(p = lv_number(p, end, &buf[2 * n + 1])))
+                goto done;
+            for (int k = 0; k < extra; k++) {
+                p = skip_ws(p, end);
+                if (p >= end || *p++ != ',' || !(p = lv_skip_scalar(skip_ws(p, end), end)))
+                    goto done;
+            }
             p = skip_ws(p, end);
             if (p >= end || *p++ != ']')
-                goto refuse;
+                goto done;
             n++;
             p = skip_ws(p, end);
             if (p < end && *p == ',') {
@@ -174,23 +168,43 @@ static PyObject *parse_levels(PyObject *Py_UNUSED(module), PyObject *arg) {
                 p++;
                 break;
             }
-            goto refuse;
+            goto done;
         }
     }
-    if (skip_ws(p, end) != end)
-        goto refuse;
     Levels *lv = PyObject_NewVar(Levels, &LevelsType, n);
     if (!lv)
         goto done;
     lv->exports = 0;
     memcpy(lv->v, buf, (size_t)n * 2 * sizeof(double));
-    out = (PyObject *)lv;
-    goto done;
-refuse:
-    PyErr_SetString(PyExc_ValueError, "not a plain JSON array of [price, size] number pairs");
+    *out = (PyObject *)lv;
+    ret = p;
 done:
     if (buf != stack)
         PyMem_Free(buf);
+    return ret;
+}
+
+/* parse_levels(buffer, width=2) -> Levels; ValueError if the text is not a
+ * plain array of levels of exactly ``width`` items (price, size, scalars). */
+static PyObject *parse_levels(PyObject *Py_UNUSED(module), PyObject *const *args,
+                              Py_ssize_t nargs) {
+    long width = 2;
+    if (nargs < 1 || nargs > 2 ||
+        (nargs == 2 && ((width = PyLong_AsLong(args[1])) < 2 || width > 16))) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "parse_levels(json, width=2), 2 <= width <= 16");
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const char *end = (const char *)view.buf + view.len;
+    PyObject *out = NULL;
+    const char *p = lv_array(view.buf, end, &out, (int)width - 2);
+    if (p && skip_ws(p, end) != end)
+        Py_CLEAR(out);
+    if (!out && !PyErr_Occurred())
+        PyErr_SetString(PyExc_ValueError, "not a plain JSON array of [price, size] number pairs");
     PyBuffer_Release(&view);
     return out;
 }
@@ -259,6 +273,31 @@ static PyObject *Levels_richcompare(PyObject *a, PyObject *b, int op) {
     Py_DECREF(right);
     return out;
 }
+
+/* levels + sequence (either side a Levels) -> list, as with the list it equals. */
+static PyObject *Levels_add(PyObject *a, PyObject *b) {
+    if (!PySequence_Check(a) || !PySequence_Check(b) || PyUnicode_Check(a) || PyUnicode_Check(b) ||
+        PyBytes_Check(a) || PyBytes_Check(b))
+        Py_RETURN_NOTIMPLEMENTED;
+    PyObject *left = Py_IS_TYPE(a, &LevelsType) ? Levels_tolist((Levels *)a, NULL)
+                                                : PySequence_List(a);
+    if (!left)
+        return NULL;
+    PyObject *right = Py_IS_TYPE(b, &LevelsType) ? Levels_tolist((Levels *)b, NULL)
+                                                 : PySequence_List(b);
+    if (!right) {
+        Py_DECREF(left);
+        return NULL;
+    }
+    PyObject *out = PySequence_Concat(left, right);
+    Py_DECREF(left);
+    Py_DECREF(right);
+    return out;
+}
+
+static PyNumberMethods Levels_as_number = {
+    .nb_add = Levels_add,
+};
 
 static PyObject *Levels_repr(Levels *self) {
     PyObject *list = Levels_tolist(self, NULL);
@@ -343,6 +382,7 @@ static PyTypeObject LevelsType = {
     .tp_doc = "Immutable (price, size) levels decoded in C; a sequence of float tuples and a "
               "(n, 2) float64 buffer.",
     .tp_as_sequence = &Levels_as_sequence,
+    .tp_as_number = &Levels_as_number,
     .tp_as_mapping = &Levels_as_mapping,
     .tp_as_buffer = &Levels_as_buffer,
     .tp_richcompare = Levels_richcompare,
@@ -352,8 +392,12 @@ static PyTypeObject LevelsType = {
 };
 
 static PyMethodDef module_methods[] = {
-    {"parse_levels", (PyCFunction)parse_levels, METH_O,
-     "parse_levels(json_bytes) -> Levels; ValueError if not a plain array of number pairs"},
+    {"parse_levels", (PyCFunction)(void (*)(void))parse_levels, METH_FASTCALL,
+     "parse_levels(json_bytes, width=2) -> Levels; ValueError if not a plain array of "
+     "[price, size, <width - 2 scalars>] levels"},
+    {"binance_depth", (PyCFunction)(void (*)(void))lv_binance_depth, METH_FASTCALL,
+     "binance_depth(frame, delta_maker, pair_of, venue, market, recv_ns) -> BookDelta, or "
+     "None if not a plain depthUpdate frame of a symbol in pair_of"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -370,7 +414,8 @@ PyMODINIT_FUNC PyInit__levels(void) {
     if (!m)
         return NULL;
     Py_INCREF(&LevelsType);
-    if (PyModule_AddObject(m, "Levels", (PyObject *)&LevelsType) < 0) {
+    if (PyModule_AddObject(m, "Levels", (PyObject *)&LevelsType) < 0 || lv_frames_init(m) < 0 ||
+        lv_checksum_init(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -11,9 +11,11 @@ from __future__ import annotations
 import enum
 import zlib
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 from engine.model import BookDelta, BookSnapshot, Event, FeedError, Market
+from engine.venues.symbols import SymbolMap
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,19 @@ class Driver(ABC):
         self.rest_base = (rest_url or self.default_rest_url(market)).rstrip("/")
         self.ws_base = ws_url or self.default_ws_url(market)
         self.explicit_symbols = dict(symbols or {})
+        # Parsers' caches, filled by set_naming: wire symbol -> pair, and (for
+        # venues whose sockets mix markets) -> pair or None for another market's.
+        self._pair_of: dict[str, str] = {}
+        self._own_pair_of: dict[Hashable, str | None] = {}
+
+    def set_naming(self, to_pair: Callable[[str], str], to_symbol: Callable[[str], str]) -> None:
+        """The venue's naming rule (symbol -> BASE/QUOTE and back), cached both
+        ways with the explicit ``symbols`` entries winning; every driver calls it
+        in ``__init__`` (again when its instrument list changes). Empties the
+        parsers' caches, which were filled by the previous rule."""
+        self.names = SymbolMap(to_pair, to_symbol, self.explicit_symbols)
+        self._pair_of = {}
+        self._own_pair_of = {}
 
     @classmethod
     @abstractmethod
@@ -202,16 +217,36 @@ class Driver(ABC):
         return self.unsubscribe(subscriptions) + self.subscribe(subscriptions)
 
     def pair(self, symbol: str) -> str:
-        """BASE/QUOTE for a venue symbol (inverse of ``symbol``)."""
-        raise NotImplementedError
+        """BASE/QUOTE for a venue symbol (inverse of ``symbol``); raises UnknownSymbol."""
+        return self.names.pair(symbol)
+
+    def symbol(self, pair: str) -> str:
+        """Venue symbol for BASE/QUOTE; raises UnknownSymbol."""
+        return self.names.symbol(pair)
+
+    def _wire_pair(self, symbol: str) -> str:
+        """``pair`` for a symbol read from a frame (parsers): one dict lookup once seen."""
+        pair = self._pair_of.get(symbol)
+        if pair is None:
+            pair = self._pair_of[symbol] = self.names.pair(symbol)
+        return pair
+
+    def _own_pair(self, symbol: str) -> str | None:
+        """``pair`` for a symbol of this driver's market, None for another
+        market's (venues whose sockets or names mix markets); cached."""
+        pair = self._own_pair_of.get(symbol, "")
+        if pair == "":
+            pair = self.names.pair(symbol) if self.is_own(symbol) else None
+            self._own_pair_of[symbol] = pair
+        return pair
+
+    def is_own(self, symbol: str) -> bool:
+        """Whether a wire symbol names an instrument of this driver's market."""
+        return True
 
     def snapshot_pair(self, url: str) -> str | None:
         """The pair a REST snapshot URL asks for (replay of recorded snapshots)."""
         return None
-
-    @abstractmethod
-    def symbol(self, pair: str) -> str:
-        """Venue symbol for BASE/QUOTE."""
 
     @abstractmethod
     def subscribe(self, subscriptions: list[Subscription]) -> list[str]:

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import msgspec
 import orjson
 
+from engine.clock import NS_PER_MS
 from engine.model import BookDelta, BookSnapshot, Market, Side, Trade
 from engine.venues.base import (
     APPLY,
@@ -35,11 +36,11 @@ from engine.venues.base import (
     Verdict,
     error_parsed,
 )
-from engine.venues.symbols import SymbolMap, split_concatenated, split_pair
-from engine.venues.wire import WireInt, fast_levels, strict_levels
+from engine.venues.rules import ContiguousIdRule
+from engine.venues.symbols import split_concatenated, split_pair
+from engine.venues.wire import WireInt, binance_depth, fast_levels, slot_maker, strict_levels
 
 VENUE = "binance"
-MS = 1_000_000  # ns per ms
 
 # REST snapshot depth: the first documented tier holding SNAPSHOT_DEPTH_FACTOR
 # times the subscribed depth (at least 100 levels). Deeper costs weight and so
@@ -79,28 +80,6 @@ PENDING_SUBSCRIBES = 4096
 # 3 min, pong within 10 min. The socket layer answers them; no JSON ping exists.
 SPOT_HEARTBEAT = Heartbeat(server_ping_interval_s=20.0, timeout_s=60.0)
 FUTURES_HEARTBEAT = Heartbeat(server_ping_interval_s=180.0, timeout_s=200.0)
-
-
-class BinanceSpotRule(SyncRule):
-    """Spot: drop ``u <= L``; apply when ``U <= last+1 <= u`` (the first event
-    after a snapshot brackets L+1, then each follows the previous u); a later
-    ``U`` is a gap."""
-
-    __slots__ = ("last",)
-
-    def __init__(self) -> None:
-        self.last = 0
-
-    def on_snapshot(self, snapshot: BookSnapshot) -> None:
-        self.last = snapshot.seq
-
-    def check(self, delta: BookDelta) -> Verdict:
-        if delta.last_seq <= self.last:
-            return DROP
-        if delta.first_seq > self.last + 1:
-            return GAP
-        self.last = delta.last_seq
-        return APPLY
 
 
 class BinanceFuturesRule(SyncRule):
@@ -175,6 +154,12 @@ class _RestDepth(msgspec.Struct):
     E: WireInt = 0
 
 
+# The per-frame fast path (wire.binance_depth): a depth frame to BookDelta and
+# Parsed in C, no __init__ frames; the plain classes when not built.
+_new_delta = slot_maker(BookDelta)
+_new_parsed = slot_maker(Parsed) or Parsed
+_depth_frame = binance_depth if _new_delta is not None else None
+
 _decode_combined = msgspec.json.Decoder(_Combined).decode
 _decode_event = msgspec.json.Decoder(_Event).decode
 _decode_rest_depth = msgspec.json.Decoder(_RestDepth).decode
@@ -202,8 +187,7 @@ class BinanceDriver(Driver):
         self.futures = market == Market.FUTURES
         self.limits = FUTURES_LIMITS if self.futures else SPOT_LIMITS
         self.heartbeat = FUTURES_HEARTBEAT if self.futures else SPOT_HEARTBEAT
-        self.names = SymbolMap(_to_pair, _to_symbol, self.explicit_symbols)
-        self._pair_of: dict[str, str] = {}  # hot-path cache: wire symbol -> pair
+        self.set_naming(_to_pair, _to_symbol)
         # SUBSCRIBE request id -> pairs with a depth stream in it (see PENDING_SUBSCRIBES).
         # Ids are unique per driver: every connection of the market shares it.
         self._request_ids = itertools.count(1)
@@ -245,12 +229,6 @@ class BinanceDriver(Driver):
         if trades:
             plan[self._url("market")] = trades
         return plan
-
-    def symbol(self, pair: str) -> str:
-        return self.names.symbol(pair)
-
-    def pair(self, symbol: str) -> str:
-        return self.names.pair(symbol)
 
     def _streams(self, subscriptions: list[Subscription]) -> list[tuple[str, str | None]]:
         """(stream name, the pair if it is a depth stream) for each stream."""
@@ -304,8 +282,17 @@ class BinanceDriver(Driver):
              "s":"NKNUSDT","U":499869753,"u":499869754,"b":[["0.35170000","4265.00000000"]],
              "a":[["0.35290000","10968.00000000"]]}}
 
-        Depth and trade events take the typed path; everything else, and any
-        frame it refuses, the generic one (which owns the error behaviour)."""
+        A plain depth frame of a known symbol is decoded whole in C
+        (wire.binance_depth); other depth and trade events take the typed path;
+        everything else, and any frame it refuses, the generic one (which owns
+        the error behaviour)."""
+        if _depth_frame is not None:
+            try:
+                delta = _depth_frame(frame, _new_delta, self._pair_of, VENUE, self.market, recv_ns)
+                if delta is not None:
+                    return _new_parsed([delta], [], False, (), -1)
+            except Exception:  # noqa: BLE001, S110 - out of memory, say: the typed path decides
+                pass
         try:
             return self._parse_typed(frame, recv_ns)
         except Exception:  # noqa: BLE001 - not a typed shape: the generic parser decides
@@ -321,10 +308,10 @@ class BinanceDriver(Driver):
         if isinstance(event, _Depth):
             return Parsed([BookDelta(VENUE, self.market, pair, strict_levels(event.b),
                                      strict_levels(event.a), event.U, event.u, event.pu,
-                                     event.E * MS, recv_ns)])
+                                     event.E * NS_PER_MS, recv_ns)])
         trade_id = event.a if isinstance(event, _AggTrade) else event.t
         return Parsed([Trade(VENUE, self.market, pair, float(event.p), float(event.q),
-                             Side.SELL if event.m else Side.BUY, str(trade_id), event.T * MS,
+                             Side.SELL if event.m else Side.BUY, str(trade_id), event.T * NS_PER_MS,
                              recv_ns)])
 
     def _parse_generic(self, frame: str | bytes, recv_ns: int) -> Parsed:
@@ -343,7 +330,7 @@ class BinanceDriver(Driver):
                     [(float(p), float(q)) for p, q in data["b"]],
                     [(float(p), float(q)) for p, q in data["a"]],
                     int(data["U"]), int(data["u"]), int(data.get("pu", -1)),
-                    int(data["E"]) * MS, recv_ns)])
+                    int(data["E"]) * NS_PER_MS, recv_ns)])
             if kind == "aggTrade" or kind == "trade":
                 return Parsed([self._trade(data, kind, recv_ns)])
             if kind == "serverShutdown":
@@ -365,7 +352,7 @@ class BinanceDriver(Driver):
         trade_id = data["a"] if kind == "aggTrade" else data["t"]
         return Trade(VENUE, self.market, self.pair(symbol), float(data["p"]), float(data["q"]),
                      Side.SELL if data["m"] else Side.BUY, str(trade_id),
-                     int(data["T"]) * MS, recv_ns)
+                     int(data["T"]) * NS_PER_MS, recv_ns)
 
     # ------------------------------------------------------------------ REST
 
@@ -392,7 +379,7 @@ class BinanceDriver(Driver):
     def _parse_snapshot_typed(self, pair: str, body: str | bytes, recv_ns: int) -> BookSnapshot:
         rest = _decode_rest_depth(body)
         return BookSnapshot(VENUE, self.market, pair, fast_levels(rest.bids),
-                            fast_levels(rest.asks), rest.lastUpdateId, rest.E * MS, recv_ns)
+                            fast_levels(rest.asks), rest.lastUpdateId, rest.E * NS_PER_MS, recv_ns)
 
     def _parse_snapshot_generic(self, pair: str, body: str | bytes, recv_ns: int) -> BookSnapshot:
         data = orjson.loads(body)
@@ -402,7 +389,8 @@ class BinanceDriver(Driver):
             VENUE, self.market, pair,
             [(float(p), float(q)) for p, q in data["bids"]],
             [(float(p), float(q)) for p, q in data["asks"]],
-            int(data["lastUpdateId"]), int(data.get("E", 0)) * MS, recv_ns)
+            int(data["lastUpdateId"]), int(data.get("E", 0)) * NS_PER_MS, recv_ns)
 
     def sync_rule(self) -> SyncRule:
-        return BinanceFuturesRule() if self.futures else BinanceSpotRule()
+        # Spot: drop ``u <= L``; apply ``U <= last+1 <= u``; a later ``U`` is a gap.
+        return BinanceFuturesRule() if self.futures else ContiguousIdRule()

@@ -12,12 +12,10 @@ come over the WebSocket; a resync is an unsubscribe + subscribe.
 
 from __future__ import annotations
 
-import zlib
-from bisect import bisect_left, insort
-
 import msgspec
 import orjson
 
+from engine.clock import NS_PER_MS
 from engine.model import BookDelta, BookSnapshot, Event, Market, Side, Trade
 from engine.venues.base import (
     APPLY,
@@ -33,11 +31,11 @@ from engine.venues.base import (
     Verdict,
     error_parsed,
 )
-from engine.venues.symbols import SymbolMap, split_concatenated, split_pair
-from engine.venues.wire import WireInt, decode_levels
+from engine.venues.rules import CrcBook, InterleavedBook, ShadowBook, interleaved_checksum
+from engine.venues.symbols import split_concatenated, split_pair
+from engine.venues.wire import WireInt, fast_levels
 
 VENUE = "bitget"
-MS = 1_000_000
 CHECKSUM_LEVELS = 25  # the venue's recipe: top 25 bids and asks, interleaved
 SPOT = "SPOT"
 # Futures product lines by quote: USDT-M ids are BTCUSDT, USDC-M BTCPERP, coin-M BTCUSD.
@@ -61,52 +59,7 @@ HEARTBEAT = Heartbeat(client_ping_interval_s=25.0, client_ping="ping", client_po
 def checksum(bids: list, asks: list) -> int:
     """Signed CRC32 of ``bid1px:bid1sz:ask1px:ask1sz:...`` over the top 25 levels,
     with the price and size strings exactly as sent ("0.5000", not "0.5")."""
-    parts = []
-    for i in range(CHECKSUM_LEVELS):
-        if i < len(bids):
-            parts.append(f"{bids[i][0]}:{bids[i][1]}")
-        if i < len(asks):
-            parts.append(f"{asks[i][0]}:{asks[i][1]}")
-    crc = zlib.crc32(":".join(parts).encode())
-    return crc - (1 << 32) if crc >= 1 << 31 else crc
-
-
-class _Shadow:
-    """The book as wire strings, kept only while the venue sends non-zero checksums.
-    Per side: price key -> "price:size" as sent, and the keys sorted best first
-    (bids negated); a sorted list with bisect, as in engine.book.writer."""
-
-    __slots__ = ("bid_keys", "ask_keys", "bid_text", "ask_text")
-
-    def __init__(self, bids: list, asks: list) -> None:
-        self.bid_keys: list[float] = []
-        self.ask_keys: list[float] = []
-        self.bid_text: dict[float, str] = {}
-        self.ask_text: dict[float, str] = {}
-        self.apply(bids, asks)
-
-    def apply(self, bids: list, asks: list) -> None:
-        for keys, text, levels, sign in ((self.bid_keys, self.bid_text, bids, -1.0),
-                                         (self.ask_keys, self.ask_text, asks, 1.0)):
-            for level in levels:
-                price, size = level[0], level[1]
-                key = sign * float(price)
-                if float(size) == 0.0:
-                    if text.pop(key, None) is not None:
-                        del keys[bisect_left(keys, key)]
-                else:
-                    if key not in text:
-                        insort(keys, key)
-                    text[key] = f"{price}:{size}"
-
-    def checksum(self) -> int:
-        bid_text, ask_text = self.bid_text, self.ask_text
-        bids = [bid_text[k] for k in self.bid_keys[:CHECKSUM_LEVELS]]
-        asks = [ask_text[k] for k in self.ask_keys[:CHECKSUM_LEVELS]]
-        n = min(len(bids), len(asks))
-        parts = [x for pair in zip(bids[:n], asks[:n]) for x in pair] + bids[n:] + asks[n:]
-        crc = zlib.crc32(":".join(parts).encode())
-        return crc - (1 << 32) if crc >= 1 << 31 else crc
+    return interleaved_checksum(bids, asks, CHECKSUM_LEVELS)
 
 
 class BitgetRule(SyncRule):
@@ -122,17 +75,17 @@ class BitgetRule(SyncRule):
     def __init__(self) -> None:
         self.last = 0
         self.fresh = True
-        self.shadow: _Shadow | None = None
+        self.shadow: ShadowBook | None = None  # or its compiled twin (InterleavedBook)
 
     def on_snapshot(self, snapshot: BookSnapshot) -> None:
         self.last = snapshot.seq
         self.fresh = True
         raw = snapshot.extra.get("raw")
-        self.shadow = _Shadow(*raw) if raw is not None else None
+        self.shadow = InterleavedBook(*raw) if raw is not None else None
 
     def verify_snapshot(self, snapshot: BookSnapshot) -> bool:
         raw = snapshot.extra.get("raw")
-        return raw is None or _Shadow(*raw).checksum() == snapshot.extra["checksum"]
+        return raw is None or InterleavedBook(*raw).checksum() == snapshot.extra["checksum"]
 
     def check(self, delta: BookDelta) -> Verdict:
         seq, prev = delta.last_seq, delta.prev_seq
@@ -177,7 +130,7 @@ class _Frame(msgspec.Struct):
 
 
 class _BookData(msgspec.Struct):
-    asks: msgspec.Raw  # levels: decode_levels
+    asks: msgspec.Raw  # levels: fast_levels
     bids: msgspec.Raw
     ts: str
     seq: WireInt = -1
@@ -199,6 +152,14 @@ _decode_trades = msgspec.json.Decoder(list[_TradeData]).decode
 _SIDES = {"buy": Side.BUY, "sell": Side.SELL}
 
 
+def _wire_texts(bids: msgspec.Raw, asks: msgspec.Raw) -> tuple:
+    """The levels as sent, for the checksum book: the wire text itself where
+    the compiled CrcBook reads it, else the lists the generic path holds."""
+    if CrcBook is not None:
+        return (bids, asks)
+    return (orjson.loads(memoryview(bids)), orjson.loads(memoryview(asks)))
+
+
 class BitgetDriver(Driver):
     venue = VENUE
     limits = LIMITS
@@ -209,9 +170,7 @@ class BitgetDriver(Driver):
                  symbols: dict[str, str] | None = None) -> None:
         super().__init__(market, rest_url, ws_url, symbols)
         self.spot = market == Market.SPOT
-        self.names = SymbolMap(self._to_pair, self._to_symbol, self.explicit_symbols)
-        # (instType, instId) -> pair, None for another market's frame (hot-path cache).
-        self._pair_of: dict[tuple[str, str], str | None] = {}
+        self.set_naming(self._to_pair, self._to_symbol)
 
     @classmethod
     def default_rest_url(cls, market: Market) -> str:
@@ -242,21 +201,16 @@ class BitgetDriver(Driver):
         except KeyError:
             raise ValueError(f"{pair}: no Bitget futures line settles in {quote}") from None
 
-    def symbol(self, pair: str) -> str:
-        return self.names.symbol(pair)
-
-    def pair(self, symbol: str) -> str:
-        return self.names.pair(symbol)
-
-    def _own_pair(self, inst_type: str, inst_id: str) -> str | None:
-        """Pair of an arg of this driver's market; None for another market's frame."""
+    def _arg_pair(self, inst_type: str, inst_id: str) -> str | None:
+        """Pair of an arg of this driver's market; None for another market's frame.
+        Cached by (instType, instId): the type, not the id, names the market."""
         key = (inst_type, inst_id)
-        if key in self._pair_of:
-            return self._pair_of[key]
+        if key in self._own_pair_of:
+            return self._own_pair_of[key]
         kind = inst_type.upper()
         ours = kind == SPOT if self.spot else kind in FUTURES_TYPES.values()
-        pair = self.pair(inst_id) if ours else None
-        self._pair_of[key] = pair
+        pair = self.names.pair(inst_id) if ours else None
+        self._own_pair_of[key] = pair
         return pair
 
     def _frames(self, op: str, subscriptions: list[Subscription]) -> list[str]:
@@ -299,7 +253,7 @@ class BitgetDriver(Driver):
         """Raises on anything but a book or trade frame of the venue's exact types."""
         msg = _decode_frame(frame)
         arg = msg.arg
-        pair = self._own_pair(arg.instType, arg.instId)
+        pair = self._arg_pair(arg.instType, arg.instId)
         if pair is None:
             return Parsed([])
         channel = arg.channel
@@ -310,16 +264,15 @@ class BitgetDriver(Driver):
             events: list[Event] = []
             for d in _decode_books(msg.data):
                 crc = d.checksum
-                raw = ((orjson.loads(memoryview(d.bids)), orjson.loads(memoryview(d.asks)))
-                       if crc else None)
-                events.append(self._book(action, pair, decode_levels(d.bids), decode_levels(d.asks),
+                raw = _wire_texts(d.bids, d.asks) if crc else None
+                events.append(self._book(action, pair, fast_levels(d.bids), fast_levels(d.asks),
                                          d.seq, d.pseq, crc, raw, int(d.ts), recv_ns))
             return Parsed(events)
         if channel == "trade":
             trades: list[Event] = []
             for t in _decode_trades(msg.data):
                 trades.append(Trade(VENUE, self.market, pair, float(t.price), float(t.size),
-                                    _SIDES[t.side], t.tradeId, int(t.ts) * MS, recv_ns))
+                                    _SIDES[t.side], t.tradeId, int(t.ts) * NS_PER_MS, recv_ns))
             return Parsed(trades)
         return Parsed([])
 
@@ -327,9 +280,9 @@ class BitgetDriver(Driver):
               raw: tuple | None, exch_ms: int, recv_ns: int) -> BookSnapshot | BookDelta:
         extra = {"checksum": crc, "raw": raw} if raw is not None else {}
         if action == "snapshot":
-            return BookSnapshot(VENUE, self.market, pair, bids, asks, max(seq, 0), exch_ms * MS,
+            return BookSnapshot(VENUE, self.market, pair, bids, asks, max(seq, 0), exch_ms * NS_PER_MS,
                                 recv_ns, extra)
-        return BookDelta(VENUE, self.market, pair, bids, asks, seq, seq, pseq, exch_ms * MS,
+        return BookDelta(VENUE, self.market, pair, bids, asks, seq, seq, pseq, exch_ms * NS_PER_MS,
                          recv_ns, extra)
 
     def _parse_generic(self, frame: str | bytes, recv_ns: int) -> Parsed:
@@ -346,7 +299,7 @@ class BitgetDriver(Driver):
                     return error_parsed(VENUE, f"venue error {msg.get('code')}: {msg.get('msg')}", frame)
                 return Parsed([])
             arg = msg["arg"]
-            pair = self._own_pair(arg["instType"], arg["instId"])
+            pair = self._arg_pair(arg["instType"], arg["instId"])
             if pair is None:
                 return Parsed([])
             channel = arg["channel"]
@@ -376,7 +329,7 @@ class BitgetDriver(Driver):
         if side is None:
             raise ValueError(f"unknown taker side {t['side']!r}")
         return Trade(VENUE, self.market, pair, float(t["price"]), float(t["size"]), side,
-                     str(t["tradeId"]), int(t["ts"]) * MS, recv_ns)
+                     str(t["tradeId"]), int(t["ts"]) * NS_PER_MS, recv_ns)
 
     def sync_rule(self) -> SyncRule:
         return BitgetRule()

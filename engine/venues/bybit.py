@@ -13,6 +13,7 @@ from __future__ import annotations
 import msgspec
 import orjson
 
+from engine.clock import NS_PER_MS
 from engine.model import BookDelta, BookSnapshot, Event, Market, Side, Trade
 from engine.venues.base import (
     APPLY,
@@ -28,11 +29,10 @@ from engine.venues.base import (
     Verdict,
     error_parsed,
 )
-from engine.venues.symbols import SymbolMap, split_concatenated, split_pair
-from engine.venues.wire import WireInt, decode_levels
+from engine.venues.symbols import split_concatenated, split_pair
+from engine.venues.wire import WireInt, fast_levels
 
 VENUE = "bybit"
-MS = 1_000_000
 
 # Depths the public orderbook topic offers (spot and linear 1/50/200/1000 in
 # the 2026 docs; older pages list 500 for linear, which the 2024 history
@@ -91,7 +91,7 @@ class BybitRule(SyncRule):
 
 class _BookData(msgspec.Struct):
     s: str
-    b: msgspec.Raw  # levels: decode_levels
+    b: msgspec.Raw  # levels: fast_levels
     a: msgspec.Raw
     u: WireInt
     seq: WireInt = 0
@@ -138,8 +138,7 @@ class BybitDriver(Driver):
     def __init__(self, market: Market, rest_url: str = "", ws_url: str = "",
                  symbols: dict[str, str] | None = None) -> None:
         super().__init__(market, rest_url, ws_url, symbols)
-        self.names = SymbolMap(_to_pair, _to_symbol, self.explicit_symbols)
-        self._pair_of: dict[str, str] = {}
+        self.set_naming(_to_pair, _to_symbol)
 
     @classmethod
     def default_rest_url(cls, market: Market) -> str:
@@ -149,12 +148,6 @@ class BybitDriver(Driver):
     def default_ws_url(cls, market: Market) -> str:
         category = "linear" if market == Market.FUTURES else "spot"
         return f"wss://stream.bybit.com/v5/public/{category}"
-
-    def symbol(self, pair: str) -> str:
-        return self.names.symbol(pair)
-
-    def pair(self, symbol: str) -> str:
-        return self.names.pair(symbol)
 
     def book_depth(self, depth: int) -> int:
         offered = BOOK_DEPTHS[self.market]
@@ -204,9 +197,9 @@ class BybitDriver(Driver):
         if isinstance(data, _BookData) and msg.topic.startswith("orderbook."):
             symbol = data.s
             pair = self._pair_of.get(symbol) or self._pair_of.setdefault(symbol, self.pair(symbol))
-            bids, asks = decode_levels(data.b), decode_levels(data.a)
+            bids, asks = fast_levels(data.b), fast_levels(data.a)
             u = data.u
-            exch_ns = (msg.cts or msg.ts) * MS
+            exch_ns = (msg.cts or msg.ts) * NS_PER_MS
             extra = {"seq": data.seq}
             if msg.type == "delta":
                 return Parsed([BookDelta(VENUE, self.market, pair, bids, asks, u, u, -1, exch_ns,
@@ -220,7 +213,7 @@ class BybitDriver(Driver):
                 if t.S != "Buy" and t.S != "Sell":
                     raise ValueError(f"unknown taker side {t.S!r}")
                 trades.append(Trade(VENUE, self.market, self.pair(t.s), float(t.p), float(t.v),
-                                    Side.BUY if t.S == "Buy" else Side.SELL, t.i, t.T * MS, recv_ns))
+                                    Side.BUY if t.S == "Buy" else Side.SELL, t.i, t.T * NS_PER_MS, recv_ns))
             return Parsed(trades)
         raise ValueError("not a book or trade frame of the typed shapes")
 
@@ -253,7 +246,7 @@ class BybitDriver(Driver):
         bids = [(float(p), float(q)) for p, q in data["b"]]
         asks = [(float(p), float(q)) for p, q in data["a"]]
         u = int(data["u"])
-        exch_ns = int(msg.get("cts") or msg["ts"]) * MS
+        exch_ns = int(msg.get("cts") or msg["ts"]) * NS_PER_MS
         extra = {"seq": int(data.get("seq", 0))}
         kind = msg["type"]
         if kind == "snapshot":
@@ -269,7 +262,7 @@ class BybitDriver(Driver):
         if side not in ("Buy", "Sell"):
             raise ValueError(f"unknown taker side {side!r}")
         return Trade(VENUE, self.market, self.pair(t["s"]), float(t["p"]), float(t["v"]),
-                     Side.BUY if side == "Buy" else Side.SELL, str(t["i"]), int(t["T"]) * MS, recv_ns)
+                     Side.BUY if side == "Buy" else Side.SELL, str(t["i"]), int(t["T"]) * NS_PER_MS, recv_ns)
 
     def sync_rule(self) -> SyncRule:
         return BybitRule()

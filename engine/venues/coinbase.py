@@ -25,6 +25,7 @@ from datetime import datetime
 import msgspec
 import orjson
 
+from engine.clock import NS_PER_S
 from engine.model import BookDelta, BookSnapshot, Event, Market, Side, Trade
 from engine.venues.base import (
     APPLY,
@@ -41,7 +42,7 @@ from engine.venues.base import (
     Verdict,
     error_parsed,
 )
-from engine.venues.symbols import SymbolMap, UnknownSymbol, split_pair
+from engine.venues.symbols import UnknownSymbol, split_pair
 from engine.venues.wire import WireInt
 
 VENUE = "coinbase"
@@ -164,12 +165,12 @@ def iso_ns(text: str) -> int:
         _SECONDS[head] = sec
     rest = text[19:]
     if rest == "Z":
-        return sec * 1_000_000_000
+        return sec * NS_PER_S
     digits = rest[1:-1]
     if rest[:1] != "." or rest[-1:] != "Z" or not 1 <= len(digits) <= 9 or not digits.isascii() \
             or not digits.isdigit():
         raise ValueError(f"not an RFC 3339 UTC time: {text!r}")
-    return sec * 1_000_000_000 + int(digits.ljust(9, "0"))
+    return sec * NS_PER_S + int(digits.ljust(9, "0"))
 
 
 # ------------------------------------------------- typed frames (engine.venues.wire)
@@ -265,9 +266,8 @@ class CoinbaseDriver(Driver):
                  symbols: dict[str, str] | None = None) -> None:
         super().__init__(market, rest_url, ws_url, symbols)
         futures = market == Market.FUTURES
-        self.names = SymbolMap(_future_pair if futures else _spot_pair,
-                               _future_symbol if futures else _spot_symbol, self.explicit_symbols)
-        self._pair_of: dict[str, str | None] = {}  # product id -> pair, None if another market
+        self.set_naming(_future_pair if futures else _spot_pair,
+                        _future_symbol if futures else _spot_symbol)
 
     @classmethod
     def default_rest_url(cls, market: Market) -> str:
@@ -277,18 +277,8 @@ class CoinbaseDriver(Driver):
     def default_ws_url(cls, market: Market) -> str:
         return "wss://advanced-trade-ws.coinbase.com"
 
-    def symbol(self, pair: str) -> str:
-        return self.names.symbol(pair)
-
-    def pair(self, symbol: str) -> str:
-        return self.names.pair(symbol)
-
-    def _own_pair(self, product: str) -> str | None:
-        pair = self._pair_of.get(product, "")
-        if pair == "":
-            pair = self.pair(product) if _market_of(product) == self.market else None
-            self._pair_of[product] = pair
-        return pair
+    def is_own(self, symbol: str) -> bool:
+        return _market_of(symbol) == self.market
 
     # ------------------------------------------------------------ frames
 

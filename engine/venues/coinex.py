@@ -17,13 +17,12 @@ way to see a lost push, so the rule keeps the wire strings of every level.
 from __future__ import annotations
 
 import zlib
-from bisect import bisect_left, insort
-from collections.abc import Iterator
-from itertools import chain
+from typing import Any
 
 import msgspec
 import orjson
 
+from engine.clock import NS_PER_MS
 from engine.model import BookDelta, BookSnapshot, Event, Market, Side, Trade
 from engine.venues.base import (
     APPLY,
@@ -39,11 +38,11 @@ from engine.venues.base import (
     error_parsed,
     inflate_gzip,
 )
-from engine.venues.symbols import SymbolMap, split_concatenated, split_pair
-from engine.venues.wire import WireInt, decode_levels
+from engine.venues.rules import CrcBook, ShadowBook
+from engine.venues.symbols import split_concatenated, split_pair
+from engine.venues.wire import WireInt, fast_levels
 
 VENUE = "coinex"
-MS = 1_000_000
 
 # Levels per side we subscribe (the venue offers 5, 10, 20, 50). The checksum
 # covers the venue's book of that many levels, so the rule truncates to it too.
@@ -72,32 +71,10 @@ def checksum_of(bids: list, asks: list) -> int:
     return zlib.crc32(":".join(parts).encode())
 
 
-class _Side:
-    """One side of the checked book: sort key (price, negated for bids) ->
-    "price:amount" as the venue wrote it, and the keys kept sorted (bisect on a
-    plain list: ~100 keys, cheaper than a SortedDict here)."""
-
-    __slots__ = ("keys", "text", "sign")
-
-    def __init__(self, sign: float) -> None:
-        self.keys: list[float] = []
-        self.text: dict[float, str] = {}
-        self.sign = sign
-
-    def apply(self, levels: list, raw: list) -> None:
-        keys, text, sign = self.keys, self.text, self.sign
-        for (price, size), (p, s) in zip(levels, raw):
-            key = sign * price
-            if size == 0.0:
-                if text.pop(key, None) is not None:
-                    del keys[bisect_left(keys, key)]
-            else:
-                if key not in text:
-                    insort(keys, key)
-                text[key] = p + ":" + s
-
-    def top(self) -> Iterator[str]:
-        return map(self.text.__getitem__, self.keys[:BOOK_LIMIT])
+def _new_book() -> Any:
+    """CoinEx's recipe (all bids, then all asks, top BOOK_LIMIT each) on the
+    compiled CrcBook where built, else on rules.ShadowBook."""
+    return CrcBook([], [], BOOK_LIMIT, False) if CrcBook is not None else ShadowBook()
 
 
 class CoinexRule(SyncRule):
@@ -111,35 +88,38 @@ class CoinexRule(SyncRule):
     whose every change the next push overwrites leaves no trace to check, and
     no damage either."""
 
-    __slots__ = ("bids", "asks", "verified")
+    __slots__ = ("book", "verified")
 
     def __init__(self) -> None:
-        self.bids = _Side(-1.0)
-        self.asks = _Side(1.0)
+        self.book = _new_book()
         self.verified = False
 
     def _matches(self, expected: int) -> bool:
-        text = ":".join(chain(self.bids.top(), self.asks.top()))
-        return zlib.crc32(text.encode()) == expected & 0xFFFFFFFF
+        if CrcBook is not None:
+            crc = self.book.checksum()
+            return crc is not None and crc & 0xFFFFFFFF == expected & 0xFFFFFFFF
+        return self.book.concatenated_crc32(BOOK_LIMIT) == expected & 0xFFFFFFFF
+
+    def _apply(self, bids: list, asks: list, raw: tuple) -> None:
+        if CrcBook is not None:  # keys from the wire strings by float(): the same doubles
+            self.book.apply(raw[0], raw[1])
+        else:
+            self.book.apply_parsed(bids, asks, raw[0], raw[1])
 
     def on_snapshot(self, snapshot: BookSnapshot) -> None:
-        self.bids = _Side(-1.0)
-        self.asks = _Side(1.0)
+        self.book = _new_book()
         raw = snapshot.extra.get("raw")
         if raw is None:  # a hand-made or foreign snapshot: nothing to check against
             self.verified = False
             return
-        self.bids.apply(snapshot.bids, raw[0])
-        self.asks.apply(snapshot.asks, raw[1])
+        self._apply(snapshot.bids, snapshot.asks, raw)
         self.verified = self._matches(snapshot.extra["checksum"])
 
     def check(self, delta: BookDelta) -> Verdict:
         extra = delta.extra
         if not extra:
             return APPLY  # no wire strings: unchecked
-        raw = extra["raw"]
-        self.bids.apply(delta.bids, raw[0])
-        self.asks.apply(delta.asks, raw[1])
+        self._apply(delta.bids, delta.asks, extra["raw"])
         if self.verified and not self._matches(extra["checksum"]):
             return GAP
         return APPLY
@@ -152,7 +132,7 @@ _NONE = msgspec.Raw(b"[]")
 
 
 class _Depth(msgspec.Struct):
-    asks: msgspec.Raw = _NONE  # levels: decode_levels (floats) and _decode_texts (wire strings)
+    asks: msgspec.Raw = _NONE  # levels: fast_levels (floats) and _decode_texts (wire strings)
     bids: msgspec.Raw = _NONE
     updated_at: WireInt = 0
     checksum: WireInt | None = None
@@ -214,8 +194,7 @@ class CoinexDriver(Driver):
     def __init__(self, market: Market, rest_url: str = "", ws_url: str = "",
                  symbols: dict[str, str] | None = None) -> None:
         super().__init__(market, rest_url, ws_url, symbols)
-        self.names = SymbolMap(_to_pair, _to_symbol, self.explicit_symbols)
-        self._pair_of: dict[str, str] = {}
+        self.set_naming(_to_pair, _to_symbol)
 
     @classmethod
     def default_rest_url(cls, market: Market) -> str:
@@ -225,14 +204,6 @@ class CoinexDriver(Driver):
     def default_ws_url(cls, market: Market) -> str:
         return "wss://socket.coinex.com/v2/" + ("futures" if market == Market.FUTURES else "spot")
 
-    def symbol(self, pair: str) -> str:
-        return self.names.symbol(pair)
-
-    def pair(self, symbol: str) -> str:
-        pair = self._pair_of.get(symbol)
-        if pair is None:
-            pair = self._pair_of[symbol] = self.names.pair(symbol)
-        return pair
 
     def _frames(self, method: str, markets: list, first_id: int) -> list[str]:
         return [orjson.dumps({"method": method, "params": {"market_list": markets[i:i + MARKETS_PER_FRAME]},
@@ -282,21 +253,22 @@ class CoinexDriver(Driver):
             raise ValueError("push without data")
         if isinstance(data, _DepthData):
             d = data.depth
-            return Parsed([self._book(data.market, data.is_full, decode_levels(d.bids),
-                                      decode_levels(d.asks), _decode_texts(d.bids),
+            return Parsed([self._book(data.market, data.is_full, fast_levels(d.bids),
+                                      fast_levels(d.asks), _decode_texts(d.bids),
                                       _decode_texts(d.asks), d.checksum, d.updated_at, recv_ns)])
-        pair = self.pair(data.market)
+        pair = self._wire_pair(data.market)
         return Parsed([self._trade(t.price, t.amount, t.side, t.deal_id, t.created_at, pair, recv_ns)
                        for t in data.deal_list])
 
     def _book(self, market: str, is_full: bool, fbids: list, fasks: list, bids: list, asks: list,
               crc: int | None, updated_ms: int, recv_ns: int) -> BookSnapshot | BookDelta:
         """``bids``/``asks``: the wire strings, for the checksum; ``fbids``/``fasks`` as floats."""
-        pair = self.pair(market)
+        pair = self._wire_pair(market)
         extra = {} if crc is None else {"checksum": crc, "raw": (bids, asks)}
         if is_full:
-            return BookSnapshot(VENUE, self.market, pair, fbids, fasks, 0, updated_ms * MS, recv_ns, extra)
-        return BookDelta(VENUE, self.market, pair, fbids, fasks, -1, -1, -1, updated_ms * MS, recv_ns,
+            return BookSnapshot(VENUE, self.market, pair, fbids, fasks, 0, updated_ms * NS_PER_MS,
+                                recv_ns, extra)
+        return BookDelta(VENUE, self.market, pair, fbids, fasks, -1, -1, -1, updated_ms * NS_PER_MS, recv_ns,
                          extra)
 
     def _trade(self, price: str, amount: str, side: str, deal_id: object, created_ms: int, pair: str,
@@ -309,7 +281,7 @@ class CoinexDriver(Driver):
         if not (0.0 < px < 1e300 and 0.0 < qty < 1e300):
             raise ValueError(f"bad deal price={price!r} amount={amount!r}")
         return Trade(VENUE, self.market, pair, px, qty, Side.BUY if side == "buy" else Side.SELL,
-                     str(deal_id), created_ms * MS, recv_ns)
+                     str(deal_id), created_ms * NS_PER_MS, recv_ns)
 
     def _parse_generic(self, frame: str | bytes, recv_ns: int) -> Parsed:
         """Any frame, inflated, as dicts (orjson); never raises."""
@@ -335,7 +307,7 @@ class CoinexDriver(Driver):
                 return Parsed([self._book(str(data["market"]), is_full, _floats(bids), _floats(asks),
                                           bids, asks, crc, int(depth.get("updated_at") or 0), recv_ns)])
             if method == "deals.update":
-                pair = self.pair(str(data["market"]))
+                pair = self._wire_pair(str(data["market"]))
                 events: list[Event] = [self._trade(str(t["price"]), str(t["amount"]), t["side"], t["deal_id"],
                                                    int(t["created_at"]), pair, recv_ns)
                                        for t in data["deal_list"]]

@@ -18,12 +18,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from engine.clock import SYSTEM, Clock
+from engine.clock import NS_PER_S, SYSTEM, Clock
 from engine.model import BookDelta, BookSnapshot, Market, Side, Trade
 from engine.venues.base import (
-    APPLY,
-    DROP,
-    GAP,
     Driver,
     Heartbeat,
     Limits,
@@ -32,7 +29,6 @@ from engine.venues.base import (
     ResyncMethod,
     Subscription,
     SyncRule,
-    Verdict,
     error_parsed,
 )
 from engine.venues.gate_fields import (
@@ -46,10 +42,9 @@ from engine.venues.gate_fields import (
     seconds_to_ns,
     typed_spot_book,
 )
-from engine.venues.symbols import SymbolMap
+from engine.venues.rules import ContiguousIdRule
 
 VENUE = "gate"
-MS = 1_000_000
 
 # Depth of the diff stream and of the REST snapshot that seeds it. They must be
 # equal (docs): "100ms" carries changes of the top 100 levels, "20ms" of the top
@@ -79,29 +74,6 @@ def price(value: object) -> float:
     return px
 
 
-class GateRule(SyncRule):
-    """After a REST snapshot with ``id`` B: drop a diff with ``u <= B``; the
-    first applied has ``U <= B+1 <= u``; after it each ``U`` is the previous
-    ``u`` + 1 (docs "How to maintain local order book"). A ``full: true`` push
-    is a snapshot and restarts the chain from its ``u``."""
-
-    __slots__ = ("last",)
-
-    def __init__(self) -> None:
-        self.last = 0
-
-    def on_snapshot(self, snapshot: BookSnapshot) -> None:
-        self.last = snapshot.seq
-
-    def check(self, delta: BookDelta) -> Verdict:
-        if delta.last_seq <= self.last:
-            return DROP
-        if delta.first_seq > self.last + 1:
-            return GAP
-        self.last = delta.last_seq
-        return APPLY
-
-
 class GateDriver(Driver):
     venue = VENUE
     limits = LIMITS
@@ -113,8 +85,7 @@ class GateDriver(Driver):
         super().__init__(market, rest_url, ws_url, symbols)
         self.futures = market == Market.FUTURES
         self.clock = clock  # requests carry the current time in seconds
-        self.names = SymbolMap(gate_pair, gate_symbol, self.explicit_symbols)
-        self._pair_of: dict[str, str] = {}  # hot-path cache: wire symbol -> pair
+        self.set_naming(gate_pair, gate_symbol)
         prefix = "futures." if self.futures else "spot."
         self._book_channel = prefix + "order_book_update"
         self._trade_channel = prefix + "trades"
@@ -134,22 +105,10 @@ class GateDriver(Driver):
         return (f"wss://fx-ws.gateio.ws/v4/ws/{SETTLE}" if market == Market.FUTURES
                 else "wss://api.gateio.ws/ws/v4/")
 
-    def symbol(self, pair: str) -> str:
-        return self.names.symbol(pair)
-
-    def pair(self, symbol: str) -> str:
-        return self.names.pair(symbol)
-
-    def _pair(self, symbol: str) -> str:
-        pair = self._pair_of.get(symbol)
-        if pair is None:
-            pair = self._pair_of.setdefault(symbol, self.pair(symbol))
-        return pair
-
     # ------------------------------------------------------------ subscribing
 
     def _frames(self, event: str, subscriptions: list[Subscription]) -> list[str]:
-        now_s = self.clock.now_ns() // 1_000_000_000
+        now_s = self.clock.now_ns() // NS_PER_S
         frames = []
         books = [s.pair for s in subscriptions if s.book]
         for pair in books:  # one book per request: the payload is [pair, interval(, level)]
@@ -241,7 +200,7 @@ class GateDriver(Driver):
         (2026 frames do: ``"payload":["BTC_USDT","100ms","100"]``; 2021 ones do not)."""
         if type(payload) is list and payload and type(payload[0]) is str:
             try:
-                return (self._pair(payload[0]),)
+                return (self._wire_pair(payload[0]),)
             except ValueError:
                 return ()
         return ()
@@ -252,7 +211,7 @@ class GateDriver(Driver):
         if first_id > last_id:
             raise ValueError(f"U {first_id} after u {last_id}")
         exch_ns = millis_to_ns(t_ms)
-        pair = self._pair(symbol)
+        pair = self._wire_pair(symbol)
         if full is True:  # the whole top-N book: replaces ours (docs; a "full" push may recur)
             return BookSnapshot(VENUE, self.market, pair, bids, asks, last_id, exch_ns, recv_ns)
         if full is not False:
@@ -269,7 +228,7 @@ class GateDriver(Driver):
         amount = number(t["amount"])
         if not 0.0 < amount < math.inf:
             raise ValueError(f"trade amount {t['amount']!r}")
-        return Trade(VENUE, self.market, self._pair(t["currency_pair"]), price(t["price"]), amount,
+        return Trade(VENUE, self.market, self._wire_pair(t["currency_pair"]), price(t["price"]), amount,
                      Side.BUY if side == "buy" else Side.SELL, str(book_id(t["id"])),
                      millis_to_ns(t["create_time_ms"]), recv_ns)
 
@@ -279,7 +238,7 @@ class GateDriver(Driver):
         qty = number(t["size"])
         if qty == 0.0 or not math.isfinite(qty):
             raise ValueError(f"trade size {t['size']!r}")
-        return Trade(VENUE, self.market, self._pair(t["contract"]), price(t["price"]), abs(qty),
+        return Trade(VENUE, self.market, self._wire_pair(t["contract"]), price(t["price"]), abs(qty),
                      Side.BUY if qty > 0 else Side.SELL, str(book_id(t["id"])),
                      millis_to_ns(t["create_time_ms"]), recv_ns)
 
@@ -319,4 +278,8 @@ class GateDriver(Driver):
     _parse_snapshot_typed = _parse_snapshot_generic  # once per resync: one parser is enough
 
     def sync_rule(self) -> SyncRule:
-        return GateRule()
+        """After a REST snapshot with ``id`` B: drop a diff with ``u <= B``; the
+        first applied has ``U <= B+1 <= u``; after it each ``U`` is the previous
+        ``u`` + 1 (docs "How to maintain local order book"). A ``full: true`` push
+        is a snapshot and restarts the chain from its ``u``."""
+        return ContiguousIdRule()

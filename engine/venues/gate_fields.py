@@ -13,12 +13,10 @@ from decimal import Decimal, InvalidOperation
 
 import msgspec
 
+from engine.clock import NS_PER_MS, NS_PER_S
 from engine.model import Level
 from engine.venues.symbols import UnknownSymbol, split_pair
 from engine.venues.wire import WireInt, decode_levels
-
-MS = 1_000_000
-S = 1_000_000_000
 
 # ------------------------------------------------------------------ readers
 
@@ -53,12 +51,12 @@ def _scaled(value: object, factor: int) -> int:
 
 def millis_to_ns(value: object) -> int:
     """Milliseconds (``1619093532978``, or ``"1619093543708.2642"`` with a fraction) as ns."""
-    return _scaled(value, MS)
+    return _scaled(value, NS_PER_MS)
 
 
 def seconds_to_ns(value: object) -> int:
     """Seconds (futures REST ``"current":1684930166.384``) as ns."""
-    return _scaled(value, S)
+    return _scaled(value, NS_PER_S)
 
 
 def number(value: object) -> float:

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import msgspec
 import orjson
 
+from engine.clock import NS_PER_MS
 from engine.model import BookDelta, BookSnapshot, Event, Market, Side, Trade
 from engine.venues.base import (
     APPLY,
@@ -41,11 +42,10 @@ from engine.venues.base import (
     error_parsed,
     inflate_gzip,
 )
-from engine.venues.symbols import KNOWN_QUOTES, SymbolMap, UnknownSymbol, split_concatenated, split_pair
-from engine.venues.wire import WireInt, decode_levels
+from engine.venues.symbols import KNOWN_QUOTES, UnknownSymbol, split_concatenated, split_pair
+from engine.venues.wire import WireInt, fast_levels
 
 VENUE = "htx"
-MS = 1_000_000
 
 # Spot MBP depth. 150 is the only level count every symbol has (20 is a short
 # list of symbols, 5 is too shallow) that the REQ refresh also serves (400 has
@@ -116,7 +116,7 @@ class _Frame(msgspec.Struct):
 
 
 class _BookTick(msgspec.Struct):
-    bids: msgspec.Raw = _ABSENT  # levels: decode_levels; a side may be absent (mbp.5/20)
+    bids: msgspec.Raw = _ABSENT  # levels: fast_levels; a side may be absent (mbp.5/20)
     asks: msgspec.Raw = _ABSENT
     seqNum: WireInt | None = None  # spot mbp
     prevSeqNum: WireInt | None = None
@@ -181,9 +181,10 @@ class HtxDriver(Driver):
         self.limits = SPOT_LIMITS if self.spot else SWAP_LIMITS
         # The spot refresh answers our ``req``; increments already buffered may be newer.
         self.stream_snapshot_bridges = self.spot
-        self.names = (SymbolMap(_spot_pair, _spot_symbol, self.explicit_symbols) if self.spot
-                      else SymbolMap(_swap_pair, _swap_symbol, self.explicit_symbols))
-        self._pair_of: dict[str, str | None] = {}  # wire symbol -> pair; None: the other market
+        if self.spot:
+            self.set_naming(_spot_pair, _spot_symbol)
+        else:
+            self.set_naming(_swap_pair, _swap_symbol)
 
     @classmethod
     def default_rest_url(cls, market: Market) -> str:
@@ -219,12 +220,6 @@ class HtxDriver(Driver):
         if trades:
             plan[ws] = trades
         return plan
-
-    def symbol(self, pair: str) -> str:
-        return self.names.symbol(pair)
-
-    def pair(self, symbol: str) -> str:
-        return self.names.pair(symbol)
 
     def book_topic(self, sub: Subscription) -> str:
         symbol = self.symbol(sub.pair)
@@ -272,13 +267,8 @@ class HtxDriver(Driver):
 
     # --------------------------------------------------------------- parsing
 
-    def _own_pair(self, symbol: str) -> str | None:
-        """Pair for a wire symbol of this driver's market, None for the other market's."""
-        pair = self._pair_of.get(symbol, "")
-        if pair == "":
-            pair = self.pair(symbol) if ("-" in symbol) != self.spot else None
-            self._pair_of[symbol] = pair
-        return pair
+    def is_own(self, symbol: str) -> bool:
+        return ("-" in symbol) != self.spot  # swap contract codes have a dash
 
     def parse(self, frame: str | bytes, recv_ns: int) -> Parsed:
         """A gzip member (text too: imported captures). Spot MBP increment, inflated::
@@ -312,7 +302,7 @@ class HtxDriver(Driver):
         kind = parts[2]
         if kind == "mbp" or kind == "depth":
             tick = _decode_book_tick(msg.tick)
-            return Parsed([self._book(parts, tick, decode_levels(tick.bids), decode_levels(tick.asks),
+            return Parsed([self._book(parts, tick, fast_levels(tick.bids), fast_levels(tick.asks),
                                       pair, msg.ts, recv_ns)])
         if kind == "trade":
             trades: list[Event] = []
@@ -333,12 +323,12 @@ class HtxDriver(Driver):
         data = _decode_book_tick(msg.data)
         if data.seqNum is None:
             raise ValueError("refresh without seqNum")
-        return [BookSnapshot(VENUE, self.market, pair, decode_levels(data.bids),
-                             decode_levels(data.asks), data.seqNum, msg.ts * MS, recv_ns)]
+        return [BookSnapshot(VENUE, self.market, pair, fast_levels(data.bids),
+                             fast_levels(data.asks), data.seqNum, msg.ts * NS_PER_MS, recv_ns)]
 
     def _book(self, parts: list[str], tick: _BookTick, bids: list, asks: list, pair: str,
               envelope_ms: int, recv_ns: int) -> BookSnapshot | BookDelta:
-        exch_ns = (tick.ts or envelope_ms) * MS
+        exch_ns = (tick.ts or envelope_ms) * NS_PER_MS
         if parts[2] == "mbp":
             seq = tick.seqNum
             if seq is None:
@@ -371,7 +361,7 @@ class HtxDriver(Driver):
         if not (0.0 < price < 1e300 and 0.0 < size < 1e300):
             raise ValueError(f"bad trade price={price!r} amount={size!r}")
         return Trade(VENUE, self.market, pair, price, size,
-                     Side.BUY if direction == "buy" else Side.SELL, str(trade_id), ts_ms * MS,
+                     Side.BUY if direction == "buy" else Side.SELL, str(trade_id), ts_ms * NS_PER_MS,
                      recv_ns)
 
     def _parse_generic(self, frame: str | bytes, recv_ns: int) -> Parsed:
@@ -427,7 +417,7 @@ class HtxDriver(Driver):
         data = msg["data"]
         return [BookSnapshot(VENUE, self.market, pair, _float_levels(data.get("bids")),
                              _float_levels(data.get("asks")), int(data["seqNum"]),
-                             int(msg.get("ts") or 0) * MS, recv_ns)]
+                             int(msg.get("ts") or 0) * NS_PER_MS, recv_ns)]
 
     def _error(self, msg: dict, text: str | bytes) -> Parsed:
         """``{"status":"error","ts":1790134833291,"id":"e-size400","err-code":"bad-request",

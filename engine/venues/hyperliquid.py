@@ -22,6 +22,7 @@ from operator import attrgetter
 import msgspec
 import orjson
 
+from engine.clock import NS_PER_MS
 from engine.model import BookDelta, BookSnapshot, Event, Market, Side, Trade
 from engine.venues.base import (
     GAP,
@@ -36,12 +37,11 @@ from engine.venues.base import (
     Verdict,
     error_parsed,
 )
-from engine.venues.symbols import SymbolMap, UnknownSymbol
+from engine.venues.symbols import UnknownSymbol
 from engine.venues.wire import WireInt
 
 VENUE = "hyperliquid"
-MS = 1_000_000
-MAX_MS = (2**63 - 1) // MS  # a later ms time would overflow the int64 ns timestamps
+MAX_MS = (2**63 - 1) // NS_PER_MS  # a later ms time would overflow the int64 ns timestamps
 QUOTE = "USDC"  # perpetuals are margined and settled in USDC
 # The text the venue sends on connect before any JSON (the official SDK skips it).
 WELCOME = "Websocket connection established."
@@ -144,8 +144,7 @@ class HyperliquidDriver(Driver):
         self._spot_pair_of: dict[str, str] = {}
         self._delisted: set[str] = set()
         self._listed: set[str] = set()
-        self.names = SymbolMap(self._to_pair, self._to_symbol, self.explicit_symbols)
-        self._pair_of: dict[str, str | None] = {}  # coin -> pair, None if another market
+        self.set_naming(self._to_pair, self._to_symbol)
 
     @classmethod
     def default_rest_url(cls, market: Market) -> str:
@@ -178,18 +177,8 @@ class HyperliquidDriver(Driver):
             return self._coin_of[key]  # the venue's exact case: a mis-cased coin closes the socket
         return pair if self.spot else base
 
-    def symbol(self, pair: str) -> str:
-        return self.names.symbol(pair)
-
-    def pair(self, symbol: str) -> str:
-        return self.names.pair(symbol)
-
-    def _own_pair(self, coin: str) -> str | None:
-        pair = self._pair_of.get(coin, "")
-        if pair == "":
-            pair = self.pair(coin) if _is_spot(coin) == self.spot else None
-            self._pair_of[coin] = pair
-        return pair
+    def is_own(self, symbol: str) -> bool:
+        return _is_spot(symbol) == self.spot
 
     # -------------------------------------------------------- instruments
 
@@ -230,8 +219,7 @@ class HyperliquidDriver(Driver):
         self._coin_of, self._spot_pair_of, self._delisted = coin_of, spot_pair_of, delisted
         self._listed = set(coin_of.values())
         # Names resolved before the list arrived may have had the wrong case.
-        self.names = SymbolMap(self._to_pair, self._to_symbol, self.explicit_symbols)
-        self._pair_of = {}
+        self.set_naming(self._to_pair, self._to_symbol)  # the caches knew the old list
 
     def refused(self, subscriptions: list[Subscription]) -> dict[str, str]:
         out = {}
@@ -315,7 +303,7 @@ class HyperliquidDriver(Driver):
                 return Parsed([])
             bids, asks = _decode_sides(data.levels)
             return Parsed([BookSnapshot(VENUE, self.market, pair, list(map(_px_sz, bids)),
-                                        list(map(_px_sz, asks)), data.time, data.time * MS,
+                                        list(map(_px_sz, asks)), data.time, data.time * NS_PER_MS,
                                         recv_ns)])
         out: list[Event] = []
         for t in msg.data:
@@ -354,7 +342,7 @@ class HyperliquidDriver(Driver):
         return [BookSnapshot(VENUE, self.market, pair,
                              [(float(lv["px"]), float(lv["sz"])) for lv in raw_bids],
                              [(float(lv["px"]), float(lv["sz"])) for lv in raw_asks],
-                             time, time * MS, recv_ns)]
+                             time, time * NS_PER_MS, recv_ns)]
 
     def _add_trade(self, out: list[Event], coin: str, side: str, px: str, sz: str, time: int,
                    tid: int, recv_ns: int) -> None:
@@ -376,5 +364,5 @@ class HyperliquidDriver(Driver):
             raise ValueError(f"bad trade px={px!r} sz={sz!r}")
         pair = self._own_pair(coin)
         if pair is not None:
-            out.append(Trade(VENUE, self.market, pair, price, size, taker, str(tid), time * MS,
+            out.append(Trade(VENUE, self.market, pair, price, size, taker, str(tid), time * NS_PER_MS,
                              recv_ns))

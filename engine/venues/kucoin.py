@@ -21,11 +21,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import orjson
 
+from engine.clock import NS_PER_MS
 from engine.model import BookDelta, BookSnapshot, Market, Side, Trade
 from engine.venues.base import (
-    APPLY,
-    DROP,
-    GAP,
     ConnectGrant,
     Driver,
     Heartbeat,
@@ -35,7 +33,6 @@ from engine.venues.base import (
     ResyncMethod,
     Subscription,
     SyncRule,
-    Verdict,
     error_parsed,
 )
 from engine.venues.kucoin_fields import (
@@ -49,10 +46,9 @@ from engine.venues.kucoin_fields import (
     spot_pair,
     spot_symbol,
 )
-from engine.venues.symbols import SymbolMap
+from engine.venues.rules import ContiguousIdRule
 
 VENUE = "kucoin"
-MS = 1_000_000
 OK = "200000"  # KuCoin's success code in every REST reply
 
 BULLET_PATH = "/api/v1/bullet-public"  # POST, no auth; spot and futures hosts alike
@@ -106,7 +102,7 @@ def heartbeat_for(ping_interval_s: float, ping_timeout_s: float) -> Heartbeat:
                      client_pong=PONG, timeout_s=ping_interval_s + ping_timeout_s)
 
 
-class KucoinRule(SyncRule):
+class KucoinRule(ContiguousIdRule):
     """Spot ``sequenceStart``/``sequenceEnd`` (futures: one ``sequence`` per
     message, both ends equal) against the snapshot's ``sequence`` S: drop a
     message ending at or before the book's last id; apply one that starts at
@@ -114,24 +110,11 @@ class KucoinRule(SyncRule):
     numbered <= S are already in the snapshot and are removed first); a later
     start is a gap."""
 
-    __slots__ = ("last",)
+    __slots__ = ()
 
-    def __init__(self) -> None:
-        self.last = 0
-
-    def on_snapshot(self, snapshot: BookSnapshot) -> None:
-        self.last = snapshot.seq
-
-    def check(self, delta: BookDelta) -> Verdict:
-        last = self.last
-        if delta.last_seq <= last:
-            return DROP
-        if delta.first_seq > last + 1:
-            return GAP
-        if delta.first_seq <= last and delta.extra:
+    def on_overlap(self, delta: BookDelta, last: int) -> None:
+        if delta.extra:
             trim(delta, last)
-        self.last = delta.last_seq
-        return APPLY
 
 
 def trim(delta: BookDelta, last: int) -> None:
@@ -155,9 +138,10 @@ class KucoinDriver(Driver):
         # A configured ws_url (local venue, test server) is opened as it is; the
         # venue's own sockets need a token from connect_request first.
         self.use_token = not ws_url
-        self.names = (SymbolMap(futures_pair, futures_symbol, self.explicit_symbols) if self.futures
-                      else SymbolMap(spot_pair, spot_symbol, self.explicit_symbols))
-        self._pair_of: dict[str, str] = {}  # hot-path cache: wire symbol -> pair
+        if self.futures:
+            self.set_naming(futures_pair, futures_symbol)
+        else:
+            self.set_naming(spot_pair, spot_symbol)
         prefix = "/contractMarket/" if self.futures else "/market/"
         self._book_topic = prefix + "level2:"
         self._trade_topic = prefix + ("execution:" if self.futures else "match:")
@@ -176,18 +160,6 @@ class KucoinDriver(Driver):
         """Only a lane name while tokens are used: the URL comes from the token reply."""
         return ("wss://ws-api-futures.kucoin.com" if market == Market.FUTURES
                 else "wss://ws-api-spot.kucoin.com")
-
-    def symbol(self, pair: str) -> str:
-        return self.names.symbol(pair)
-
-    def pair(self, symbol: str) -> str:
-        return self.names.pair(symbol)
-
-    def _pair(self, symbol: str) -> str:
-        pair = self._pair_of.get(symbol)
-        if pair is None:
-            pair = self._pair_of.setdefault(symbol, self.pair(symbol))
-        return pair
 
     # ------------------------------------------------------------ connecting
 
@@ -321,16 +293,16 @@ class KucoinDriver(Driver):
         ask_levels, ask_seqs = parse_changes(asks)
         # Per-change ids matter only when the message can straddle a snapshot.
         extra = {"seqs": (bid_seqs, ask_seqs)} if first != last else {}
-        return BookDelta(VENUE, self.market, self._pair(symbol), bid_levels, ask_levels, first, last,
-                         -1, seq_id(time_ms) * MS, recv_ns, extra)
+        return BookDelta(VENUE, self.market, self._wire_pair(symbol), bid_levels, ask_levels, first, last,
+                         -1, seq_id(time_ms) * NS_PER_MS, recv_ns, extra)
 
     def _futures_delta(self, topic: str, sequence: object, change: object, time_ms: object,
                        recv_ns: int) -> BookDelta:
         seq = seq_id(sequence)
         side, level = parse_change(change)
-        pair = self._pair(topic[len(self._book_topic):])
+        pair = self._wire_pair(topic[len(self._book_topic):])
         bids, asks = ([level], []) if side is Side.BUY else ([], [level])
-        return BookDelta(VENUE, self.market, pair, bids, asks, seq, seq, -1, seq_id(time_ms) * MS,
+        return BookDelta(VENUE, self.market, pair, bids, asks, seq, seq, -1, seq_id(time_ms) * NS_PER_MS,
                          recv_ns)
 
     def _trade(self, symbol: str, side: object, price: object, size: object, trade_id: object,
@@ -346,7 +318,7 @@ class KucoinDriver(Driver):
         px, qty = number(price), number(size)
         if not (0.0 < px < math.inf and 0.0 < qty < math.inf):
             raise ValueError(f"trade price {price!r} or size {size!r}")
-        return Trade(VENUE, self.market, self._pair(symbol), px, qty,
+        return Trade(VENUE, self.market, self._wire_pair(symbol), px, qty,
                      Side.BUY if side == "buy" else Side.SELL, trade_id, seq_id(time_ns), recv_ns)
 
     # ------------------------------------------------------------------ REST
@@ -375,7 +347,7 @@ class KucoinDriver(Driver):
         if not isinstance(msg, dict) or msg.get("code") != OK:
             raise ValueError(f"not a book: {str(body)[:200]}")
         data = msg["data"]
-        exch_ns = seq_id(data["ts"]) if self.futures else seq_id(data.get("time", 0)) * MS
+        exch_ns = seq_id(data["ts"]) if self.futures else seq_id(data.get("time", 0)) * NS_PER_MS
         return BookSnapshot(VENUE, self.market, pair, parse_levels(data["bids"]),
                             parse_levels(data["asks"]), seq_id(data["sequence"]), exch_ns, recv_ns)
 

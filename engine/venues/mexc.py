@@ -20,12 +20,10 @@ from urllib.parse import parse_qs, urlsplit
 import msgspec
 import orjson
 
+from engine.clock import NS_PER_MS
 from engine.model import BookDelta, BookSnapshot, Event, Market, Side, Trade
 from engine.venues import mexc_spot
 from engine.venues.base import (
-    APPLY,
-    DROP,
-    GAP,
     Driver,
     Heartbeat,
     Limits,
@@ -34,14 +32,13 @@ from engine.venues.base import (
     ResyncMethod,
     Subscription,
     SyncRule,
-    Verdict,
     error_parsed,
 )
-from engine.venues.symbols import SymbolMap, split_concatenated, split_pair
+from engine.venues.rules import StrictContiguousIdRule
+from engine.venues.symbols import split_concatenated, split_pair
 from engine.venues.wire import WireInt
 
 VENUE = "mexc"
-MS = 1_000_000
 
 # Push interval of the aggregated spot channels: "100ms" or "10ms". 10 ms sends
 # up to 10x the frames for the same book; 100 ms is plenty for a 20-level mirror.
@@ -78,36 +75,6 @@ FUTURES_HEARTBEAT = Heartbeat(client_ping_interval_s=15.0, client_ping='{"method
                               client_pong='{"channel":"pong","data":0}', timeout_s=60.0)
 GZIP_MAGIC = b"\x1f\x8b"
 _TAKER = {1: Side.BUY, 2: Side.SELL}  # deal ``T``: 1 buy, 2 sell (the taker's side)
-
-
-class MexcRule(SyncRule):
-    """Both markets, after a REST snapshot with version L: drop pushes whose last
-    version (spot ``toVersion``; futures ``end``, else ``version``) is <= L; the
-    first applied has ``first <= L + 1``; then every push's first version (spot
-    ``fromVersion``; futures ``begin``, else ``version``) is the previous last + 1."""
-
-    __slots__ = ("last", "fresh")
-
-    def __init__(self) -> None:
-        self.last = 0
-        self.fresh = True
-
-    def on_snapshot(self, snapshot: BookSnapshot) -> None:
-        self.last = snapshot.seq
-        self.fresh = True
-
-    def check(self, delta: BookDelta) -> Verdict:
-        last = delta.last_seq
-        if last <= self.last:
-            return DROP  # buffered from before the snapshot, or a repeat
-        if self.fresh:
-            if delta.first_seq > self.last + 1:
-                return GAP
-            self.fresh = False
-        elif delta.first_seq != self.last + 1:
-            return GAP
-        self.last = last
-        return APPLY
 
 
 # ------------------------------------------------- typed frames (engine.venues.wire)
@@ -177,9 +144,7 @@ class MexcDriver(Driver):
         self.spot = market == Market.SPOT
         self.limits = SPOT_LIMITS if self.spot else FUTURES_LIMITS
         self.heartbeat = SPOT_HEARTBEAT if self.spot else FUTURES_HEARTBEAT
-        self.names = SymbolMap(_spot_pair if self.spot else _futures_pair, self._to_symbol,
-                               self.explicit_symbols)
-        self._pair_of: dict[str, str] = {}  # hot-path cache: wire symbol -> pair
+        self.set_naming(_spot_pair if self.spot else _futures_pair, self._to_symbol)
         self._ids = itertools.count(1)
 
     def _to_symbol(self, pair: str) -> str:
@@ -195,15 +160,6 @@ class MexcDriver(Driver):
     @classmethod
     def default_ws_url(cls, market: Market) -> str:
         return "wss://wbs-api.mexc.com/ws" if market == Market.SPOT else "wss://contract.mexc.com/edge"
-
-    def symbol(self, pair: str) -> str:
-        return self.names.symbol(pair)
-
-    def pair(self, symbol: str) -> str:
-        pair = self._pair_of.get(symbol)
-        if pair is None:
-            pair = self._pair_of[symbol] = self.names.pair(symbol)
-        return pair
 
     # ----------------------------------------------------------- subscribing
 
@@ -301,13 +257,13 @@ class MexcDriver(Driver):
         if msg.channel != "push.deal":
             raise ValueError("not a depth or deal push")
         deals = _decode_deals(msg.data)
-        pair = self.pair(msg.symbol)
+        pair = self._wire_pair(msg.symbol)
         trades: list[Event] = []
         for d in deals if isinstance(deals, list) else (deals,):
             side = _TAKER.get(d.T)
             if side is None:
                 raise ValueError(f"unknown deal direction T={d.T!r}")
-            trades.append(Trade(VENUE, self.market, pair, d.p, d.v, side, "", d.t * MS, recv_ns))
+            trades.append(Trade(VENUE, self.market, pair, d.p, d.v, side, "", d.t * NS_PER_MS, recv_ns))
         return Parsed(trades)
 
     def _delta(self, symbol: str, version: int, begin: int, end: int, bids: list, asks: list,
@@ -317,8 +273,8 @@ class MexcDriver(Driver):
                 raise ValueError(f"inconsistent begin/end/version {begin}/{end}/{version}")
         else:
             begin = end = version
-        return BookDelta(VENUE, self.market, self.pair(symbol), bids, asks, begin, end, -1,
-                         exch_ms * MS, recv_ns)
+        return BookDelta(VENUE, self.market, self._wire_pair(symbol), bids, asks, begin, end, -1,
+                         exch_ms * NS_PER_MS, recv_ns)
 
     def _parse_futures_generic(self, frame: str | bytes, recv_ns: int) -> Parsed:
         """Any futures frame, as dicts (orjson); never raises. Acks
@@ -350,8 +306,8 @@ class MexcDriver(Driver):
         side = _TAKER.get(deal["T"]) if type(deal["T"]) is int else None
         if side is None:
             raise ValueError(f"unknown deal direction T={deal['T']!r}")
-        return Trade(VENUE, self.market, self.pair(symbol), float(deal["p"]), float(deal["v"]), side, "",
-                     int(deal["t"]) * MS, recv_ns)
+        return Trade(VENUE, self.market, self._wire_pair(symbol), float(deal["p"]), float(deal["v"]),
+                     side, "", int(deal["t"]) * NS_PER_MS, recv_ns)
 
     # ------------------------------------------------------------------ REST
 
@@ -404,7 +360,11 @@ class MexcDriver(Driver):
         return BookSnapshot(VENUE, self.market, pair,
                             [(float(lv[0]), float(lv[1])) for lv in data["bids"]],
                             [(float(lv[0]), float(lv[1])) for lv in data["asks"]], seq,
-                            stamp * MS, recv_ns)
+                            stamp * NS_PER_MS, recv_ns)
 
     def sync_rule(self) -> SyncRule:
-        return MexcRule()
+        """Both markets, after a REST snapshot with version L: drop pushes whose last
+        version (spot ``toVersion``; futures ``end``, else ``version``) is <= L; the
+        first applied has ``first <= L + 1``; then every push's first version (spot
+        ``fromVersion``; futures ``begin``, else ``version``) is the previous last + 1."""
+        return StrictContiguousIdRule()

@@ -15,12 +15,12 @@ from collections.abc import Callable
 import orjson
 from google.protobuf.message import DecodeError
 
+from engine.clock import NS_PER_MS
 from engine.model import BookDelta, Event, Market, Side, Trade
 from engine.venues.base import Parsed, error_parsed
 from engine.venues.mexc_proto.PushDataV3ApiWrapper_pb2 import PushDataV3ApiWrapper
 
 VENUE = "mexc"
-MS = 1_000_000
 DEPTH_CHANNEL = "spot@public.aggre.depth.v3.api.pb"
 DEALS_CHANNEL = "spot@public.aggre.deals.v3.api.pb"
 # PublicAggreDealsV3ApiItem.tradeType: 1 buy, 2 sell (the taker's side).
@@ -78,7 +78,7 @@ def _depth(push: PushDataV3ApiWrapper, market: Market, pair_of: Callable[[str], 
     bids = [(float(lv.price), float(lv.quantity)) for lv in body.bids]
     asks = [(float(lv.price), float(lv.quantity)) for lv in body.asks]
     return BookDelta(VENUE, market, pair_of(_symbol(push)), bids, asks, first, last, -1,
-                     (push.sendTime or push.createTime) * MS, recv_ns)
+                     (push.sendTime or push.createTime) * NS_PER_MS, recv_ns)
 
 
 def _deals(push: PushDataV3ApiWrapper, market: Market, pair_of: Callable[[str], str],
@@ -92,7 +92,7 @@ def _deals(push: PushDataV3ApiWrapper, market: Market, pair_of: Callable[[str], 
         if side is None:
             raise ValueError(f"unknown tradeType {deal.tradeType}")
         trades.append(Trade(VENUE, market, pair, float(deal.price), float(deal.quantity), side,
-                            deal.tradeId, deal.time * MS, recv_ns))
+                            deal.tradeId, deal.time * NS_PER_MS, recv_ns))
     return trades
 
 

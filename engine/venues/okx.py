@@ -10,16 +10,14 @@ https://www.okx.com/docs-v5/log_en (checksum fixed at 0 from 2026-06-23; REST-se
 
 from __future__ import annotations
 
-import zlib
-from bisect import bisect_left, insort
 from collections import deque
-from operator import itemgetter
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 import orjson
 
+from engine.clock import NS_PER_MS
 from engine.model import BookDelta, BookSnapshot, Event, Market, Side, Trade
 from engine.venues.base import (
     APPLY,
@@ -36,11 +34,11 @@ from engine.venues.base import (
     Verdict,
     error_parsed,
 )
-from engine.venues.symbols import SymbolMap, UnknownSymbol, split_pair
-from engine.venues.wire import WireInt
+from engine.venues.rules import CrcBook, InterleavedBook, ShadowBook, interleaved_checksum
+from engine.venues.symbols import UnknownSymbol, split_pair
+from engine.venues.wire import WireInt, wide_levels
 
 VENUE = "okx"
-MS = 1_000_000
 CHECKSUM_LEVELS = 25  # the venue's recipe: top 25 bids and asks, interleaved
 REST_BOOK_DEPTH = 400  # GET /api/v5/market/books maximum; equals the ``books`` channel depth
 
@@ -58,47 +56,13 @@ HEARTBEAT = Heartbeat(client_ping_interval_s=20.0, client_ping="ping", client_po
 def checksum(bids: list, asks: list) -> int:
     """Signed CRC32 of ``bid1px:bid1sz:ask1px:ask1sz:...`` over the top 25 levels,
     using the price/size strings as the venue sent them."""
-    parts = []
-    for i in range(CHECKSUM_LEVELS):
-        if i < len(bids):
-            parts.append(f"{bids[i][0]}:{bids[i][1]}")
-        if i < len(asks):
-            parts.append(f"{asks[i][0]}:{asks[i][1]}")
-    crc = zlib.crc32(":".join(parts).encode())
-    return crc - (1 << 32) if crc >= 1 << 31 else crc
+    return interleaved_checksum(bids, asks, CHECKSUM_LEVELS)
 
 
-class _Shadow:
-    """The book as wire strings, kept only while checksums are non-zero: a dict
-    of levels plus its keys sorted best-first (bisect on a plain list is far
-    cheaper than a tree for books of a few hundred levels)."""
-
-    __slots__ = ("bids", "asks", "bid_keys", "ask_keys")
-
-    def __init__(self, bids: list, asks: list) -> None:
-        self.bids: dict[float, tuple[str, str]] = {}
-        self.asks: dict[float, tuple[str, str]] = {}
-        self.bid_keys: list[float] = []
-        self.ask_keys: list[float] = []
-        self.apply(bids, asks)
-
-    def apply(self, bids: list, asks: list) -> None:
-        for side, keys, levels, sign in ((self.bids, self.bid_keys, bids, -1.0),
-                                         (self.asks, self.ask_keys, asks, 1.0)):
-            for level in levels:
-                key = sign * float(level[0])
-                if float(level[1]) == 0.0:
-                    if side.pop(key, None) is not None:
-                        del keys[bisect_left(keys, key)]
-                else:
-                    if key not in side:
-                        insort(keys, key)
-                    side[key] = (level[0], level[1])
-
-    def checksum(self) -> int:
-        bids, asks = self.bids, self.asks
-        return checksum([bids[k] for k in self.bid_keys[:CHECKSUM_LEVELS]],
-                        [asks[k] for k in self.ask_keys[:CHECKSUM_LEVELS]])
+# The checksum book (engine.venues.rules): compiled where built, and its Python
+# reference, under the names tests/venues/test_checksum_c.py uses.
+_Shadow: Any = InterleavedBook
+_PyShadow = ShadowBook
 
 
 # Applied seqIds remembered per book to recognise a repeated update (dropped)
@@ -124,7 +88,7 @@ class OkxRule(SyncRule):
     def __init__(self) -> None:
         self.last = 0
         self.fresh = True
-        self.shadow: _Shadow | None = None
+        self.shadow: ShadowBook | None = None  # or its compiled twin (InterleavedBook)
         self.applied: deque[int] = deque(maxlen=REPEAT_WINDOW)  # seqIds since the snapshot
 
     def on_snapshot(self, snapshot: BookSnapshot) -> None:
@@ -132,13 +96,13 @@ class OkxRule(SyncRule):
         self.fresh = True
         self.applied.clear()
         raw = snapshot.extra.get("raw")
-        self.shadow = _Shadow(*raw) if raw is not None else None
+        self.shadow = InterleavedBook(*raw) if raw is not None else None
 
     def verify_snapshot(self, snapshot: BookSnapshot) -> bool:
         raw = snapshot.extra.get("raw")
         if raw is None:
             return True
-        return _Shadow(*raw).checksum() == snapshot.extra["checksum"]
+        return InterleavedBook(*raw).checksum() == snapshot.extra["checksum"]
 
     def check(self, delta: BookDelta) -> Verdict:
         seq, prev = delta.last_seq, delta.prev_seq
@@ -206,14 +170,9 @@ _decode_frame = msgspec.json.Decoder(_Frame).decode
 _decode_books = msgspec.json.Decoder(list[_BookData]).decode
 _decode_trades = msgspec.json.Decoder(list[_TradeData]).decode
 _decode_rest_books = msgspec.json.Decoder(_RestBooks).decode
-# OKX levels are [price, size, "0" (deprecated), order count]: floats in C as in
-# wire.decode_levels, then (price, size) pairs by a C itemgetter.
-_decode_level_rows = msgspec.json.Decoder(list[tuple[float, float, Any, Any]], strict=False).decode
-_price_size = itemgetter(0, 1)
-
-
-def _decode_levels(raw: msgspec.Raw) -> list[tuple[float, float]]:
-    return list(map(_price_size, _decode_level_rows(raw)))
+# OKX levels are [price, size, "0" (deprecated), order count]: (price, size)
+# doubles by the C level decoder, else msgspec (wire.wide_levels).
+_decode_levels = wide_levels(4)
 
 
 def _market_of(inst_id: str) -> Market | None:
@@ -234,6 +193,15 @@ def _to_pair(inst_id: str) -> str:
     raise UnknownSymbol(f"not a spot, swap or futures instId: {inst_id!r}")
 
 
+def _wire_texts(bids: msgspec.Raw, asks: msgspec.Raw) -> tuple:
+    """The levels as sent, for the checksum book: the wire text itself where
+    the compiled CrcBook reads it (no string per deleted level, no list per
+    level), else the lists the generic path holds."""
+    if CrcBook is not None:
+        return (bids, asks)
+    return (orjson.loads(memoryview(bids)), orjson.loads(memoryview(asks)))
+
+
 class OkxDriver(Driver):
     venue = VENUE
     limits = LIMITS
@@ -245,8 +213,7 @@ class OkxDriver(Driver):
     def __init__(self, market: Market, rest_url: str = "", ws_url: str = "",
                  symbols: dict[str, str] | None = None) -> None:
         super().__init__(market, rest_url, ws_url, symbols)
-        self.names = SymbolMap(_to_pair, self._to_symbol, self.explicit_symbols)
-        self._pair_of: dict[str, str | None] = {}  # instId -> pair, None if another market
+        self.set_naming(_to_pair, self._to_symbol)
 
     def _to_symbol(self, pair: str) -> str:
         base, quote, expiry = split_pair(pair)
@@ -262,19 +229,8 @@ class OkxDriver(Driver):
     def default_ws_url(cls, market: Market) -> str:
         return "wss://ws.okx.com:8443/ws/v5/public"
 
-    def symbol(self, pair: str) -> str:
-        return self.names.symbol(pair)
-
-    def pair(self, symbol: str) -> str:
-        return self.names.pair(symbol)
-
-    def _own_pair(self, inst_id: str) -> str | None:
-        """Pair for an instId of this driver's market, None for other markets."""
-        if inst_id in self._pair_of:
-            return self._pair_of[inst_id]
-        pair = self.pair(inst_id) if _market_of(inst_id) == self.market else None
-        self._pair_of[inst_id] = pair
-        return pair
+    def is_own(self, symbol: str) -> bool:
+        return _market_of(symbol) == self.market
 
     def _frames(self, op: str, subscriptions: list[Subscription]) -> list[str]:
         args = []
@@ -329,7 +285,7 @@ class OkxDriver(Driver):
                     raise ValueError(f"unknown taker side {t.side!r}")
                 trades.append(Trade(VENUE, self.market, pair, float(t.px), float(t.sz),
                                     Side.BUY if t.side == "buy" else Side.SELL, t.tradeId,
-                                    int(t.ts) * MS, recv_ns))
+                                    int(t.ts) * NS_PER_MS, recv_ns))
             return Parsed(trades)
         return Parsed([])
 
@@ -338,10 +294,10 @@ class OkxDriver(Driver):
         bids, asks = _decode_levels(data.bids), _decode_levels(data.asks)
         seq = data.seqId
         crc = data.checksum or 0
-        # The checksum needs the level strings exactly as the generic path holds them.
-        extra = ({"checksum": crc, "raw": (orjson.loads(memoryview(data.bids)),
-                                           orjson.loads(memoryview(data.asks)))} if crc else {})
-        exch_ns = int(data.ts) * MS
+        # The checksum needs the level strings as sent: the compiled book reads
+        # them from the wire text itself, the Python one from the generic lists.
+        extra = ({"checksum": crc, "raw": _wire_texts(data.bids, data.asks)} if crc else {})
+        exch_ns = int(data.ts) * NS_PER_MS
         if action == "snapshot":
             return BookSnapshot(VENUE, self.market, pair, bids, asks, max(seq, 0), exch_ns, recv_ns, extra)
         return BookDelta(VENUE, self.market, pair, bids, asks, seq, seq, data.prevSeqId, exch_ns,
@@ -395,7 +351,7 @@ class OkxDriver(Driver):
         prev = int(data["prevSeqId"]) if "prevSeqId" in data else -1
         crc = int(data.get("checksum") or 0)
         extra = {"checksum": crc, "raw": (raw_bids, raw_asks)} if crc else {}
-        exch_ns = int(data["ts"]) * MS
+        exch_ns = int(data["ts"]) * NS_PER_MS
         if action == "snapshot":
             return BookSnapshot(VENUE, self.market, pair, bids, asks, max(seq, 0), exch_ns, recv_ns, extra)
         return BookDelta(VENUE, self.market, pair, bids, asks, seq, seq, prev, exch_ns, recv_ns, extra)
@@ -408,7 +364,7 @@ class OkxDriver(Driver):
             raise ValueError(f"unknown taker side {side!r}")
         return Trade(VENUE, self.market, pair, float(t["px"]), float(t["sz"]),
                      Side.BUY if side == "buy" else Side.SELL, str(t["tradeId"]),
-                     int(t["ts"]) * MS, recv_ns)
+                     int(t["ts"]) * NS_PER_MS, recv_ns)
 
     # ------------------------------------------------------------------ REST
 
@@ -437,7 +393,7 @@ class OkxDriver(Driver):
         if rest.code != "0" or book.seqId < 0:  # an error body, or no seqId (the default -1)
             raise ValueError("not a bridgeable book")
         return BookSnapshot(VENUE, self.market, pair, _decode_levels(book.bids),
-                            _decode_levels(book.asks), book.seqId, int(book.ts) * MS, recv_ns)
+                            _decode_levels(book.asks), book.seqId, int(book.ts) * NS_PER_MS, recv_ns)
 
     def _parse_snapshot_generic(self, pair: str, body: str | bytes, recv_ns: int) -> BookSnapshot:
         msg = orjson.loads(body)
@@ -450,7 +406,7 @@ class OkxDriver(Driver):
             VENUE, self.market, pair,
             [(float(lv[0]), float(lv[1])) for lv in data["bids"]],
             [(float(lv[0]), float(lv[1])) for lv in data["asks"]],
-            int(data["seqId"]), int(data["ts"]) * MS, recv_ns)
+            int(data["seqId"]), int(data["ts"]) * NS_PER_MS, recv_ns)
 
     def sync_rule(self) -> SyncRule:
         return OkxRule()

@@ -25,7 +25,10 @@ Why the typed path can only ever return what the generic one would:
 
 from __future__ import annotations
 
-from typing import Annotated
+import dataclasses
+from collections.abc import Callable
+from operator import itemgetter
+from typing import Annotated, Any
 
 import msgspec
 
@@ -37,9 +40,54 @@ WireInt = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 decode_levels = msgspec.json.Decoder(list[tuple[float, float]], strict=False).decode
 
 try:  # JSON levels straight to C doubles (engine/venues/_levels.c), built by pip install -e .
-    from engine.venues._levels import parse_levels as _parse_levels  # type: ignore[import-not-found]
+    from engine.venues._levels import SlotMaker  # type: ignore[import-not-found]
+    from engine.venues._levels import binance_depth as _binance_depth
+    from engine.venues._levels import parse_levels as _parse_levels
 except ImportError:
-    _parse_levels = None
+    _parse_levels = _binance_depth = SlotMaker = None
+
+# Binance depthUpdate frame -> BookDelta in one C call (engine/venues/_frames.c),
+# or None (not a plain depth frame: the typed path decides); None if not built.
+binance_depth: Callable[..., Any] | None = _binance_depth
+
+
+_price_size = itemgetter(0, 1)
+
+
+def wide_levels(width: int) -> Callable[[msgspec.Raw | bytes], Any]:
+    """fast_levels for levels of ``width`` items, ``[price, size, ...]`` (OKX
+    sends 4, MEXC futures 3): the C decoder where it reads the text (the
+    items after the size must be plain scalars), else msgspec's
+    ``list[tuple[float, float, Any, ...]]``, and (price, size) pairs either way."""
+    rows = msgspec.json.Decoder(list[tuple[(float, float) + (Any,) * (width - 2)]],  # type: ignore[misc]
+                                strict=False).decode
+
+    def decode(raw: msgspec.Raw | bytes) -> Any:
+        if _parse_levels is not None:
+            try:
+                return _parse_levels(raw, width)
+            except ValueError:
+                pass
+        return list(map(_price_size, rows(raw)))
+
+    return decode
+
+
+def slot_maker(cls: type) -> Callable[..., Any] | None:
+    """A C constructor ``maker(*values)`` for the plain slotted dataclass ``cls``
+    (every field, in order, positional; no __init__ frame), or None when the
+    extension is missing or ``cls`` is not such a class (a __post_init__, a
+    __dict__, slots that are not its fields): callers then use ``cls`` itself.
+    Fields with a default factory get no default: pass a fresh value."""
+    if SlotMaker is None or not dataclasses.is_dataclass(cls):
+        return None
+    names = tuple(f.name for f in dataclasses.fields(cls))
+    if getattr(cls, "__slots__", None) != names or hasattr(cls, "__post_init__"):
+        return None
+    try:
+        return SlotMaker(cls, names)
+    except TypeError:
+        return None
 
 
 # For typed paths that fall back to the generic parser as a whole: the C

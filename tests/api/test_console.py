@@ -37,10 +37,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
 
 
 @pytest.fixture(scope="module")
-def browser():  # noqa: ANN201 - playwright's types
+def browser():  # playwright's types
     executable = _chromium()
     try:
-        from playwright.sync_api import sync_playwright  # noqa: PLC0415
+        from playwright.sync_api import sync_playwright
     except ImportError:
         pytest.fail("playwright (the test extra) is not installed")
     with sync_playwright() as p:
@@ -50,7 +50,7 @@ def browser():  # noqa: ANN201 - playwright's types
         b.close()
 
 
-def _open(browser, demo: Demo, width: int, height: int):  # noqa: ANN001, ANN202
+def _open(browser, demo: Demo, width: int, height: int):
     # bypass_csp: the page's own CSP forbids eval, which Playwright's waits use.
     page = browser.new_page(viewport={"width": width, "height": height}, bypass_csp=True)
     errors: list[str] = []
@@ -63,7 +63,7 @@ def _open(browser, demo: Demo, width: int, height: int):  # noqa: ANN001, ANN202
     return page, errors
 
 
-def _candle_pixels(page) -> dict[str, int]:  # noqa: ANN001
+def _candle_pixels(page) -> dict[str, int]:
     """Up (teal) and down (red) candle pixels on the chart's canvas."""
     return page.evaluate("""() => {
       const c = document.querySelector('#candles canvas');
@@ -77,7 +77,7 @@ def _candle_pixels(page) -> dict[str, int]:  # noqa: ANN001
     }""")
 
 
-def test_console_candles_book_orders_and_halt(browser, demo: Demo) -> None:  # noqa: ANN001
+def test_console_candles_book_orders_and_halt(browser, demo: Demo) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page, errors = _open(browser, demo, 1280, 800)
     try:
@@ -152,7 +152,7 @@ def test_console_candles_book_orders_and_halt(browser, demo: Demo) -> None:  # n
         page.close()
 
 
-def test_console_usable_at_phone_width(browser, demo: Demo) -> None:  # noqa: ANN001
+def test_console_usable_at_phone_width(browser, demo: Demo) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page, errors = _open(browser, demo, 390, 844)
     try:

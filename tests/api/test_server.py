@@ -259,10 +259,10 @@ class _Flood:
         self.pushed = 0
         self.refused = threading.Event()
 
-    def opened(self, session) -> None:  # noqa: ANN001
+    def opened(self, session) -> None:
         pass
 
-    def message(self, session, text: str) -> None:  # noqa: ANN001
+    def message(self, session, text: str) -> None:
         def flood() -> None:
             frame = text_frame("x" * 16384)
             while self.pushed < 20_000:  # 320 MiB: far past any socket buffer
@@ -272,12 +272,12 @@ class _Flood:
                 self.pushed += 1
         threading.Thread(target=flood, daemon=True).start()
 
-    def closed(self, session) -> None:  # noqa: ANN001
+    def closed(self, session) -> None:
         pass
 
 
 def test_server_slow_websocket_consumer_dropped() -> None:
-    import websocket  # noqa: PLC0415
+    import websocket
 
     handler = _Flood()
     router = _router()
@@ -312,8 +312,8 @@ print(server.counts["refused_full"], flush=True)
 
 
 def test_server_out_of_descriptors_pauses_accepts_and_recovers() -> None:
-    import subprocess  # noqa: PLC0415
-    import sys  # noqa: PLC0415
+    import subprocess
+    import sys
 
     proc = subprocess.Popen([sys.executable, "-c", SERVE_WITH_FEW_FDS], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -17,14 +17,14 @@ from engine.model import Side
 BID = D("100")
 
 
-def book_with_level(queue_model, size: str = "5") -> QueueBook:  # noqa: ANN001
+def book_with_level(queue_model, size: str = "5") -> QueueBook:
     book = QueueBook(queue_model)
     book.on_depth(Side.BUY, BID, D(size))
     return book
 
 
 @pytest.mark.parametrize("queue_model", [RiskAverse(), ProRata(), Probabilistic()], ids=lambda m: m.name)
-def test_fills_only_after_the_displayed_size_ahead_has_traded(queue_model) -> None:  # noqa: ANN001
+def test_fills_only_after_the_displayed_size_ahead_has_traded(queue_model) -> None:
     book = book_with_level(queue_model)
     order = book.join("o1", Side.BUY, BID, D("1"))
     assert order.ahead == D("5")
@@ -105,7 +105,7 @@ def test_model_names_and_bad_power() -> None:
 
 @given(st.lists(st.tuples(st.sampled_from(["trade", "depth"]), st.integers(0, 20)), max_size=40),
        st.sampled_from(["risk_averse", "pro_rata", "probabilistic"]))
-def test_never_fills_more_than_traded_nor_more_than_the_order(steps, name) -> None:  # noqa: ANN001
+def test_never_fills_more_than_traded_nor_more_than_the_order(steps, name) -> None:
     book = book_with_level(model(name), "5")
     order = book.join("o1", Side.BUY, BID, D("3"))
     traded = D(0)

@@ -28,7 +28,7 @@ def store():
 bid_px = st.integers(1, 60).map(lambda i: i / 4)
 ask_px = st.integers(40, 100).map(lambda i: i / 4)
 size = st.sampled_from([0.0, 0.0, 0.5, 1.0, 2.5, 7.0])
-levels = lambda px: st.lists(st.tuples(px, size), max_size=12)  # noqa: E731
+levels = lambda px: st.lists(st.tuples(px, size), max_size=12)
 op = st.one_of(
     st.tuples(st.just("snapshot"), levels(bid_px), levels(ask_px)),
     st.tuples(st.just("delta"), levels(bid_px), levels(ask_px)),

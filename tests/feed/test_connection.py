@@ -282,7 +282,7 @@ def test_book_the_venue_never_sends_is_logged_once_and_fails_health() -> None:
     """A pair the venue does not list (a task added under --demo for a pair the
     demo venue lacks): no message ever comes, so the book would stay empty in
     silence. The watchdog names it once, with the likely reason."""
-    from loguru import logger  # noqa: PLC0415
+    from loguru import logger
 
     lines: list[str] = []
     sink = logger.add(lambda m: lines.append(str(m)), level="WARNING",

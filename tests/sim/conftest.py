@@ -92,5 +92,5 @@ def ws_connect() -> Iterator[Callable[[str], websocket.WebSocket]]:
     for ws in opened:
         try:
             ws.close()
-        except Exception:  # noqa: BLE001 - already closed by the server
+        except Exception:  # noqa: BLE001, S110 - already closed by the server
             pass

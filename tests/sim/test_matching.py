@@ -20,19 +20,19 @@ DECIMALS = amount_decimals_for([SYMBOL])
 SPEC = SymbolSpec.from_config(SYMBOL, DECIMALS)
 
 
-def P(text: str) -> int:  # noqa: N802 - reads like the unit it converts to
+def P(text: str) -> int:  # reads like the unit it converts to
     units = to_units(text, SPEC.price_decimals)
     assert units is not None
     return units
 
 
-def Q(text: str) -> int:  # noqa: N802
+def Q(text: str) -> int:
     units = to_units(text, SPEC.qty_decimals)
     assert units is not None
     return units
 
 
-def A(text: str) -> int:  # noqa: N802
+def A(text: str) -> int:
     units = to_units(text, DECIMALS)
     assert units is not None
     return units

@@ -132,9 +132,9 @@ def test_paper_live_ask_moving_onto_our_bid_fills_us_as_maker_at_our_price(live,
 
 
 def test_paper_rules_fall_back_to_configured_symbols_when_the_live_venue_is_away():
-    from engine.model_trade import TradingEndpoints  # noqa: PLC0415
-    from engine.sim.paper import live_pairs  # noqa: PLC0415
-    from engine.venues import make_trading_driver  # noqa: PLC0415
+    from engine.model_trade import TradingEndpoints
+    from engine.sim.paper import live_pairs
+    from engine.venues import make_trading_driver
 
     # discard port: nothing answers
     away = make_trading_driver("binance", "spot", TradingEndpoints("http://127.0.0.1:9"), "", "")

@@ -329,7 +329,7 @@ def test_recorder_status_counts_journal_batches_of_a_killed_run_until_written(
     """What a killed run left in the journal shows as ``recovered_pending``
     until it is stored (a test or operator waiting for "all written" must see
     it: ``memory_batches`` alone does not tell a recovered batch apart)."""
-    from engine.store.journal import Journal  # noqa: PLC0415 - only here
+    from engine.store.journal import Journal
     sent = list(events("killed", 300, pairs=2))
     journal_dir = Path(chdb_history.config.daemon.data_dir) / "journal"
     Journal(journal_dir, 0.0).append(sent)  # the open file of a run killed mid-batch

@@ -173,7 +173,7 @@ def test_trade_history_keeps_exact_decimal_amounts(taskdb: TaskDb) -> None:
                    " AMOUNT, COMMISSION, STATUS) VALUES ('d1', 'binance', 'BTC/USDT', 'o1', 'buy', ?, ?, ?,"
                    " 'filled')", ("42000.12345678", "0.00000001", "0.1"))
     price, amount, fee = taskdb.query("SELECT PRICE, AMOUNT, COMMISSION FROM TRADE_HISTORY")[0]
-    from decimal import Decimal  # noqa: PLC0415
+    from decimal import Decimal
 
     assert (Decimal(str(price)), Decimal(str(amount)), Decimal(str(fee))) == \
         (Decimal("42000.12345678"), Decimal("0.00000001"), Decimal("0.1"))
@@ -190,7 +190,7 @@ def test_transaction_rolls_back_on_error(taskdb: TaskDb) -> None:
 
 
 def test_now_ms_is_the_database_clock_in_epoch_ms(taskdb: TaskDb) -> None:
-    import time  # noqa: PLC0415
+    import time
 
     assert abs(taskdb.now_ms() - time.time() * 1000) < 5000  # same machine here
 

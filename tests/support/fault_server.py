@@ -494,7 +494,7 @@ def _rest_handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as a venue's REST API
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server naming
+        def do_GET(self) -> None:  # http.server naming
             status, headers, body = server.on_rest(self.path)
             data = body.encode()
             self.send_response(status)
@@ -505,7 +505,7 @@ def _rest_handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def do_POST(self) -> None:  # noqa: N802 - venues with POST info calls (Hyperliquid)
+        def do_POST(self) -> None:  # venues with POST info calls (Hyperliquid)
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             answer = server.script.rest_post(self.path, body, list(server.streams.values()))
             status, text = answer if answer is not None else (501, '{"error":"no POST here"}')
@@ -516,7 +516,7 @@ def _rest_handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
     return Handler

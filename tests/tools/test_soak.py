@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-import soak_report  # noqa: E402
+import soak_report
 
-from tests.support.demo import ROOT  # noqa: E402
+from tests.support.demo import ROOT
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

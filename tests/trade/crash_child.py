@@ -10,8 +10,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from engine.model import Side  # noqa: E402
-from tests.trade.rig import Orders, make_service, trader_config  # noqa: E402
+from engine.model import Side
+from tests.trade.rig import Orders, make_service, trader_config
 
 
 def main(data_dir: str, rest_url: str, ws_url: str, count: int, transport: str) -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from engine.model import Side  # noqa: E402
-from tests.trade.bybit_rig import LINEAR_REST, LINEAR_VENUE, place, trader_config  # noqa: E402
-from tests.trade.rig import make_service  # noqa: E402
+from engine.model import Side
+from tests.trade.bybit_rig import LINEAR_REST, LINEAR_VENUE, place, trader_config
+from tests.trade.rig import make_service
 
 
 def main(data_dir: str, rest_url: str, ws_url: str, count: int) -> None:

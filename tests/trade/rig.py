@@ -58,7 +58,7 @@ def trader_config(data_dir: Path, rest_url: str, ws_url: str, tasks: dict | None
 
 def write_config(path: Path, data_dir: Path, rest_url: str, ws_url: str) -> None:
     """The YAML a daemon (or tools/reconcile.py) would read for this rig."""
-    import yaml  # noqa: PLC0415
+    import yaml
 
     path.write_text(yaml.safe_dump({
         "daemon": {"data_dir": str(data_dir), "id": "trader-test"},

@@ -112,7 +112,7 @@ def test_spot_order_lifecycle_and_fills_match_the_venue(venue: LocalVenue, tmp_p
 
 
 def _cancel(order: Any) -> Any:
-    from tests.trade.rig import Orders  # noqa: PLC0415
+    from tests.trade.rig import Orders
 
     return Orders.cancel(order)
 
@@ -169,9 +169,9 @@ def test_linear_fills_build_the_position_the_venue_reports(venue: LocalVenue, tm
 def test_linear_hedge_mode_and_leverage_set_at_start_legs_reported(venue: LocalVenue,
                                                                     tmp_path: Path,
                                                                     monkeypatch: Any) -> None:
-    import dataclasses  # noqa: PLC0415
+    import dataclasses
 
-    from engine.model_trade import PositionSide  # noqa: PLC0415
+    from engine.model_trade import PositionSide
 
     bob_quotes(venue, "linear")
     settings = dataclasses.replace(LINEAR_REST, futures=dataclasses.replace(

@@ -131,7 +131,7 @@ def test_sigkill_mid_fill_loses_no_fill_and_counts_none_twice(
     assert child.stdout is not None and child.stdout.readline().strip() == b"SUBMITTED"
     eventually(lambda: len(open_orders(alice)) == GRID, timeout=20)
     bob.order(symbol="BTCUSDT", side="SELL", type="MARKET", quantity="0.03")
-    import sqlite3  # noqa: PLC0415 - read the child's DB while it runs
+    import sqlite3  # read the child's DB while it runs
 
     db_path = tmp_path / "trader" / "tasks.sqlite"
     eventually(lambda: sqlite3.connect(db_path).execute(
@@ -145,7 +145,7 @@ def test_sigkill_mid_fill_loses_no_fill_and_counts_none_twice(
     assert trader.db.query("SELECT COUNT(*) FROM TRADER_FILLS") == [(6,)]
     states = sorted(r[0] for r in trader.db.query("SELECT STATE FROM TRADER_ORDERS"))
     assert states == ["filled"] * 6 + ["open"] * 4
-    from decimal import Decimal  # noqa: PLC0415
+    from decimal import Decimal
 
     assert trader.positions.position("binance", "BTC/USDT").quantity == Decimal("0.05994")
     replay_and_check(trader, alice)

@@ -243,7 +243,7 @@ def test_cancel_of_an_order_filled_meanwhile_learns_it_filled(
 def test_refused_orders_never_reach_the_venue(
         transport: str, start_trader: Callable[..., TraderService],
                                               proxy: FaultProxy) -> None:
-    from engine.trade.settings import RiskConfig  # noqa: PLC0415
+    from engine.trade.settings import RiskConfig
 
     trader = start_trader(order_transport=transport,
                           risk=RiskConfig(max_order_notional="100", error_burst=1000))
@@ -260,7 +260,7 @@ def test_refused_orders_never_reach_the_venue(
 def test_error_burst_trips_the_breaker_and_says_why(
         transport: str, start_trader: Callable[..., TraderService],
                                                     proxy: FaultProxy) -> None:
-    from engine.trade.settings import RiskConfig  # noqa: PLC0415
+    from engine.trade.settings import RiskConfig
 
     trader = start_trader(order_transport=transport,
                           risk=RiskConfig(error_burst=3, error_window_s=30, cooldown_s=60,

@@ -159,7 +159,7 @@ def _unlink(segment: str) -> None:
 
 
 def _free_port() -> int:
-    import socket  # noqa: PLC0415
+    import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -177,7 +177,7 @@ def _run_py(tmp_path: Path, role: str, config: dict, name: str) -> subprocess.Po
 
 
 def test_role_both_sigkilled_at_random_moments_restarts_clean(tmp_path: Path):
-    import requests  # noqa: PLC0415
+    import requests
 
     venue_port, http_port = _free_port(), _free_port()
     venue = _run_py(tmp_path, "venue", {

@@ -152,8 +152,8 @@ def test_sqlite_intent_survives_a_sigkill_right_after_its_commit(tmp_path: Path)
     """synchronous=NORMAL (no fsync per intent, docs/trading.md "Durability"):
     the COMMIT is in the WAL when record_intent returns, so a process killed
     at once (before any checkpoint or close) leaves it for the next start."""
-    import subprocess  # noqa: PLC0415
-    import sys  # noqa: PLC0415
+    import subprocess
+    import sys
 
     child = (
         "import os, signal, sys\n"

@@ -50,8 +50,8 @@ def test_trader_takes_the_rest_weight_limit_from_exchange_info_once_connected(tm
     """The venue publishes a REQUEST_WEIGHT limit below the documented 6000/min
     (as Binance may for an account or an IP): after start-up the trader's REST
     budget is that figure, not the driver's default, and it is logged."""
-    from engine.trade.session import VenueSession  # noqa: PLC0415 - only here
-    from tests.trade.rig import make_service, start_venue, trader_config  # noqa: PLC0415
+    from engine.trade.session import VenueSession
+    from tests.trade.rig import make_service, start_venue, trader_config
 
     venue = start_venue(tmp_path / "venue", weight_per_minute=900)
     try:

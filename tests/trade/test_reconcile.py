@@ -121,8 +121,8 @@ def test_intent_never_sent_before_a_crash_is_marked_absent(
 
 def test_reconcile_tool_prints_the_report_without_changing_anything(
         start_trader: Callable[..., TraderService], alice: BinanceClient, tmp_path: Path) -> None:
-    import subprocess  # noqa: PLC0415
-    import sys  # noqa: PLC0415
+    import subprocess
+    import sys
 
     trader = start_trader(direct=True)
     orders = Orders()

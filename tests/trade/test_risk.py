@@ -76,7 +76,7 @@ def test_halt_blocks_everything_until_resumed_and_daily_loss_trips() -> None:
     assert risk.halted and "operator" in risk.check_place(order)
     risk.resume()
     assert risk.check_place(order) is None
-    from tests.trade.test_positions import fill  # noqa: PLC0415
+    from tests.trade.test_positions import fill
 
     positions.on_fill(fill(Side.BUY, "100", "1", at_ns=clock.now_ns()))
     positions.on_fill(fill(Side.SELL, "90", "1", trade_id="2", at_ns=clock.now_ns()))

@@ -15,7 +15,6 @@ from engine.venues.binance import (
     PENDING_SUBSCRIBES,
     BinanceDriver,
     BinanceFuturesRule,
-    BinanceSpotRule,
 )
 from tests.venues.reference import DATA
 
@@ -202,7 +201,7 @@ def _snap(seq: int) -> BookSnapshot:
 
 def test_binance_spot_rule_real_first_events_drop_then_bridge():
     # NKNUSDT capture: snapshot 499869752; first event U=499869750 u=499869752 is covered.
-    rule = BinanceSpotRule()
+    rule = SPOT.sync_rule()
     rule.on_snapshot(_snap(499869752))
     assert rule.check(_delta(499869750, 499869752)) is Verdict.DROP
     assert rule.check(_delta(499869753, 499869754)) is Verdict.APPLY
@@ -211,7 +210,7 @@ def test_binance_spot_rule_real_first_events_drop_then_bridge():
 
 
 def test_binance_spot_rule_snapshot_older_than_first_event_is_gap():
-    rule = BinanceSpotRule()
+    rule = SPOT.sync_rule()
     rule.on_snapshot(_snap(100))
     assert rule.check(_delta(105, 110)) is Verdict.GAP
 

@@ -20,7 +20,7 @@ from engine.clock import TestClock
 from engine.feed.sync import FeedRouter
 from engine.model import BookDelta, BookSnapshot, FeedError, Market, Side
 from engine.venues.base import Subscription, Verdict
-from engine.venues.gate import GateDriver, GateRule
+from engine.venues.gate import GateDriver
 from tests.venues.reference import DATA, gate_books, read_records
 from tests.venues.test_wire import _near_misses, canon, outcome
 
@@ -224,14 +224,14 @@ def test_gate_rule_real_neo_btc_ids():
     # NEO_BTC 2021: REST id 31244065; the first two diffs end at or before it.
     records = read_records(DATA / "gate" / "spot_NEO_BTC.capture.jsonl")
     diffs = [json.loads(r["data"])["result"] for r in records if r["src"] == "ws"]
-    rule = GateRule()
+    rule = SPOT.sync_rule()
     rule.on_snapshot(BookSnapshot("gate", Market.SPOT, "NEO/BTC", [], [], 31244065))
     verdicts = [rule.check(_delta(d["U"], d["u"])) for d in diffs]
     assert verdicts.count(Verdict.DROP) == 3 and verdicts.count(Verdict.APPLY) == 36 and Verdict.GAP not in verdicts
 
 
 def test_gate_rule_hand_built_bridge_gap_and_duplicate():
-    rule = GateRule()
+    rule = SPOT.sync_rule()
     rule.on_snapshot(BookSnapshot("gate", Market.SPOT, "X/Y", [], [], 100))
     assert rule.check(_delta(95, 100)) is Verdict.DROP
     assert rule.check(_delta(99, 103)) is Verdict.APPLY  # U <= B+1 <= u
@@ -241,7 +241,7 @@ def test_gate_rule_hand_built_bridge_gap_and_duplicate():
 
 
 def test_gate_snapshot_older_than_the_first_diff_is_a_gap():
-    rule = GateRule()
+    rule = SPOT.sync_rule()
     rule.on_snapshot(BookSnapshot("gate", Market.SPOT, "X/Y", [], [], 100))
     assert rule.check(_delta(102, 105)) is Verdict.GAP
 

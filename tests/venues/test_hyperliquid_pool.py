@@ -34,7 +34,7 @@ def info_server() -> Iterator[tuple[str, list[dict]]]:
     seen: list[dict] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server naming
+        def do_POST(self) -> None:  # http.server naming
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             seen.append(body)
             data = json.dumps(META if body == {"type": "meta"} else {"error": "bad"}).encode()
@@ -44,7 +44,7 @@ def info_server() -> Iterator[tuple[str, list[dict]]]:
             self.end_headers()
             self.wfile.write(data)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

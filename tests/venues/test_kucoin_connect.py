@@ -42,7 +42,7 @@ class TokenVenue:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server naming
+            def do_POST(self) -> None:  # http.server naming
                 venue.token_requests += 1
                 body = json.dumps({"code": "200000", "data": {
                     "token": f"tok-{venue.token_requests}",
@@ -51,7 +51,7 @@ class TokenVenue:
                                          "pingTimeout": 10000}]}})
                 self._send(200 if self.path == "/api/v1/bullet-public" else 404, body)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 status, _, body = venue.server.on_rest(self.path)
                 self._send(status, body)
 
@@ -63,7 +63,7 @@ class TokenVenue:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 pass
 
         self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -67,3 +67,19 @@ def test_levels_c_behaves_as_the_list_it_equals():
     with pytest.raises(TypeError):
         hash(lv)
     assert not parse_levels(b"[]")
+
+
+def test_levels_c_concatenates_as_the_list_it_equals():
+    a, b = parse_levels(b'[[1,2]]'), parse_levels(b'[["3","4"]]')
+    assert a + b == [(1.0, 2.0), (3.0, 4.0)] and type(a + b) is list
+    assert a + [(5.0, 6.0)] == [(1.0, 2.0), (5.0, 6.0)]
+    assert [(0.0, 0.0)] + a == [(0.0, 0.0), (1.0, 2.0)]
+    with pytest.raises(TypeError):
+        a + "x"
+
+
+def test_levels_c_width_reads_and_drops_the_extra_scalars():
+    assert parse_levels(b'[["1.5","2","0","4"]]', 4) == [(1.5, 2.0)]
+    for text in (b'[["1.5","2","0"]]', b'[["1.5","2","0",[4]]]', b'[["1.5","2"]]'):
+        with pytest.raises(ValueError):
+            parse_levels(text, 4)

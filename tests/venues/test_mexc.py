@@ -21,7 +21,7 @@ from engine.feed.sync import FeedRouter
 from engine.model import BookDelta, BookSnapshot, FeedError, Market, Side, Trade
 from engine.venues import make_driver
 from engine.venues.base import ResyncMethod, Subscription, Verdict
-from engine.venues.mexc import MexcDriver, MexcRule
+from engine.venues.mexc import MexcDriver
 from tests.support.scripts_mexc import MexcScript, deals_push, depth_push
 from tests.venues.reference import DATA
 
@@ -269,7 +269,7 @@ def _delta(first: int, last: int) -> BookDelta:
 
 
 def test_mexc_rule_bridges_snapshot_then_requires_contiguous_versions():
-    rule = MexcRule()
+    rule = SPOT.sync_rule()
     rule.on_snapshot(BookSnapshot("mexc", Market.SPOT, "X/Y", [], [], 100))
     assert rule.check(_delta(90, 100)) is Verdict.DROP  # toVersion <= lastUpdateId
     assert rule.check(_delta(95, 104)) is Verdict.APPLY  # first push: from <= L + 1 <= to
@@ -279,14 +279,14 @@ def test_mexc_rule_bridges_snapshot_then_requires_contiguous_versions():
 
 
 def test_mexc_rule_snapshot_older_than_buffer_is_gap():
-    rule = MexcRule()
+    rule = SPOT.sync_rule()
     rule.on_snapshot(BookSnapshot("mexc", Market.FUTURES, "X/Y", [], [], 100))
     assert rule.check(_delta(102, 103)) is Verdict.GAP  # fromVersion > L + 1: fetch again
 
 
 def test_mexc_rule_real_probe_versions_chain():
     """The 2026 unmerged ETH pair is contiguous (version, version + 1)."""
-    rule = MexcRule()
+    rule = SPOT.sync_rule()
     first, second = (FUT.parse(line, 0).events[0] for line in _lines("book_delta.obs2026.jsonl")[2:])
     rule.on_snapshot(BookSnapshot("mexc", Market.FUTURES, "ETH/USDT", [], [], first.last_seq - 1))
     assert [rule.check(first), rule.check(second)] == [Verdict.APPLY, Verdict.APPLY]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from engine.model import Market
+from engine.venues import DRIVERS
 from engine.venues.symbols import SymbolMap, UnknownSymbol, split_concatenated, split_pair
 
 
@@ -34,3 +36,21 @@ def test_symbol_map_explicit_entries_bypass_rules():
     assert names.symbol("WEIRD/PAIR") == "WXYZ"
     assert names.symbol("A/B") == "RULE"
     assert names.pair("ABC") == "rule/ABC"
+
+
+@pytest.mark.parametrize("name,market", [(name, market) for name, cls in sorted(DRIVERS.items())
+                                         for market in cls.markets])
+def test_every_driver_names_through_the_base_cache_explicit_entries_win(name, market):
+    driver = DRIVERS[name](market, symbols={"ODD/PAIR": "ODDX"})
+    assert driver.symbol("ODD/PAIR") == "ODDX" and driver.pair("ODDX") == "ODD/PAIR"
+    assert driver._wire_pair("ODDX") == "ODD/PAIR"
+    assert driver._pair_of == {"ODDX": "ODD/PAIR"}  # the parsers' cache is the base driver's
+
+
+def test_set_naming_replaces_the_rule_and_empties_the_parsers_caches():
+    driver = DRIVERS["okx"](Market.SPOT)
+    assert driver._own_pair("BTC-USDT") == "BTC/USDT"
+    assert driver._own_pair("BTC-USDT-SWAP") is None  # another market's instrument
+    driver.set_naming(lambda symbol: "X/Y", lambda pair: "XY")
+    assert driver._own_pair_of == {} and driver._pair_of == {}
+    assert driver._own_pair("BTC-USDT") == "X/Y" and driver.symbol("A/B") == "XY"

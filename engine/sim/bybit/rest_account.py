@@ -141,7 +141,7 @@ def wallet(ctx: BybitContext, ex: Exchange, account: str, coins: set[str] | None
         upnl_usd += unrealized * scale
         im_usd += initial * scale
         mm_usd += maintenance * scale
-    text = lambda v: f"{float(v):.4f}"  # noqa: E731 - USD totals are informative, never order inputs
+    text = lambda v: f"{float(v):.4f}"
     return {"accountType": "UNIFIED", "accountIMRate": text(im_usd / equity_usd if equity_usd
                                                              else 0),
             "accountMMRate": text(mm_usd / equity_usd if equity_usd else 0),

@@ -58,7 +58,7 @@ class BybitDialect:
             self.limiter, perps.funding if perps is not None else None, notify=self._notify)
         self.rest = BybitRest(self.ctx, {**rest_market.ROUTES, **rest_trade.ROUTES,
                                          **rest_account.ROUTES})
-        from engine.sim.bybit.streams import BybitHub  # noqa: PLC0415 - cycle: hub uses us
+        from engine.sim.bybit.streams import BybitHub
         self.hub = BybitHub(self)
         port = 0 if config.port == 0 else bybit.port
         self.loop = NetLoop(config.host, port, self.rest.handle, self.hub,

@@ -204,7 +204,7 @@ def coin_json(coin: str, decimals: int, free: int, locked: int, unrealized: int,
               order_im: int, position_im: int, position_mm: int, usd: Fraction) -> Json:
     wallet = free + locked
     equity = wallet + unrealized
-    text = lambda v: format_units(v, decimals)  # noqa: E731
+    text = lambda v: format_units(v, decimals)
     return {"coin": coin, "equity": text(equity), "usdValue": ratio_text(usd * equity
                                                                             / 10**decimals, 4),
             "walletBalance": text(wallet), "free": text(free), "locked": text(locked),

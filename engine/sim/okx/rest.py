@@ -77,7 +77,7 @@ class Window:
 
 class OkxRest:
     def __init__(self, dialect: OkxDialect, limits: dict[str, tuple[int, int]] | None) -> None:
-        from engine.sim.okx import rest_account, rest_market, rest_trade  # noqa: PLC0415
+        from engine.sim.okx import rest_account, rest_market, rest_trade
         self.dialect = dialect
         self.routes: dict[tuple[str, str], Route] = {
             **rest_market.ROUTES, **rest_trade.ROUTES, **rest_account.ROUTES}

@@ -54,7 +54,7 @@ class OkxDialect:
             perps = {s.symbol: s for s in usdm.specs.values()}
             self.index_of = dict(usdm.index_of)
         else:
-            from engine.sim.usdm.service import perp_specs  # noqa: PLC0415 - perps only
+            from engine.sim.usdm.service import perp_specs
             self.derivatives = Derivatives(exchange.engine.ledger, config.usdm.leverage)
             self.funding = Funding(self.derivatives, FundingRules(
                 interval_ms=config.usdm.funding_interval_s * 1000))

@@ -73,7 +73,7 @@ def _diff(old: dict[int, int], new: dict[int, int]) -> list[tuple[int, int]]:
 
 class OkxStreams:
     def __init__(self, dialect: OkxDialect) -> None:
-        from engine.sim.okx.private import PrivateHub  # noqa: PLC0415 - it needs us
+        from engine.sim.okx.private import PrivateHub
         self.dialect = dialect
         self.exchange = dialect.exchange
         self.wake = lambda: None

@@ -69,7 +69,7 @@ def _asset_rows(u: UsdmContext, account: str, now_ms: int) -> list[dict]:
     out = []
     for asset in _assets(u):
         risk = d.risk(account, asset)
-        text = lambda v: format_units(v, decimals)  # noqa: E731
+        text = lambda v: format_units(v, decimals)
         wallet = risk.wallet + risk.isolated_margin
         out.append({
             "asset": asset, "walletBalance": text(wallet),

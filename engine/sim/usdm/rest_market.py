@@ -139,7 +139,7 @@ def klines(ctx: VenueContext, call: Call) -> Any:
     start, end, limit = p.integer("startTime"), p.integer("endTime"), p.limit(500, 1500)
     found = ctx.exchange.read(lambda ex: ex.markets[spec.symbol].klines_between(
         interval, start, end, min(limit, 1000), call.now_ms))
-    from engine.sim.market_data import interval_close  # noqa: PLC0415 - small helper
+    from engine.sim.market_data import interval_close  # small helper
     return [[k.open_ms, price_text(spec, k.open), price_text(spec, k.high),
              price_text(spec, k.low), price_text(spec, k.close), qty_text(spec, k.volume),
              interval_close(interval, k.open_ms), amount_text(spec, k.quote_volume), k.trades,

@@ -90,7 +90,7 @@ class UsdmDialect:
                                accounts, self.listen_keys, self.derivatives, self.funding)
         self.rest = RestApi(self.ctx, {**rest_market.ROUTES, **rest_trade.ROUTES,
                                        **rest_account.ROUTES})
-        from engine.sim.usdm.streams import UsdmHub  # noqa: PLC0415 - cycle: hub uses us
+        from engine.sim.usdm.streams import UsdmHub  # cycle: hub uses us
         self.hub = UsdmHub(self)
         port = 0 if config.port == 0 else usdm.port
         self.loop = NetLoop(config.host, port, self.rest.handle, self.hub,

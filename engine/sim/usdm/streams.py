@@ -78,7 +78,7 @@ class UsdmHub:
         self.next_cut = self.next_slow = self.next_tick = 0
         self.next_mark = dict.fromkeys(MARK_SPEEDS.values(), 0)
         self.marks: list[dict] = []
-        from engine.sim.usdm.ws_api import WsApi  # noqa: PLC0415 - it needs the hub
+        from engine.sim.usdm.ws_api import WsApi  # it needs the hub
         self.api = WsApi(dialect, self)
         self.api_conns: set[Connection] = set()
         # connection -> "public" | "market" | "private" | "" (legacy root: all)
