@@ -78,6 +78,7 @@ def test_monitor_bybit_feed_keeps_the_venue_book_in_sync(
         reader = daemon.book_reader()
         name = f"bybit:{market}:BTC/USDT"
         eventually(lambda: name in reader.keys() and reader.read(name).synced, timeout=30)
+        synced_seq = reader.read(name).seq
         _flow(client, category, rng, 60, open_ids)  # changes while the feed runs
 
         def same() -> bool:
@@ -88,8 +89,11 @@ def test_monitor_bybit_feed_keeps_the_venue_book_in_sync(
         eventually(same, timeout=30, message="the daemon's Bybit book never matched the venue's")
         bids, asks = _venue_levels(client, category)
         assert len(bids) >= 5 and len(asks) >= 5
+        # Kept in sync by deltas (the venue batches changes per push interval, so
+        # how many frames 60 orders make depends on how fast they were placed).
+        assert reader.read(name).seq > synced_seq
         connections = daemon.feed.status()["connections"]
-        assert connections and all(c["reconnects"] == 0 and c["messages"] > 10
+        assert connections and all(c["reconnects"] == 0 and c["messages"] >= 2
                                    for c in connections)
     finally:
         daemon.stop()
