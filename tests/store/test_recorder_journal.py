@@ -147,6 +147,8 @@ def run_kills(tmp_path: Path, venue: LocalVenue, history: dict[str, Any],
     final_started = time.time_ns()
     daemon = start_daemon(config_path, log)
     url = f"http://127.0.0.1:{raw['http']['port']}"
+    # This run records trades of its own, and the killed runs' batches are written.
+    wait(lambda: journal_has_trade_since(data_dir, final_started), log)
     wait(lambda: _recorder_settled(url), log)
     daemon.send_signal(signal.SIGTERM)
     assert daemon.wait(60) == 0, log.read_text()[-3000:]

@@ -193,7 +193,8 @@ class UsdmDialect:
                 mark = self.funding.update(internal, index, bid.price if bid else 0,
                                            ask.price if ask else 0,
                                            engine.last_price[internal], now_ms)
-                marks.append(self._mark_event(spec, mark, now_ms))
+                if mark > 0:  # no price yet (no book, no trade): no mark, as on Binance
+                    marks.append(self._mark_event(spec, mark, now_ms))
             for internal in self.funding.due(now_ms):
                 payments = self.funding.settle(internal, now_ms)
                 if payments:
